@@ -1,0 +1,366 @@
+//! The normalized subscription and its validated parts. A `SubscriptionSpec`
+//! can only hold values that passed the provider-independent rules; what a
+//! particular provider accepts is decided by its [`crate::Capabilities`] and
+//! adapter.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// Longest callback URL accepted by any provider path (browsers' de-facto limit).
+pub const MAX_URL_LEN: usize = 2048;
+/// Longest subscription name (Talkover `name` ≤ 255, seed 002).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// An absolute `http(s)` URL with a host, kept exactly as the caller wrote it
+/// so that what is sent upstream is what was asked for.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CallbackUrl(String);
+
+impl CallbackUrl {
+    /// Validates a callback URL.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() > MAX_URL_LEN {
+            return Err(format!("must be at most {MAX_URL_LEN} characters"));
+        }
+        if raw.trim() != raw || raw.is_empty() {
+            return Err("must be a URL without surrounding whitespace".into());
+        }
+        let parsed = url::Url::parse(raw).map_err(|e| format!("is not an absolute URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("must use http or https, not `{}`", parsed.scheme()));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err("must have a host".into());
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("must not contain credentials; use `auth` instead".into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the scheme is https.
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+}
+
+impl TryFrom<String> for CallbackUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CallbackUrl> for String {
+    fn from(u: CallbackUrl) -> String {
+        u.0
+    }
+}
+
+impl fmt::Debug for CallbackUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CallbackUrl({})", self.0)
+    }
+}
+
+/// An event the caller subscribes to: a normalized catalog name
+/// (`call.ended`) or a provider's own name passed through (`native:event_action`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EventName {
+    /// A name from the normalized catalog.
+    Normalized(String),
+    /// A provider-native name, checked against that kind's native catalog.
+    Native(String),
+}
+
+impl EventName {
+    /// Parses `call.ended` or `native:<name>`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(native) = raw.strip_prefix("native:") {
+            let ok = !native.is_empty()
+                && native.len() <= 128
+                && native
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+            return if ok {
+                Ok(Self::Native(native.to_owned()))
+            } else {
+                Err(
+                    "a native event name is `native:` followed by letters, digits, `_ . : -`"
+                        .into(),
+                )
+            };
+        }
+        let mut parts = raw.split('.');
+        let well_formed = raw.len() <= 128
+            && raw.contains('.')
+            && parts.all(|p| {
+                p.starts_with(|c: char| c.is_ascii_lowercase())
+                    && p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            });
+        if well_formed {
+            Ok(Self::Normalized(raw.to_owned()))
+        } else {
+            Err(format!(
+                "`{raw}` is not an event name: use a catalog name like `call.ended` or `native:<provider name>`"
+            ))
+        }
+    }
+}
+
+impl TryFrom<String> for EventName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EventName> for String {
+    fn from(e: EventName) -> String {
+        e.to_string()
+    }
+}
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Normalized(n) => f.write_str(n),
+            Self::Native(n) => write!(f, "native:{n}"),
+        }
+    }
+}
+
+/// How the provider authenticates its deliveries to the callback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallbackAuth {
+    /// No credentials.
+    #[default]
+    None,
+    /// HTTP Basic.
+    Basic {
+        /// User name (not secret).
+        username: String,
+        /// Password (secret).
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// Token (secret).
+        token: Secret,
+    },
+    /// A header carrying a static key.
+    ApiKey {
+        /// Header name.
+        header: String,
+        /// Header value (secret).
+        value: Secret,
+    },
+}
+
+impl CallbackAuth {
+    /// The wire name of the variant (`none`, `basic`, `bearer`, `api_key`).
+    pub fn kind(&self) -> AuthKind {
+        match self {
+            Self::None => AuthKind::None,
+            Self::Basic { .. } => AuthKind::Basic,
+            Self::Bearer { .. } => AuthKind::Bearer,
+            Self::ApiKey { .. } => AuthKind::ApiKey,
+        }
+    }
+}
+
+/// The callback auth variants, as data for capability checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// No credentials.
+    None,
+    /// HTTP Basic.
+    Basic,
+    /// Bearer token.
+    Bearer,
+    /// Static key header.
+    ApiKey,
+}
+
+impl AuthKind {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Basic => "basic",
+            Self::Bearer => "bearer",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
+/// HTTP method the provider uses to deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DeliveryMethod {
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// PATCH.
+    Patch,
+}
+
+impl DeliveryMethod {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+        }
+    }
+}
+
+/// Payload format the provider delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryFormat {
+    /// JSON.
+    Json,
+    /// XML.
+    Xml,
+}
+
+impl DeliveryFormat {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Xml => "xml",
+        }
+    }
+}
+
+/// What to do with a field the provider cannot honour natively.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnsupported {
+    /// 422 naming the field and the provider (default: nothing silently lost).
+    #[default]
+    Reject,
+    /// Drop the field and report a warning.
+    Ignore,
+}
+
+/// A delivery filter (`key` equals `value`), for providers that filter natively.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    /// Attribute name.
+    pub key: String,
+    /// Required value.
+    pub value: String,
+}
+
+/// The desired state of one subscription, validated independently of any
+/// provider. Optional delivery settings are `None` when the caller left them
+/// to the provider's default, so that "unsupported" is only ever reported for
+/// something the caller actually asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionSpec {
+    /// Provider instance key (`[providers.<key>]`).
+    pub provider: String,
+    /// Provider-side parent (Telegent AccountId, Talkover agent, Bird workspace).
+    pub account: Option<String>,
+    /// Human-readable name.
+    pub name: Option<String>,
+    /// Where deliveries go.
+    pub url: CallbackUrl,
+    /// At least one event, no duplicates, in the caller's order.
+    pub events: Vec<EventName>,
+    /// Delivery authentication.
+    pub auth: CallbackAuth,
+    /// Signing secret for deliveries.
+    pub signing_secret: Option<Secret>,
+    /// Extra delivery headers (names validated as HTTP tokens).
+    pub headers: BTreeMap<String, String>,
+    /// Delivery method.
+    pub method: Option<DeliveryMethod>,
+    /// Delivery format.
+    pub format: Option<DeliveryFormat>,
+    /// Delivery timeout.
+    pub timeout_seconds: Option<u32>,
+    /// Delivery retries.
+    pub max_retries: Option<u32>,
+    /// Whether deliveries are on.
+    pub enabled: bool,
+    /// Delivery filters.
+    pub filters: Vec<Filter>,
+    /// Provider-specific extras, validated by the adapter.
+    pub provider_options: serde_json::Map<String, serde_json::Value>,
+    /// Caller's metadata: stored and returned, never sent upstream.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Unsupported-field policy.
+    pub on_unsupported: OnUnsupported,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_url_rules() {
+        assert!(CallbackUrl::parse("https://billing.example.com/hooks").is_ok());
+        assert!(CallbackUrl::parse("http://localhost:9000/x").is_ok());
+        assert!(CallbackUrl::parse("ftp://example.com").is_err());
+        assert!(CallbackUrl::parse("example.com/hooks").is_err());
+        assert!(CallbackUrl::parse(" https://example.com").is_err());
+        assert!(CallbackUrl::parse("https://user:pw@example.com").is_err());
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert!(CallbackUrl::parse(&long).unwrap_err().contains("2048"));
+    }
+
+    #[test]
+    fn event_names() {
+        assert_eq!(
+            EventName::parse("call.ended").unwrap(),
+            EventName::Normalized("call.ended".into())
+        );
+        assert_eq!(
+            EventName::parse("native:channels:sms.outbound").unwrap(),
+            EventName::Native("channels:sms.outbound".into())
+        );
+        for bad in [
+            "",
+            "call",
+            "Call.Ended",
+            "call..ended",
+            "native:",
+            "native:a b",
+        ] {
+            assert!(EventName::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            EventName::parse("native:event_action").unwrap().to_string(),
+            "native:event_action"
+        );
+    }
+
+    #[test]
+    fn auth_debug_hides_secrets() {
+        let auth = CallbackAuth::Basic {
+            username: "u".into(),
+            password: Secret::new("p4ssw0rd"),
+        };
+        assert!(!format!("{auth:?}").contains("p4ssw0rd"));
+    }
+}

@@ -1,0 +1,57 @@
+//! The seam between adapters and the network. Adapters build
+//! [`crate::NativeRequest`]s and hand them to a `Transport`; the production
+//! implementation (pooled reqwest, timeouts, retries) lives in the
+//! `switchboard-transport` crate, so this crate stays free of I/O.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::NativeRequest;
+
+/// What came back from a provider.
+#[derive(Debug, Clone)]
+pub struct NativeResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed `Retry-After`, if the provider sent one.
+    pub retry_after: Option<Duration>,
+    /// Raw body.
+    pub body: Vec<u8>,
+}
+
+impl NativeResponse {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON, or `Null` when it is empty or not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A request that got no HTTP answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// No answer within the configured timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The connection could not be made or broke before an answer.
+    #[error("connection failed: {0}")]
+    Connect(String),
+}
+
+/// Sends native requests to one provider's API root.
+#[async_trait]
+pub trait Transport: Send + Sync {
+    /// Sends `req` relative to `base_url`. `provider` names the instance for
+    /// logs and per-instance limits.
+    async fn send(
+        &self,
+        provider: &str,
+        base_url: &str,
+        req: &NativeRequest,
+    ) -> Result<NativeResponse, TransportError>;
+}

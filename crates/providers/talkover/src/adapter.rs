@@ -1,0 +1,138 @@
+//! Sends Talkover requests built by [`crate::translate`] through the shared
+//! transport and parses the answers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchboard_core::{
+    Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    SubscriptionSpec, Transport, UpstreamErrorKind,
+};
+
+use crate::{TalkoverConfig, translate};
+
+/// One `[providers.<key>]` instance of kind `talkover`.
+pub struct TalkoverAdapter {
+    key: String,
+    config: TalkoverConfig,
+    transport: Arc<dyn Transport>,
+    capabilities: Capabilities,
+}
+
+impl TalkoverAdapter {
+    /// An adapter for provider instance `key`.
+    pub fn new(
+        key: impl Into<String>,
+        config: TalkoverConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            config,
+            transport,
+            capabilities: translate::capabilities(),
+        }
+    }
+
+    fn token(&self) -> &str {
+        self.config.token.expose()
+    }
+
+    fn agent<'a>(&self, account: Option<&'a str>) -> Result<&'a str, Error> {
+        account.ok_or_else(|| Error::field("/account", "the Talkover agent_id is required"))
+    }
+
+    async fn send(&self, req: &NativeRequest) -> Result<switchboard_core::NativeResponse, Error> {
+        self.transport
+            .send(&self.key, &self.config.base_url, req)
+            .await
+            .map_err(|e| translate::transport_error(&self.key, e))
+    }
+}
+
+#[async_trait]
+impl ProviderAdapter for TalkoverAdapter {
+    fn kind(&self) -> &'static str {
+        crate::KIND
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn plan(
+        &self,
+        id: &str,
+        spec: &SubscriptionSpec,
+        events: &[String],
+    ) -> Result<Vec<NativePlan>, Error> {
+        translate::plan(id, spec, events).map(|p| vec![p])
+    }
+
+    fn preview(&self, account: Option<&str>, plans: &[NativePlan]) -> Vec<NativeRequest> {
+        let agent = account.unwrap_or_default();
+        plans
+            .iter()
+            .map(|p| translate::create_request(self.token(), agent, p))
+            .collect()
+    }
+
+    fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
+    async fn create(
+        &self,
+        account: Option<&str>,
+        plan: &NativePlan,
+    ) -> Result<NativeResource, Error> {
+        let req = translate::create_request(self.token(), self.agent(account)?, plan);
+        translate::parse_webhook(&self.key, &self.send(&req).await?)
+    }
+
+    async fn update(
+        &self,
+        account: Option<&str>,
+        id: &str,
+        old: &NativePlan,
+        new: &NativePlan,
+    ) -> Result<NativeResource, Error> {
+        let agent = self.agent(account)?;
+        match translate::update_request(self.token(), agent, id, old, new) {
+            Some(req) => translate::parse_webhook(&self.key, &self.send(&req).await?),
+            None => self.get(account, id).await,
+        }
+    }
+
+    async fn set_enabled(
+        &self,
+        account: Option<&str>,
+        id: &str,
+        enabled: bool,
+    ) -> Result<NativeResource, Error> {
+        let req = translate::set_enabled_request(self.token(), self.agent(account)?, id, enabled);
+        translate::parse_webhook(&self.key, &self.send(&req).await?)
+    }
+
+    async fn delete(&self, account: Option<&str>, id: &str) -> Result<(), Error> {
+        let req = translate::delete_request(self.token(), self.agent(account)?, id);
+        let resp = self.send(&req).await?;
+        if resp.is_success() {
+            return Ok(());
+        }
+        match translate::classify_error(&self.key, &resp) {
+            Error::Upstream(e) if e.kind == UpstreamErrorKind::NotFound => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    async fn get(&self, account: Option<&str>, id: &str) -> Result<NativeResource, Error> {
+        let req = translate::get_request(self.token(), self.agent(account)?, id);
+        translate::parse_webhook(&self.key, &self.send(&req).await?)
+    }
+
+    async fn list(&self, account: Option<&str>) -> Result<Vec<NativeResource>, Error> {
+        let req = translate::list_request(self.token(), self.agent(account)?);
+        translate::parse_list(&self.key, &self.send(&req).await?)
+    }
+}

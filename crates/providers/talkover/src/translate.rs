@@ -1,0 +1,416 @@
+//! Pure Talkover translation: capabilities, the plan (normalized → native
+//! body), request builders and response/error parsing. No I/O.
+//!
+//! Facts are from providers.md §2 and seed 002 ("Create Webhook").
+
+use base64::Engine as _;
+use http::Method;
+use serde_json::{Map, Value, json};
+use switchboard_core::capabilities::Range;
+use switchboard_core::subscription::AuthKind;
+use switchboard_core::{
+    AccountRule, CallbackAuth, Capabilities, DeliveryFormat, DeliveryMethod, Error,
+    EventsPerResource, FieldError, NativePlan, NativeRequest, NativeResource, NativeResponse,
+    SubscriptionSpec, TransportError, UpstreamErrorKind,
+};
+
+/// The one native resource of a Talkover subscription.
+pub const PLAN_KEY: &str = "webhook";
+/// seed 002: `name` max 255 characters.
+const NAME_MAX: usize = 255;
+
+/// What Talkover can do (seed 002 field table and validation rules).
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        account: AccountRule::Required {
+            meaning: "Talkover agent_id (agent UUID)",
+            max_len: 64,
+        },
+        events_per_resource: EventsPerResource::Many,
+        // seed 002: "max 500 characters, must be valid URL"; HTTPS is advised
+        // "in production" but not documented as enforced.
+        url_max_len: 500,
+        https_only: false,
+        // Delivery credentials travel as `custom_headers` under an
+        // `authorization_scheme` (providers.md §2.2: the credential fields
+        // are undocumented, custom headers are the documented carrier).
+        auth: vec![
+            AuthKind::None,
+            AuthKind::Basic,
+            AuthKind::Bearer,
+            AuthKind::ApiKey,
+        ],
+        signing_secret_max_len: Some(255),
+        headers: true,
+        methods: vec![
+            DeliveryMethod::Post,
+            DeliveryMethod::Put,
+            DeliveryMethod::Patch,
+        ],
+        // Talkover documents JSON payloads only.
+        formats: vec![DeliveryFormat::Json],
+        timeout_seconds: Some(Range { min: 5, max: 120 }),
+        max_retries: Some(Range { min: 0, max: 10 }),
+        filters: false,
+        native_disable: true,
+        provider_options: vec!["payload_templates"],
+    }
+}
+
+/// The native name: the caller's name (or a default) followed by the
+/// subscription id, so a webhook can be traced to its subscription.
+fn native_name(id: &str, name: Option<&str>) -> String {
+    let suffix = format!(" [{id}]");
+    let base = name.unwrap_or("switchboard");
+    let room = NAME_MAX.saturating_sub(suffix.chars().count());
+    let base: String = base.chars().take(room).collect();
+    format!("{base}{suffix}")
+}
+
+/// Normalized subscription → the create body of the one Talkover webhook.
+///
+/// Every field the subscription controls is always present (defaults
+/// written out: timeout 30, max_retries 3, POST, scheme `none`, no custom
+/// headers), so that diffing two plans yields exactly the fields an update
+/// must send, including a return to a default.
+pub fn plan(id: &str, spec: &SubscriptionSpec, events: &[String]) -> Result<NativePlan, Error> {
+    let mut headers: Vec<Value> = Vec::new();
+    let mut secret_pointers = Vec::new();
+    let (scheme, auth_header) = match &spec.auth {
+        CallbackAuth::None => ("none", None),
+        CallbackAuth::Basic { username, password } => {
+            let raw = format!("{username}:{}", password.expose());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+            (
+                "basic",
+                Some(("Authorization".to_owned(), format!("Basic {encoded}"))),
+            )
+        }
+        CallbackAuth::Bearer { token } => (
+            "bearer",
+            Some((
+                "Authorization".to_owned(),
+                format!("Bearer {}", token.expose()),
+            )),
+        ),
+        CallbackAuth::ApiKey { header, value } => {
+            ("api_key", Some((header.clone(), value.expose().to_owned())))
+        }
+    };
+    if let Some((name, value)) = auth_header {
+        if spec.headers.keys().any(|h| h.eq_ignore_ascii_case(&name)) {
+            return Err(Error::field(
+                format!("/headers/{name}"),
+                format!("`{name}` is set by `auth`; remove it from `headers`"),
+            ));
+        }
+        secret_pointers.push("/custom_headers/0/value".to_owned());
+        headers.push(json!({"key": name, "value": value}));
+    }
+    for (key, value) in &spec.headers {
+        headers.push(json!({"key": key, "value": value}));
+    }
+
+    let mut body = Map::new();
+    body.insert("name".into(), json!(native_name(id, spec.name.as_deref())));
+    body.insert("webhook_url".into(), json!(spec.url.as_str()));
+    body.insert("events".into(), json!(events));
+    body.insert("timeout".into(), json!(spec.timeout_seconds.unwrap_or(30)));
+    body.insert("max_retries".into(), json!(spec.max_retries.unwrap_or(3)));
+    body.insert("enabled".into(), json!(spec.enabled));
+    body.insert(
+        "http_method".into(),
+        json!(spec.method.unwrap_or(DeliveryMethod::Post).as_str()),
+    );
+    body.insert("authorization_scheme".into(), json!(scheme));
+    body.insert("custom_headers".into(), Value::Array(headers));
+    if let Some(secret) = &spec.signing_secret {
+        body.insert("webhook_secret".into(), json!(secret.expose()));
+        secret_pointers.push("/webhook_secret".to_owned());
+    }
+    if let Some(templates) = spec.provider_options.get("payload_templates") {
+        let Some(map) = templates.as_object() else {
+            return Err(Error::field(
+                "/provider_options/payload_templates",
+                "must be an object keyed by Talkover event name",
+            ));
+        };
+        if let Some(bad) = map.keys().find(|k| !events.contains(k)) {
+            return Err(Error::field(
+                format!("/provider_options/payload_templates/{bad}"),
+                format!("`{bad}` is not one of this subscription's native events"),
+            ));
+        }
+        body.insert("payload_templates".into(), templates.clone());
+    }
+    Ok(NativePlan {
+        key: PLAN_KEY.to_owned(),
+        events: events.to_vec(),
+        body: Value::Object(body),
+        secret_pointers,
+    })
+}
+
+fn agent_path(agent: &str) -> String {
+    format!(
+        "/agents/{}/webhooks",
+        switchboard_core::adapter::encode(agent)
+    )
+}
+
+fn webhook_path(agent: &str, id: &str) -> String {
+    format!(
+        "{}/{}",
+        agent_path(agent),
+        switchboard_core::adapter::encode(id)
+    )
+}
+
+fn authorized(req: NativeRequest, token: &str) -> NativeRequest {
+    req.header("Authorization", format!("Bearer {token}"), true)
+        .header("Accept", "application/json", false)
+}
+
+/// `POST /agents/{agent_id}/webhooks` with the plan's body.
+pub fn create_request(token: &str, agent: &str, plan: &NativePlan) -> NativeRequest {
+    authorized(NativeRequest::new(Method::POST, agent_path(agent)), token)
+        .json(plan.body.clone(), plan.secret_pointers.clone())
+}
+
+/// `PUT /agents/{agent_id}/webhooks/{id}` with only the fields that differ
+/// (Talkover's PUT is partial: "only the fields you send change",
+/// providers.md §2.2). `None` when nothing differs.
+pub fn update_request(
+    token: &str,
+    agent: &str,
+    id: &str,
+    old: &NativePlan,
+    new: &NativePlan,
+) -> Option<NativeRequest> {
+    let (Some(old_body), Some(new_body)) = (old.body.as_object(), new.body.as_object()) else {
+        return None;
+    };
+    let mut changed = Map::new();
+    for (k, v) in new_body {
+        if old_body.get(k) != Some(v) {
+            changed.insert(k.clone(), v.clone());
+        }
+    }
+    // A field the new plan no longer has (a removed secret or template) is
+    // cleared explicitly; omitting it would keep the old value.
+    for k in old_body.keys() {
+        if !new_body.contains_key(k) {
+            changed.insert(k.clone(), Value::Null);
+        }
+    }
+    if changed.is_empty() {
+        return None;
+    }
+    let secret_pointers = new
+        .secret_pointers
+        .iter()
+        .filter(|p| {
+            let top = p
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            changed.contains_key(top)
+        })
+        .cloned()
+        .collect();
+    Some(
+        authorized(
+            NativeRequest::new(Method::PUT, webhook_path(agent, id)),
+            token,
+        )
+        .json(Value::Object(changed), secret_pointers),
+    )
+}
+
+/// `PUT {"enabled": …}`: sets a definite state. The documented toggle
+/// endpoint flips and is not idempotent, so it is never used.
+pub fn set_enabled_request(token: &str, agent: &str, id: &str, enabled: bool) -> NativeRequest {
+    authorized(
+        NativeRequest::new(Method::PUT, webhook_path(agent, id)),
+        token,
+    )
+    .json(json!({ "enabled": enabled }), Vec::new())
+}
+
+/// `DELETE /agents/{agent_id}/webhooks/{id}` (path INFERRED, providers.md §2.2).
+pub fn delete_request(token: &str, agent: &str, id: &str) -> NativeRequest {
+    authorized(
+        NativeRequest::new(Method::DELETE, webhook_path(agent, id)),
+        token,
+    )
+}
+
+/// `GET /agents/{agent_id}/webhooks/{id}`.
+pub fn get_request(token: &str, agent: &str, id: &str) -> NativeRequest {
+    authorized(
+        NativeRequest::new(Method::GET, webhook_path(agent, id)),
+        token,
+    )
+}
+
+/// `GET /agents/{agent_id}/webhooks`.
+pub fn list_request(token: &str, agent: &str) -> NativeRequest {
+    authorized(NativeRequest::new(Method::GET, agent_path(agent)), token)
+}
+
+fn webhook_from(provider: &str, data: &Value) -> Result<NativeResource, Error> {
+    let protocol = |what: &str| {
+        Error::upstream(
+            provider,
+            UpstreamErrorKind::Protocol,
+            None,
+            format!("webhook object without {what}"),
+        )
+    };
+    let id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| protocol("`id`"))?;
+    let events = data
+        .get("events")
+        .and_then(Value::as_array)
+        .ok_or_else(|| protocol("`events`"))?
+        .iter()
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect();
+    Ok(NativeResource {
+        id: id.to_owned(),
+        events,
+        enabled: data.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+        url: data
+            .get("webhook_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// Parses `{success, data: Webhook}` (create, get, update).
+pub fn parse_webhook(provider: &str, resp: &NativeResponse) -> Result<NativeResource, Error> {
+    if !resp.is_success() {
+        return Err(classify_error(provider, resp));
+    }
+    let body = resp.json();
+    webhook_from(provider, body.get("data").unwrap_or(&Value::Null))
+}
+
+/// Parses `{success, data: {webhooks: […], available_events}}` (list).
+pub fn parse_list(provider: &str, resp: &NativeResponse) -> Result<Vec<NativeResource>, Error> {
+    if !resp.is_success() {
+        return Err(classify_error(provider, resp));
+    }
+    let body = resp.json();
+    body.pointer("/data/webhooks")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            Error::upstream(
+                provider,
+                UpstreamErrorKind::Protocol,
+                Some(resp.status),
+                "list without data.webhooks",
+            )
+        })?
+        .iter()
+        .map(|w| webhook_from(provider, w))
+        .collect()
+}
+
+/// Talkover field name (Laravel error key) → normalized JSON pointer.
+pub fn field_pointer(native: &str) -> String {
+    let mut parts = native.split('.');
+    let head = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    let base = match head {
+        "webhook_url" => "/url",
+        "name" => "/name",
+        "webhook_secret" => "/signing_secret",
+        "events" => "/events",
+        "timeout" => "/timeout_seconds",
+        "max_retries" => "/max_retries",
+        "enabled" => "/enabled",
+        "http_method" => "/method",
+        "authorization_scheme" => "/auth",
+        "custom_headers" => return "/headers".to_owned(),
+        "payload_templates" => "/provider_options/payload_templates",
+        _ => return format!("/{head}"),
+    };
+    if head == "events" {
+        if let Some(i) = rest.first() {
+            return format!("{base}/{i}");
+        }
+    }
+    base.to_owned()
+}
+
+/// Classifies every documented error shape (providers.md §2.2): 401
+/// `{message}`, 404 `{success:false,message}`, 422 `{message, errors}`.
+pub fn classify_error(provider: &str, resp: &NativeResponse) -> Error {
+    let body = resp.json();
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message")
+        .to_owned();
+    let status = Some(resp.status);
+    let kind = match resp.status {
+        401 | 403 => UpstreamErrorKind::Unauthorized,
+        // "Agent not found in this environment." means the caller's account
+        // (agent id) is wrong, not that a webhook vanished.
+        404 if message.contains("Agent") => {
+            UpstreamErrorKind::Rejected(vec![FieldError::provider(
+                "/account",
+                format!("Talkover: {message}"),
+                provider,
+            )])
+        }
+        404 => UpstreamErrorKind::NotFound,
+        422 => {
+            let mut errors = Vec::new();
+            if let Some(map) = body.get("errors").and_then(Value::as_object) {
+                for (field, msgs) in map {
+                    let text: Vec<&str> = msgs
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    errors.push(FieldError::provider(
+                        field_pointer(field),
+                        format!("Talkover: {}", text.join(" ")),
+                        provider,
+                    ));
+                }
+            }
+            if errors.is_empty() {
+                errors.push(FieldError::provider(
+                    "",
+                    format!("Talkover: {message}"),
+                    provider,
+                ));
+            }
+            UpstreamErrorKind::Rejected(errors)
+        }
+        429 => UpstreamErrorKind::RateLimited {
+            retry_after: resp.retry_after,
+        },
+        408 | 504 => UpstreamErrorKind::Timeout,
+        500..=599 => UpstreamErrorKind::Unavailable,
+        _ => UpstreamErrorKind::Protocol,
+    };
+    Error::upstream(provider, kind, status, message)
+}
+
+/// A request that got no HTTP answer.
+pub fn transport_error(provider: &str, e: TransportError) -> Error {
+    let kind = match e {
+        TransportError::Timeout => UpstreamErrorKind::Timeout,
+        TransportError::Connect(_) => UpstreamErrorKind::Unavailable,
+    };
+    Error::upstream(provider, kind, None, e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,300 @@
+//! Unit tests of the pure translation against the examples in seed 002.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use switchboard_core::{
+    CallbackAuth, CallbackUrl, EventName, OnUnsupported, Secret, SubscriptionSpec,
+    UpstreamErrorKind,
+};
+
+use super::*;
+
+fn spec() -> SubscriptionSpec {
+    SubscriptionSpec {
+        provider: "talkover".into(),
+        account: Some("9fbef0b7-8d4e-4a08-9207-66c22155721d".into()),
+        name: Some("My Webhook".into()),
+        url: CallbackUrl::parse("https://example.com/webhook").unwrap(),
+        events: vec![
+            EventName::parse("call.started").unwrap(),
+            EventName::parse("call.ended").unwrap(),
+        ],
+        auth: CallbackAuth::None,
+        signing_secret: Some(Secret::new("optional_secret_for_hmac")),
+        headers: BTreeMap::new(),
+        method: None,
+        format: None,
+        timeout_seconds: Some(30),
+        max_retries: Some(3),
+        enabled: true,
+        filters: vec![],
+        provider_options: Default::default(),
+        metadata: Default::default(),
+        on_unsupported: OnUnsupported::Reject,
+    }
+}
+
+fn events() -> Vec<String> {
+    vec![
+        "event_phone_call_started".into(),
+        "event_phone_call_ended".into(),
+    ]
+}
+
+fn response(status: u16, body: serde_json::Value) -> NativeResponse {
+    NativeResponse {
+        status,
+        retry_after: None,
+        body: body.to_string().into_bytes(),
+    }
+}
+
+#[test]
+fn create_request_matches_the_seed_example() {
+    let plan = plan("sub_1", &spec(), &events()).unwrap();
+    let req = create_request("talq_x", "9fbef0b7-8d4e-4a08-9207-66c22155721d", &plan);
+    assert_eq!(req.method, Method::POST);
+    assert_eq!(
+        req.path,
+        "/agents/9fbef0b7-8d4e-4a08-9207-66c22155721d/webhooks"
+    );
+    let body = req.body.as_ref().unwrap();
+    // The seed's cURL example body, plus the fields Switchboard always writes out.
+    assert_eq!(body["name"], "My Webhook [sub_1]");
+    assert_eq!(body["webhook_url"], "https://example.com/webhook");
+    assert_eq!(body["webhook_secret"], "optional_secret_for_hmac");
+    assert_eq!(
+        body["events"],
+        json!(["event_phone_call_started", "event_phone_call_ended"])
+    );
+    assert_eq!(body["timeout"], 30);
+    assert_eq!(body["max_retries"], 3);
+    assert_eq!(body["enabled"], true);
+    assert_eq!(body["http_method"], "POST");
+    assert_eq!(body["authorization_scheme"], "none");
+    assert_eq!(body["custom_headers"], json!([]));
+    let shown = req.redacted("https://app.talkover.ai/api/v1").to_string();
+    assert!(!shown.contains("optional_secret_for_hmac") && !shown.contains("talq_x"));
+    assert!(shown.contains("https://app.talkover.ai/api/v1/agents/9fbef0b7"));
+}
+
+#[test]
+fn callback_auth_becomes_scheme_and_custom_header() {
+    let mut s = spec();
+    s.auth = CallbackAuth::Basic {
+        username: "u".into(),
+        password: Secret::new("p"),
+    };
+    s.headers.insert("X-Team".into(), "billing".into());
+    let p = plan("sub_1", &s, &events()).unwrap();
+    assert_eq!(p.body["authorization_scheme"], "basic");
+    assert_eq!(
+        p.body["custom_headers"],
+        json!([{"key": "Authorization", "value": "Basic dTpw"}, {"key": "X-Team", "value": "billing"}])
+    );
+    assert!(
+        p.secret_pointers
+            .contains(&"/custom_headers/0/value".to_owned())
+    );
+
+    s.auth = CallbackAuth::ApiKey {
+        header: "X-Api-Key".into(),
+        value: Secret::new("k"),
+    };
+    let p = plan("sub_1", &s, &events()).unwrap();
+    assert_eq!(p.body["authorization_scheme"], "api_key");
+    assert_eq!(
+        p.body["custom_headers"][0],
+        json!({"key": "X-Api-Key", "value": "k"})
+    );
+
+    s.headers.insert("x-api-key".into(), "clash".into());
+    let err = plan("sub_1", &s, &events()).unwrap_err();
+    assert!(matches!(err, Error::Invalid(ref e) if e[0].pointer == "/headers/X-Api-Key"));
+}
+
+#[test]
+fn long_names_are_cut_to_255_with_the_marker_kept() {
+    let mut s = spec();
+    s.name = Some("n".repeat(255));
+    let p = plan("sub_01JABCDEFGHJKMNPQRSTVWXYZ0", &s, &events()).unwrap();
+    let name = p.body["name"].as_str().unwrap();
+    assert_eq!(name.chars().count(), 255);
+    assert!(name.ends_with("[sub_01JABCDEFGHJKMNPQRSTVWXYZ0]"));
+}
+
+#[test]
+fn update_sends_only_changed_fields() {
+    let old = plan("sub_1", &spec(), &events()).unwrap();
+    let mut s = spec();
+    s.url = CallbackUrl::parse("https://example.com/new").unwrap();
+    s.timeout_seconds = None;
+    s.signing_secret = None;
+    let new = plan("sub_1", &s, &events()).unwrap();
+    let req = update_request("t", "a", "w", &old, &new).unwrap();
+    assert_eq!(req.method, Method::PUT);
+    assert_eq!(req.path, "/agents/a/webhooks/w");
+    assert_eq!(
+        req.body.unwrap(),
+        json!({"webhook_url": "https://example.com/new", "webhook_secret": null})
+    );
+    assert!(update_request("t", "a", "w", &old, &old).is_none());
+
+    let mut s2 = spec();
+    s2.signing_secret = Some(Secret::new("rotated"));
+    let new = plan("sub_1", &s2, &events()).unwrap();
+    let req = update_request("t", "a", "w", &old, &new).unwrap();
+    assert_eq!(
+        req.body.as_ref().unwrap(),
+        &json!({"webhook_secret": "rotated"})
+    );
+    assert!(!format!("{req:?}").contains("rotated"));
+}
+
+#[test]
+fn set_enabled_uses_put_not_toggle() {
+    let req = set_enabled_request("t", "a", "w", false);
+    assert_eq!(req.method, Method::PUT);
+    assert_eq!(req.body.unwrap(), json!({"enabled": false}));
+}
+
+#[test]
+fn parses_the_seed_create_response() {
+    let resp = response(
+        201,
+        json!({
+          "success": true, "message": "Webhook created successfully",
+          "data": {
+            "id": "9fcafbf2-7593-44d6-8cd7-1b221beba62a",
+            "agent_id": "9fbef0b7-8d4e-4a08-9207-66c22155721d",
+            "name": "My Webhook", "webhook_url": "https://example.com/webhook",
+            "events": ["event_phone_call_started", "event_phone_call_ended"],
+            "timeout": 30, "max_retries": 3, "enabled": true,
+            "created_at": "2025-09-03T23:19:51.000000Z", "updated_at": "2025-09-03T23:19:51.000000Z",
+            "events_count": 2, "status": "active"
+          }
+        }),
+    );
+    let w = parse_webhook("tk", &resp).unwrap();
+    assert_eq!(w.id, "9fcafbf2-7593-44d6-8cd7-1b221beba62a");
+    assert_eq!(w.events, events());
+    assert!(w.enabled);
+    assert_eq!(w.url.as_deref(), Some("https://example.com/webhook"));
+}
+
+#[test]
+fn parses_list_response() {
+    let resp = response(
+        200,
+        json!({"success": true, "data": {"webhooks": [
+            {"id": "a", "events": ["event_action"], "enabled": false, "webhook_url": "https://x.io"}
+        ], "available_events": {"event_action": "…"}}}),
+    );
+    let list = parse_list("tk", &resp).unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(!list[0].enabled);
+}
+
+fn kind_of(e: Error) -> UpstreamErrorKind {
+    match e {
+        Error::Upstream(u) => u.kind,
+        other => panic!("not upstream: {other:?}"),
+    }
+}
+
+#[test]
+fn every_documented_error_shape_is_classified() {
+    assert_eq!(
+        kind_of(classify_error(
+            "tk",
+            &response(401, json!({"message": "Missing Bearer Token"}))
+        )),
+        UpstreamErrorKind::Unauthorized
+    );
+    match kind_of(classify_error(
+        "tk",
+        &response(
+            404,
+            json!({"success": false, "message": "Agent not found in this environment."}),
+        ),
+    )) {
+        UpstreamErrorKind::Rejected(errs) => assert_eq!(errs[0].pointer, "/account"),
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(
+        kind_of(classify_error(
+            "tk",
+            &response(
+                404,
+                json!({"success": false, "message": "Webhook not found."})
+            )
+        )),
+        UpstreamErrorKind::NotFound
+    );
+    match kind_of(classify_error(
+        "tk",
+        &response(
+            422,
+            json!({"message": "The given data was invalid.", "errors": {
+                "webhook_url": ["The webhook url field is required."],
+                "events.1": ["The selected events.1 is invalid."],
+                "timeout": ["The timeout must be between 5 and 120."]
+            }}),
+        ),
+    )) {
+        UpstreamErrorKind::Rejected(errs) => {
+            let pointers: Vec<_> = errs.iter().map(|e| e.pointer.as_str()).collect();
+            assert_eq!(pointers, ["/events/1", "/timeout_seconds", "/url"]);
+            assert!(
+                errs[2]
+                    .detail
+                    .contains("The webhook url field is required.")
+            );
+            assert_eq!(errs[0].provider.as_deref(), Some("tk"));
+        }
+        k => panic!("{k:?}"),
+    }
+    let mut limited = response(429, json!({"message": "Too Many Attempts."}));
+    limited.retry_after = Some(std::time::Duration::from_secs(7));
+    assert_eq!(
+        kind_of(classify_error("tk", &limited)),
+        UpstreamErrorKind::RateLimited {
+            retry_after: Some(std::time::Duration::from_secs(7))
+        }
+    );
+    assert_eq!(
+        kind_of(classify_error("tk", &response(500, json!({})))),
+        UpstreamErrorKind::Unavailable
+    );
+    assert_eq!(
+        kind_of(classify_error("tk", &response(504, json!({})))),
+        UpstreamErrorKind::Timeout
+    );
+    assert_eq!(
+        kind_of(classify_error("tk", &response(418, json!({})))),
+        UpstreamErrorKind::Protocol
+    );
+}
+
+#[test]
+fn payload_templates_must_name_subscribed_events() {
+    let mut s = spec();
+    s.provider_options.insert(
+        "payload_templates".into(),
+        json!({"event_action": {"x": "{{call.id}}"}}),
+    );
+    let err = plan("sub_1", &s, &events()).unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid(ref e) if e[0].pointer == "/provider_options/payload_templates/event_action")
+    );
+    s.provider_options.insert(
+        "payload_templates".into(),
+        json!({"event_phone_call_ended": {"x": "{{call.id}}"}}),
+    );
+    let p = plan("sub_1", &s, &events()).unwrap();
+    assert_eq!(
+        p.body["payload_templates"]["event_phone_call_ended"]["x"],
+        "{{call.id}}"
+    );
+}

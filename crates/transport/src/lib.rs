@@ -1,0 +1,280 @@
+//! The production [`Transport`]: one pooled reqwest client for every
+//! provider (connections are reused), a per-request timeout, a per-instance
+//! rate limit, and retries with exponential backoff and full jitter that
+//! honour `Retry-After`.
+//!
+//! Retries are only made where repeating cannot create a second native
+//! resource: any request after a connection error (nothing was sent), after
+//! 429 or 503 (the provider said it did not act), and idempotent methods
+//! (GET, PUT, PATCH, DELETE) after 5xx, 408 or a timeout. A POST that timed
+//! out may have been applied, so it is returned to the engine, which knows
+//! whether to compensate.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::Method;
+use switchboard_core::{NativeRequest, NativeResponse, Transport, TransportError};
+use tokio::time::Instant;
+
+/// Retry and timeout settings.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Timeout of one attempt.
+    pub request_timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Attempts in total (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff; doubles each attempt, with full jitter.
+    pub base_backoff: Duration,
+    /// Longest single wait, including a provider's `Retry-After`.
+    pub max_backoff: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A token bucket per provider instance: `per_minute` requests, spread evenly.
+#[derive(Debug)]
+struct RateLimit {
+    interval: Duration,
+    next_free: Mutex<Instant>,
+}
+
+impl RateLimit {
+    fn new(per_minute: u32) -> Self {
+        Self {
+            interval: Duration::from_secs(60) / per_minute.max(1),
+            next_free: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Reserves the next slot and returns when it starts; the lock is never
+    /// held across an await.
+    fn reserve(&self) -> Instant {
+        let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let slot = (*next).max(now);
+        *next = slot + self.interval;
+        slot
+    }
+}
+
+/// reqwest-backed transport shared by every adapter.
+#[derive(Debug)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    config: TransportConfig,
+    limits: HashMap<String, RateLimit>,
+}
+
+impl HttpTransport {
+    /// Builds the shared client. `rate_limits` maps provider keys to a
+    /// requests-per-minute budget; instances not listed are unlimited.
+    pub fn new(config: TransportConfig, rate_limits: HashMap<String, u32>) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let limits = rate_limits
+            .into_iter()
+            .map(|(k, per_minute)| (k, RateLimit::new(per_minute)))
+            .collect();
+        Ok(Self {
+            client,
+            config,
+            limits,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        base_url: &str,
+        req: &NativeRequest,
+    ) -> Result<NativeResponse, TransportError> {
+        let url = format!("{}{}", base_url.trim_end_matches('/'), req.path);
+        let mut builder = self.client.request(req.method.clone(), url);
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        for h in &req.headers {
+            builder = builder.header(&h.name, &h.value);
+        }
+        if let Some(body) = &req.body {
+            builder = builder.json(body);
+        }
+        let resp = builder.send().await.map_err(classify)?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp.bytes().await.map_err(classify)?.to_vec();
+        Ok(NativeResponse {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .config
+            .base_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.config.max_backoff);
+        let jittered = exp.mul_f64(rand::random::<f64>());
+        retry_after
+            .map_or(jittered, |ra| ra.max(jittered))
+            .min(self.config.max_backoff)
+    }
+}
+
+fn classify(e: reqwest::Error) -> TransportError {
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else {
+        // The source chain says why (refused, reset); it never holds headers.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg = format!("{msg}: {s}");
+            src = s.source();
+        }
+        TransportError::Connect(msg)
+    }
+}
+
+/// Whether an outcome may be retried for this method (see the module doc).
+pub fn retryable(method: &Method, outcome: &Result<NativeResponse, TransportError>) -> bool {
+    let idempotent = matches!(
+        *method,
+        Method::GET | Method::PUT | Method::PATCH | Method::DELETE | Method::HEAD
+    );
+    match outcome {
+        Ok(r) => {
+            matches!(r.status, 429 | 503)
+                || (idempotent && matches!(r.status, 408 | 500 | 502 | 504))
+        }
+        Err(TransportError::Connect(_)) => true,
+        Err(TransportError::Timeout) => idempotent,
+    }
+}
+
+#[async_trait]
+impl Transport for HttpTransport {
+    async fn send(
+        &self,
+        provider: &str,
+        base_url: &str,
+        req: &NativeRequest,
+    ) -> Result<NativeResponse, TransportError> {
+        let mut attempt = 0;
+        loop {
+            if let Some(limit) = self.limits.get(provider) {
+                tokio::time::sleep_until(limit.reserve()).await;
+            }
+            let started = Instant::now();
+            let outcome = self.attempt(base_url, req).await;
+            let status = outcome.as_ref().map(|r| r.status).ok();
+            tracing::debug!(
+                provider,
+                method = %req.method,
+                path = %req.path,
+                status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                attempt,
+                "upstream call"
+            );
+            attempt += 1;
+            if attempt >= self.config.max_attempts || !retryable(&req.method, &outcome) {
+                return outcome;
+            }
+            let retry_after = outcome.as_ref().ok().and_then(|r| r.retry_after);
+            let wait = self.backoff(attempt, retry_after);
+            tracing::info!(
+                provider,
+                status,
+                wait_ms = wait.as_millis() as u64,
+                "retrying upstream call"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16) -> Result<NativeResponse, TransportError> {
+        Ok(NativeResponse {
+            status,
+            retry_after: None,
+            body: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn post_is_retried_only_when_provably_not_applied() {
+        assert!(retryable(&Method::POST, &resp(429)));
+        assert!(retryable(&Method::POST, &resp(503)));
+        assert!(retryable(
+            &Method::POST,
+            &Err(TransportError::Connect("refused".into()))
+        ));
+        assert!(!retryable(&Method::POST, &resp(500)));
+        assert!(!retryable(&Method::POST, &Err(TransportError::Timeout)));
+        assert!(!retryable(&Method::POST, &resp(422)));
+    }
+
+    #[test]
+    fn idempotent_methods_retry_server_errors() {
+        for m in [Method::GET, Method::PUT, Method::DELETE] {
+            assert!(retryable(&m, &resp(500)));
+            assert!(retryable(&m, &resp(504)));
+            assert!(retryable(&m, &Err(TransportError::Timeout)));
+            assert!(!retryable(&m, &resp(404)));
+            assert!(!retryable(&m, &resp(200)));
+        }
+    }
+
+    #[test]
+    fn backoff_honours_retry_after_within_cap() {
+        let t = HttpTransport::new(TransportConfig::default(), HashMap::new()).unwrap();
+        assert_eq!(
+            t.backoff(1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            t.backoff(1, Some(Duration::from_secs(600))),
+            Duration::from_secs(5)
+        );
+        assert!(t.backoff(10, None) <= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn rate_limit_spaces_reservations() {
+        let rl = RateLimit::new(60);
+        let a = rl.reserve();
+        let b = rl.reserve();
+        assert_eq!(b - a, Duration::from_secs(1));
+    }
+}
