@@ -1,1 +1,16 @@
-//! placeholder
+//! Switchboard's schema, one migration set for SQLite and Postgres.
+//! Migrations run at start-up (and with `switchboard migrate`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_subscriptions;
+
+/// All migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_subscriptions::Migration)]
+    }
+}

@@ -19,6 +19,6 @@ pub use error::{Error, FieldError, UpstreamError, UpstreamErrorKind};
 pub use secret::Secret;
 pub use subscription::{
     CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, EventName, Filter, OnUnsupported,
-    SubscriptionSpec,
+    SubscriptionSpec, SubscriptionStatus,
 };
 pub use transport::{NativeResponse, Transport, TransportError};

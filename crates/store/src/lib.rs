@@ -1,1 +1,14 @@
-//! placeholder
+//! Persistence of subscriptions and the native resources created for them.
+//!
+//! SQLite (WAL, pooled) is the embedded default and Postgres the scale-out
+//! store; both run the same migrations at connect time. Every function takes
+//! the tenant and filters by it, so one tenant can never read or change
+//! another's rows through this crate.
+
+mod entity;
+mod records;
+mod store;
+pub mod testing;
+
+pub use records::{ListQuery, NativeRecord, Page, SubscriptionRecord};
+pub use store::{Store, StoreOptions};

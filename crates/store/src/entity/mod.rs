@@ -1,0 +1,4 @@
+//! sea-orm entities, private to the store: callers see [`crate::records`].
+
+pub mod native_resource;
+pub mod subscription;

@@ -1,0 +1,403 @@
+//! The tenant-scoped repository functions.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
+};
+use switchboard_core::{Error, SubscriptionStatus};
+use switchboard_migration::{Migrator, MigratorTrait};
+
+use crate::entity::{native_resource, subscription};
+use crate::{ListQuery, NativeRecord, Page, SubscriptionRecord};
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path?mode=rwc`, `sqlite::memory:` or `postgres://…`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Postgres only: a schema to create and use (tests isolate themselves
+    /// with one schema each).
+    pub pg_schema: Option<String>,
+}
+
+impl StoreOptions {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            pg_schema: None,
+        }
+    }
+}
+
+/// Handle to the database; cheap to clone (it is a pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+fn db_err(e: DbErr) -> Error {
+    Error::Store(e.to_string())
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::Internal(format!("stored JSON is unreadable: {e}"))
+}
+
+/// Any value that fits in the advisory-lock key space; names the
+/// migration lock so concurrent replicas migrate one at a time.
+const MIGRATION_LOCK_KEY: i64 = 0x5357_4954_4348_0001;
+
+static SQLITE_MIGRATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl Store {
+    /// Connects, then runs pending migrations. On Postgres the migrations
+    /// run under an advisory lock, so replicas starting together do not race.
+    pub async fn connect(opts: &StoreOptions) -> Result<Self, Error> {
+        let is_pg = opts.url.starts_with("postgres");
+        if is_pg {
+            let mut one = Self::options(opts, 1);
+            one.connect_lazy(false);
+            let conn = Database::connect(one).await.map_err(db_err)?;
+            let lock = |sql: &str| {
+                Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    sql,
+                    [MIGRATION_LOCK_KEY.into()],
+                )
+            };
+            conn.execute_raw(lock("SELECT pg_advisory_lock($1)"))
+                .await
+                .map_err(db_err)?;
+            let migrated = async {
+                if let Some(schema) = &opts.pg_schema {
+                    conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                        .await?;
+                }
+                Migrator::up(&conn, None).await
+            }
+            .await;
+            conn.execute_raw(lock("SELECT pg_advisory_unlock($1)"))
+                .await
+                .map_err(db_err)?;
+            migrated.map_err(db_err)?;
+            let _ = conn.close().await;
+            let db = Database::connect(Self::options(opts, opts.max_connections))
+                .await
+                .map_err(db_err)?;
+            Ok(Self { db })
+        } else {
+            let db = Database::connect(Self::options(opts, opts.max_connections))
+                .await
+                .map_err(db_err)?;
+            // SQLite is the single-process embedded store; this lock keeps
+            // two stores opened by one process (tests, tools) from racing.
+            let _guard = SQLITE_MIGRATIONS.lock().await;
+            Migrator::up(&db, None).await.map_err(db_err)?;
+            Ok(Self { db })
+        }
+    }
+
+    fn options(opts: &StoreOptions, max: u32) -> ConnectOptions {
+        let mut o = ConnectOptions::new(opts.url.clone());
+        o.max_connections(max)
+            .min_connections(1)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        if let Some(schema) = &opts.pg_schema {
+            o.set_schema_search_path(schema.clone());
+        }
+        // WAL lets readers proceed while one writer commits; the busy
+        // timeout makes a second writer wait instead of failing at once.
+        o.map_sqlx_sqlite_opts(|s| {
+            s.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+        o
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.db.ping().await.map_err(db_err)
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`).
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    /// Inserts a new subscription (with any natives it already has).
+    pub async fn insert(&self, rec: &SubscriptionRecord) -> Result<(), Error> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        subscription::Entity::insert(to_active(rec)?)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db_err)?;
+        for n in &rec.natives {
+            upsert_native(&txn, &rec.tenant, &rec.id, n).await?;
+        }
+        txn.commit().await.map_err(db_err)
+    }
+
+    /// One subscription of `tenant`.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<SubscriptionRecord, Error> {
+        let row = subscription::Entity::find_by_id(id.to_owned())
+            .filter(subscription::Column::Tenant.eq(tenant))
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::NotFound {
+                what: "subscription",
+                id: id.to_owned(),
+            })?;
+        let natives = native_resource::Entity::find()
+            .filter(native_resource::Column::Tenant.eq(tenant))
+            .filter(native_resource::Column::SubscriptionId.eq(id))
+            .order_by_asc(native_resource::Column::Key)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        from_rows(row, natives)
+    }
+
+    /// A page of `tenant`'s subscriptions ordered by id (creation time).
+    pub async fn list(&self, tenant: &str, q: &ListQuery) -> Result<Page, Error> {
+        let mut select =
+            subscription::Entity::find().filter(subscription::Column::Tenant.eq(tenant));
+        if let Some(p) = &q.provider {
+            select = select.filter(subscription::Column::Provider.eq(p.as_str()));
+        }
+        if let Some(s) = q.status {
+            select = select.filter(subscription::Column::Status.eq(s.as_str()));
+        }
+        if let Some(after) = &q.after {
+            select = select.filter(subscription::Column::Id.gt(after.as_str()));
+        }
+        let mut rows = select
+            .order_by_asc(subscription::Column::Id)
+            .limit(q.limit + 1)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        let has_more = rows.len() as u64 > q.limit;
+        rows.truncate(q.limit as usize);
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut natives = if ids.is_empty() {
+            Vec::new()
+        } else {
+            native_resource::Entity::find()
+                .filter(native_resource::Column::Tenant.eq(tenant))
+                .filter(native_resource::Column::SubscriptionId.is_in(ids))
+                .order_by_asc(native_resource::Column::Key)
+                .all(&self.db)
+                .await
+                .map_err(db_err)?
+        };
+        let mut data = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (mine, rest): (Vec<_>, Vec<_>) = natives
+                .into_iter()
+                .partition(|n| n.subscription_id == row.id);
+            natives = rest;
+            data.push(from_rows(row, mine)?);
+        }
+        let next_cursor = if has_more {
+            data.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+
+    /// Records one native resource the moment it exists upstream, so a
+    /// crash right after leaves a trace of it.
+    pub async fn record_native(
+        &self,
+        tenant: &str,
+        sub_id: &str,
+        n: &NativeRecord,
+    ) -> Result<(), Error> {
+        upsert_native(&self.db, tenant, sub_id, n).await
+    }
+
+    /// Forgets one native resource after it was deleted upstream.
+    pub async fn forget_native(&self, tenant: &str, sub_id: &str, key: &str) -> Result<(), Error> {
+        native_resource::Entity::delete_many()
+            .filter(native_resource::Column::Tenant.eq(tenant))
+            .filter(native_resource::Column::SubscriptionId.eq(sub_id))
+            .filter(native_resource::Column::Key.eq(key))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Writes `rec` (state and the full native set) if the stored version
+    /// is still `rec.version`; returns the record with its new version.
+    /// A concurrent writer makes this a 409 rather than a lost update.
+    pub async fn update(&self, rec: &SubscriptionRecord) -> Result<SubscriptionRecord, Error> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let now = Utc::now();
+        let spec = serde_json::to_string(&rec.spec).map_err(json_err)?;
+        let warnings = serde_json::to_string(&rec.warnings).map_err(json_err)?;
+        let result = subscription::Entity::update_many()
+            .col_expr(
+                subscription::Column::Status,
+                Expr::value(rec.status.as_str()),
+            )
+            .col_expr(subscription::Column::Spec, Expr::value(spec))
+            .col_expr(subscription::Column::Warnings, Expr::value(warnings))
+            .col_expr(
+                subscription::Column::LastError,
+                Expr::value(rec.last_error.clone()),
+            )
+            .col_expr(subscription::Column::Version, Expr::value(rec.version + 1))
+            .col_expr(subscription::Column::UpdatedAt, Expr::value(now))
+            .filter(subscription::Column::Tenant.eq(rec.tenant.as_str()))
+            .filter(subscription::Column::Id.eq(rec.id.as_str()))
+            .filter(subscription::Column::Version.eq(rec.version))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected != 1 {
+            return Err(Error::Conflict(format!(
+                "subscription `{}` was changed concurrently; retry with its current state",
+                rec.id
+            )));
+        }
+        native_resource::Entity::delete_many()
+            .filter(native_resource::Column::Tenant.eq(rec.tenant.as_str()))
+            .filter(native_resource::Column::SubscriptionId.eq(rec.id.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        for n in &rec.natives {
+            upsert_native(&txn, &rec.tenant, &rec.id, n).await?;
+        }
+        txn.commit().await.map_err(db_err)?;
+        let mut out = rec.clone();
+        out.version += 1;
+        out.updated_at = now;
+        Ok(out)
+    }
+
+    /// Deletes a subscription and its native records.
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        native_resource::Entity::delete_many()
+            .filter(native_resource::Column::Tenant.eq(tenant))
+            .filter(native_resource::Column::SubscriptionId.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        let res = subscription::Entity::delete_many()
+            .filter(subscription::Column::Tenant.eq(tenant))
+            .filter(subscription::Column::Id.eq(id))
+            .exec(&txn)
+            .await
+            .map_err(db_err)?;
+        txn.commit().await.map_err(db_err)?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound {
+                what: "subscription",
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn upsert_native<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    sub_id: &str,
+    n: &NativeRecord,
+) -> Result<(), Error> {
+    let am = native_resource::ActiveModel {
+        subscription_id: Set(sub_id.to_owned()),
+        key: Set(n.key.clone()),
+        tenant: Set(tenant.to_owned()),
+        native_id: Set(n.native_id.clone()),
+        events: Set(serde_json::to_string(&n.events).map_err(json_err)?),
+        status: Set(if n.enabled { "active" } else { "disabled" }.to_owned()),
+        created_at: Set(n.created_at),
+    };
+    native_resource::Entity::insert(am)
+        .on_conflict(
+            OnConflict::columns([
+                native_resource::Column::SubscriptionId,
+                native_resource::Column::Key,
+            ])
+            .update_columns([
+                native_resource::Column::NativeId,
+                native_resource::Column::Events,
+                native_resource::Column::Status,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn to_active(rec: &SubscriptionRecord) -> Result<subscription::ActiveModel, Error> {
+    Ok(subscription::ActiveModel {
+        id: Set(rec.id.clone()),
+        tenant: Set(rec.tenant.clone()),
+        provider: Set(rec.spec.provider.clone()),
+        status: Set(rec.status.as_str().to_owned()),
+        spec: Set(serde_json::to_string(&rec.spec).map_err(json_err)?),
+        warnings: Set(serde_json::to_string(&rec.warnings).map_err(json_err)?),
+        last_error: Set(rec.last_error.clone()),
+        version: Set(rec.version),
+        created_at: Set(rec.created_at),
+        updated_at: Set(rec.updated_at),
+    })
+}
+
+fn from_rows(
+    row: subscription::Model,
+    natives: Vec<native_resource::Model>,
+) -> Result<SubscriptionRecord, Error> {
+    let natives = natives
+        .into_iter()
+        .map(|n| {
+            Ok(NativeRecord {
+                key: n.key,
+                native_id: n.native_id,
+                events: serde_json::from_str(&n.events).map_err(json_err)?,
+                enabled: n.status == "active",
+                created_at: n.created_at,
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(SubscriptionRecord {
+        status: SubscriptionStatus::parse(&row.status)
+            .ok_or_else(|| Error::Internal(format!("unknown stored status `{}`", row.status)))?,
+        spec: serde_json::from_str(&row.spec).map_err(json_err)?,
+        warnings: serde_json::from_str(&row.warnings).map_err(json_err)?,
+        id: row.id,
+        tenant: row.tenant,
+        last_error: row.last_error,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        natives,
+    })
+}

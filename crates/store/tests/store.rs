@@ -1,0 +1,226 @@
+//! Store behaviour on every configured backend.
+
+use chrono::Utc;
+use switchboard_core::{
+    CallbackAuth, CallbackUrl, Error, EventName, OnUnsupported, Secret, SubscriptionSpec,
+    SubscriptionStatus,
+};
+use switchboard_store::{ListQuery, NativeRecord, Store, SubscriptionRecord, testing};
+
+fn record(tenant: &str, provider: &str) -> SubscriptionRecord {
+    let now = Utc::now();
+    SubscriptionRecord {
+        id: switchboard_core::ids::subscription_id(),
+        tenant: tenant.into(),
+        status: SubscriptionStatus::Active,
+        spec: SubscriptionSpec {
+            provider: provider.into(),
+            account: Some("agent".into()),
+            name: None,
+            url: CallbackUrl::parse("https://example.com/h").unwrap(),
+            events: vec![EventName::parse("call.ended").unwrap()],
+            auth: CallbackAuth::Bearer {
+                token: Secret::new("tok"),
+            },
+            signing_secret: None,
+            headers: Default::default(),
+            method: None,
+            format: None,
+            timeout_seconds: None,
+            max_retries: None,
+            enabled: true,
+            filters: vec![],
+            provider_options: Default::default(),
+            metadata: Default::default(),
+            on_unsupported: OnUnsupported::Reject,
+        },
+        warnings: vec!["w".into()],
+        last_error: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        natives: vec![NativeRecord {
+            key: "webhook".into(),
+            native_id: "n1".into(),
+            events: vec!["event_phone_call_ended".into()],
+            enabled: true,
+            created_at: now,
+        }],
+    }
+}
+
+async fn each_backend<F, Fut>(f: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for (name, opts) in testing::backends() {
+        eprintln!("backend: {name}");
+        let store = Store::connect(&opts)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(store.backend(), name);
+        f(store).await;
+    }
+}
+
+#[tokio::test]
+async fn round_trip_and_tenant_scoping() {
+    each_backend(|store| async move {
+        let rec = record("billing", "talkover");
+        store.insert(&rec).await.unwrap();
+        let got = store.get("billing", &rec.id).await.unwrap();
+        assert_eq!(got.spec, rec.spec);
+        assert_eq!(got.natives.len(), 1);
+        assert_eq!(got.natives[0].native_id, "n1");
+        assert!(matches!(
+            store.get("other", &rec.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.delete("other", &rec.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(store.get("billing", &rec.id).await.is_ok());
+        store.delete("billing", &rec.id).await.unwrap();
+        assert!(matches!(
+            store.get("billing", &rec.id).await,
+            Err(Error::NotFound { .. })
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_pages_by_cursor_and_filters() {
+    each_backend(|store| async move {
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let mut r = record("t1", if i % 2 == 0 { "a" } else { "b" });
+            if i == 4 {
+                r.status = SubscriptionStatus::Disabled;
+            }
+            store.insert(&r).await.unwrap();
+            ids.push(r.id);
+        }
+        store.insert(&record("t2", "a")).await.unwrap();
+
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .list(
+                    "t1",
+                    &ListQuery {
+                        limit: 2,
+                        after: after.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(page.data.len() <= 2);
+            seen.extend(page.data.iter().map(|r| r.id.clone()));
+            assert!(page.data.iter().all(|r| r.natives.len() == 1));
+            match page.next_cursor {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+
+        let only_a = store
+            .list(
+                "t1",
+                &ListQuery {
+                    limit: 50,
+                    provider: Some("a".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(only_a.data.len(), 3);
+        let disabled = store
+            .list(
+                "t1",
+                &ListQuery {
+                    limit: 50,
+                    status: Some(SubscriptionStatus::Disabled),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(disabled.data.len(), 1);
+        assert_eq!(disabled.data[0].id, ids[4]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn update_is_guarded_by_version() {
+    each_backend(|store| async move {
+        let rec = record("t", "a");
+        store.insert(&rec).await.unwrap();
+        let mut changed = rec.clone();
+        changed.status = SubscriptionStatus::Disabled;
+        changed.natives[0].enabled = false;
+        let saved = store.update(&changed).await.unwrap();
+        assert_eq!(saved.version, 2);
+        // A writer still holding version 1 loses instead of overwriting.
+        assert!(matches!(
+            store.update(&changed).await,
+            Err(Error::Conflict(_))
+        ));
+        let got = store.get("t", &rec.id).await.unwrap();
+        assert_eq!(got.status, SubscriptionStatus::Disabled);
+        assert!(!got.natives[0].enabled);
+        assert_eq!(got.version, 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn natives_are_recorded_and_forgotten_one_by_one() {
+    each_backend(|store| async move {
+        let mut rec = record("t", "a");
+        rec.natives.clear();
+        rec.status = SubscriptionStatus::Pending;
+        store.insert(&rec).await.unwrap();
+        let n = NativeRecord {
+            key: "k1".into(),
+            native_id: "x".into(),
+            events: vec!["e".into()],
+            enabled: true,
+            created_at: Utc::now(),
+        };
+        store.record_native("t", &rec.id, &n).await.unwrap();
+        store
+            .record_native(
+                "t",
+                &rec.id,
+                &NativeRecord {
+                    native_id: "y".into(),
+                    ..n.clone()
+                },
+            )
+            .await
+            .unwrap();
+        let got = store.get("t", &rec.id).await.unwrap();
+        assert_eq!(got.natives.len(), 1);
+        assert_eq!(got.natives[0].native_id, "y");
+        store.forget_native("t", &rec.id, "k1").await.unwrap();
+        assert!(store.get("t", &rec.id).await.unwrap().natives.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_migrations_are_safe() {
+    // Two replicas starting at once against one database.
+    let opts = testing::postgres().unwrap_or_else(testing::sqlite);
+    let (a, b) = tokio::join!(Store::connect(&opts), Store::connect(&opts));
+    a.unwrap();
+    b.unwrap();
+}
