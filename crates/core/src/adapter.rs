@@ -222,22 +222,15 @@ pub trait ProviderAdapter: Send + Sync {
     ) -> Result<NativeResource, Error>;
 
     /// Changes a native resource from `old` to `new` (same key), sending only
-    /// what the provider needs to see.
+    /// what the provider needs to see. Enabling and disabling is such a
+    /// change where [`Capabilities::native_disable`] holds: the plan body
+    /// carries the switch.
     async fn update(
         &self,
         account: Option<&str>,
         id: &str,
         old: &NativePlan,
         new: &NativePlan,
-    ) -> Result<NativeResource, Error>;
-
-    /// Switches delivery on or off; only called when
-    /// [`Capabilities::native_disable`] is true.
-    async fn set_enabled(
-        &self,
-        account: Option<&str>,
-        id: &str,
-        enabled: bool,
     ) -> Result<NativeResource, Error>;
 
     /// Deletes a native resource. Deleting one that is already gone succeeds.

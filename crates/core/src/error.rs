@@ -102,6 +102,9 @@ pub enum Error {
         /// Where, when known.
         pointer: Option<String>,
     },
+    /// The request body is not JSON (415).
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
     /// The request body exceeds the configured limit (413).
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge {
@@ -128,6 +131,9 @@ pub enum Error {
     /// The request conflicts with current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The caller's `If-Match` version is not the current one (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// An upstream provider call failed.
     #[error("provider `{}` failed: {}", .0.provider, .0.message)]
     Upstream(UpstreamError),

@@ -1,1 +1,223 @@
-fn main() {}
+//! The `switchboard` command line: `serve` (default), `migrate`,
+//! `config check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchboard::{App, Config};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "switchboard", version, about = "One normalized webhook subscription, many providers.")]
+struct Cli {
+    /// Config file (default: config/default.toml when present).
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate the configuration without starting.
+    Check,
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchboard: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => runtime.block_on(check(config)),
+        Command::Migrate => {
+            init_tracing(&config);
+            runtime.block_on(async {
+                let mut opts = switchboard_store::StoreOptions::new(config.database.url.clone());
+                opts.max_connections = 1;
+                match switchboard_store::Store::connect(&opts).await {
+                    Ok(_) => {
+                        println!("migrations applied to {}", redact_url(&config.database.url));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("switchboard: database.url: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+        Command::Serve => {
+            init_tracing(&config);
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+/// `config check`: everything `serve` validates, without a database or socket.
+async fn check(config: Config) -> ExitCode {
+    let mut problems = Vec::new();
+    if let Err(e) = std::fs::read_to_string(&config.events.file)
+        .map_err(|e| format!("events.file: cannot read {}: {e}", config.events.file.display()))
+        .and_then(|t| switchboard_core::EventCatalog::from_toml(&t).map_err(|e| format!("events.file: {e}")))
+    {
+        problems.push(e);
+    }
+    let transport: std::sync::Arc<dyn switchboard_core::Transport> = match switchboard_transport::HttpTransport::new(
+        Default::default(),
+        Default::default(),
+    ) {
+        Ok(t) => std::sync::Arc::new(t),
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for (key, p) in &config.providers {
+        if let Err(e) = switchboard::providers::build(key, p, transport.clone()) {
+            problems.push(e);
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "configuration is valid: {} provider(s), {} token(s), database {}",
+            config.providers.len(),
+            config.auth.tokens.len(),
+            redact_url(&config.database.url)
+        );
+        ExitCode::SUCCESS
+    } else {
+        for p in problems {
+            eprintln!("switchboard: invalid configuration: {p}");
+        }
+        ExitCode::from(2)
+    }
+}
+
+/// A database URL without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let listen = config.server.listen;
+    let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
+    let demo = config.simulators.enabled;
+    let app = match App::build(config).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("switchboard: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("switchboard: server.listen: cannot bind {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    if demo {
+        println!("Switchboard demo mode: built-in provider simulators are running.");
+        for (key, url) in app.simulated_providers() {
+            println!("  provider `{key}` -> simulator at {url}");
+        }
+        for t in &app.config.auth.tokens {
+            if let Some(tok) = &t.token {
+                // Demo tokens are printed on purpose: they are plain values
+                // in a local config file and grant access to simulators only.
+                println!("  demo token for tenant `{}`: {}", t.tenant, tok.expose());
+            }
+        }
+    }
+    println!("Switchboard listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    shutdown_signal().await;
+    let _ = tx.send(());
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+        Ok(Ok(Err(e))) => {
+            eprintln!("switchboard: server error: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("switchboard: server task failed: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+            ExitCode::SUCCESS
+        }
+    }
+}

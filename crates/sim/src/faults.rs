@@ -546,7 +546,10 @@ mod tests {
             .expect("valid fault");
         faults.push(Fault::status(502)).expect("valid fault");
         assert_eq!(faults.take("GET", "/a").map(|f| f.status), Some(502));
-        assert_eq!(faults.take("PATCH", "/a/toggle").map(|f| f.status), Some(500));
+        assert_eq!(
+            faults.take("PATCH", "/a/toggle").map(|f| f.status),
+            Some(500)
+        );
         assert!(faults.take("PATCH", "/a/toggle").is_none());
     }
 

@@ -104,16 +104,6 @@ impl ProviderAdapter for TalkoverAdapter {
         }
     }
 
-    async fn set_enabled(
-        &self,
-        account: Option<&str>,
-        id: &str,
-        enabled: bool,
-    ) -> Result<NativeResource, Error> {
-        let req = translate::set_enabled_request(self.token(), self.agent(account)?, id, enabled);
-        translate::parse_webhook(&self.key, &self.send(&req).await?)
-    }
-
     async fn delete(&self, account: Option<&str>, id: &str) -> Result<(), Error> {
         let req = translate::delete_request(self.token(), self.agent(account)?, id);
         let resp = self.send(&req).await?;

@@ -180,6 +180,10 @@ pub fn create_request(token: &str, agent: &str, plan: &NativePlan) -> NativeRequ
 /// `PUT /agents/{agent_id}/webhooks/{id}` with only the fields that differ
 /// (Talkover's PUT is partial: "only the fields you send change",
 /// providers.md §2.2). `None` when nothing differs.
+///
+/// Enable and disable are this update with `{"enabled": …}`: a definite
+/// state. The documented toggle endpoint flips and is not idempotent, so it
+/// is never used.
 pub fn update_request(
     token: &str,
     agent: &str,

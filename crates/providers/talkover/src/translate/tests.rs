@@ -153,9 +153,14 @@ fn update_sends_only_changed_fields() {
 }
 
 #[test]
-fn set_enabled_uses_put_not_toggle() {
-    let req = set_enabled_request("t", "a", "w", false);
+fn disable_is_a_put_of_enabled_not_the_toggle() {
+    let old = plan("sub_1", &spec(), &events()).unwrap();
+    let mut s = spec();
+    s.enabled = false;
+    let new = plan("sub_1", &s, &events()).unwrap();
+    let req = update_request("t", "a", "w", &old, &new).unwrap();
     assert_eq!(req.method, Method::PUT);
+    assert_eq!(req.path, "/agents/a/webhooks/w");
     assert_eq!(req.body.unwrap(), json!({"enabled": false}));
 }
 

@@ -1,0 +1,719 @@
+//! Wire shapes of the v1 API and their conversion to and from the domain.
+//! Requests are parsed leniently typed (strings for enums) and then
+//! validated here, so every problem is reported at once with its pointer.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use switchboard_core::subscription::MAX_NAME_LEN;
+use switchboard_core::{
+    CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, Error, EventName, FieldError, Filter,
+    OnUnsupported, Secret, SubscriptionSpec,
+};
+use switchboard_store::SubscriptionRecord;
+use utoipa::ToSchema;
+
+/// Most events one subscription may name.
+pub const MAX_EVENTS: usize = 100;
+/// Most custom headers.
+pub const MAX_HEADERS: usize = 32;
+/// Longest secret of any kind.
+pub const MAX_SECRET_LEN: usize = 1024;
+/// Largest `metadata` document, serialized.
+pub const MAX_METADATA_BYTES: usize = 8192;
+
+/// Callback authentication as sent by the caller.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRequest {
+    /// `none`, `basic`, `bearer` or `api_key`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `basic`: user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `basic`: password (write-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// `bearer`: token (write-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `api_key`: header name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// `api_key`: header value (write-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// A delivery filter.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterBody {
+    /// Attribute.
+    pub key: String,
+    /// Required value.
+    pub value: String,
+}
+
+/// The body of `POST /v1/subscriptions` and `/v1/subscriptions/preview`
+/// (and, after a JSON merge patch, of `PATCH`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionRequest {
+    /// A key under `[providers.*]` in config.
+    pub provider: String,
+    /// Telegent AccountId, Talkover agent_id or Bird workspace id; absent for account-v2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Optional name, at most 255 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Callback URL.
+    pub url: String,
+    /// Normalized names, or native names prefixed `native:`.
+    pub events: Vec<String>,
+    /// Delivery authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthRequest>,
+    /// Signing secret (write-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// Extra delivery headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// `POST`, `PUT` or `PATCH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// `json` or `xml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Delivery timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// Delivery retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Delivery filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<FilterBody>>,
+    /// Provider-specific extras.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub provider_options: Option<Map<String, Value>>,
+    /// Stored and returned, never sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    /// `reject` (default) or `ignore`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_unsupported: Option<String>,
+}
+
+fn secret(errors: &mut Vec<FieldError>, pointer: &str, value: Option<String>) -> Option<Secret> {
+    match value {
+        None => {
+            errors.push(FieldError::new(pointer, "is required"));
+            None
+        }
+        Some(v) if v.is_empty() => {
+            errors.push(FieldError::new(pointer, "must not be empty"));
+            None
+        }
+        Some(v) if v.chars().count() > MAX_SECRET_LEN => {
+            errors.push(FieldError::new(pointer, format!("must be at most {MAX_SECRET_LEN} characters")));
+            None
+        }
+        Some(v) => Some(Secret::new(v)),
+    }
+}
+
+fn header_name_ok(name: &str) -> bool {
+    !name.is_empty() && axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+}
+
+fn parse_auth(errors: &mut Vec<FieldError>, auth: AuthRequest) -> CallbackAuth {
+    let extra = |errors: &mut Vec<FieldError>, field: &str, present: bool, kind: &str| {
+        if present {
+            errors.push(FieldError::new(format!("/auth/{field}"), format!("is not used by auth type `{kind}`")));
+        }
+    };
+    match auth.kind.as_str() {
+        "none" => {
+            for (f, p) in [
+                ("username", auth.username.is_some()),
+                ("password", auth.password.is_some()),
+                ("token", auth.token.is_some()),
+                ("header", auth.header.is_some()),
+                ("value", auth.value.is_some()),
+            ] {
+                extra(errors, f, p, "none");
+            }
+            CallbackAuth::None
+        }
+        "basic" => {
+            extra(errors, "token", auth.token.is_some(), "basic");
+            extra(errors, "header", auth.header.is_some(), "basic");
+            extra(errors, "value", auth.value.is_some(), "basic");
+            let username = auth.username.unwrap_or_default();
+            if username.is_empty() || username.contains(':') || username.chars().count() > 255 {
+                errors.push(FieldError::new("/auth/username", "is required, at most 255 characters, without `:`"));
+            }
+            let password = secret(errors, "/auth/password", auth.password);
+            CallbackAuth::Basic {
+                username,
+                password: password.unwrap_or_default(),
+            }
+        }
+        "bearer" => {
+            extra(errors, "username", auth.username.is_some(), "bearer");
+            extra(errors, "password", auth.password.is_some(), "bearer");
+            extra(errors, "header", auth.header.is_some(), "bearer");
+            extra(errors, "value", auth.value.is_some(), "bearer");
+            let token = secret(errors, "/auth/token", auth.token);
+            CallbackAuth::Bearer {
+                token: token.unwrap_or_default(),
+            }
+        }
+        "api_key" => {
+            extra(errors, "username", auth.username.is_some(), "api_key");
+            extra(errors, "password", auth.password.is_some(), "api_key");
+            extra(errors, "token", auth.token.is_some(), "api_key");
+            let header = auth.header.unwrap_or_default();
+            if !header_name_ok(&header) {
+                errors.push(FieldError::new("/auth/header", "must be a valid HTTP header name"));
+            }
+            let value = secret(errors, "/auth/value", auth.value);
+            CallbackAuth::ApiKey {
+                header,
+                value: value.unwrap_or_default(),
+            }
+        }
+        other => {
+            errors.push(FieldError::new(
+                "/auth/type",
+                format!("`{other}` is not one of none, basic, bearer, api_key"),
+            ));
+            CallbackAuth::None
+        }
+    }
+}
+
+impl SubscriptionRequest {
+    /// Validates everything that does not depend on the provider.
+    pub fn into_spec(self) -> Result<SubscriptionSpec, Error> {
+        let mut errors = Vec::new();
+        if self.provider.is_empty() {
+            errors.push(FieldError::new("/provider", "is required"));
+        }
+        if let Some(a) = &self.account {
+            if a.trim().is_empty() {
+                errors.push(FieldError::new("/account", "must not be empty; omit it instead"));
+            }
+        }
+        if let Some(n) = &self.name {
+            if n.chars().count() > MAX_NAME_LEN {
+                errors.push(FieldError::new("/name", format!("must be at most {MAX_NAME_LEN} characters")));
+            }
+        }
+        let url = CallbackUrl::parse(&self.url)
+            .map_err(|e| errors.push(FieldError::new("/url", e)))
+            .ok();
+        if self.events.is_empty() {
+            errors.push(FieldError::new("/events", "must name at least one event"));
+        }
+        if self.events.len() > MAX_EVENTS {
+            errors.push(FieldError::new("/events", format!("must name at most {MAX_EVENTS} events")));
+        }
+        let mut events = Vec::with_capacity(self.events.len());
+        for (i, raw) in self.events.iter().enumerate() {
+            match EventName::parse(raw) {
+                Ok(e) if events.contains(&e) => {
+                    errors.push(FieldError::new(format!("/events/{i}"), format!("`{raw}` is listed twice")))
+                }
+                Ok(e) => events.push(e),
+                Err(e) => errors.push(FieldError::new(format!("/events/{i}"), e)),
+            }
+        }
+        let auth = self.auth.map(|a| parse_auth(&mut errors, a)).unwrap_or_default();
+        let signing_secret = self
+            .signing_secret
+            .and_then(|s| secret(&mut errors, "/signing_secret", Some(s)));
+        let headers = self.headers.unwrap_or_default();
+        if headers.len() > MAX_HEADERS {
+            errors.push(FieldError::new("/headers", format!("at most {MAX_HEADERS} headers")));
+        }
+        for (name, value) in &headers {
+            if !header_name_ok(name) {
+                errors.push(FieldError::new(format!("/headers/{name}"), "is not a valid HTTP header name"));
+            } else if axum::http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
+                errors.push(FieldError::new(
+                    format!("/headers/{name}"),
+                    "must be visible ASCII, at most 4096 bytes",
+                ));
+            }
+        }
+        let method = match self.method.as_deref() {
+            None => None,
+            Some("POST") => Some(DeliveryMethod::Post),
+            Some("PUT") => Some(DeliveryMethod::Put),
+            Some("PATCH") => Some(DeliveryMethod::Patch),
+            Some(other) => {
+                errors.push(FieldError::new("/method", format!("`{other}` is not one of POST, PUT, PATCH")));
+                None
+            }
+        };
+        let format = match self.format.as_deref() {
+            None => None,
+            Some("json") => Some(DeliveryFormat::Json),
+            Some("xml") => Some(DeliveryFormat::Xml),
+            Some(other) => {
+                errors.push(FieldError::new("/format", format!("`{other}` is not one of json, xml")));
+                None
+            }
+        };
+        let on_unsupported = match self.on_unsupported.as_deref() {
+            None | Some("reject") => OnUnsupported::Reject,
+            Some("ignore") => OnUnsupported::Ignore,
+            Some(other) => {
+                errors.push(FieldError::new(
+                    "/on_unsupported",
+                    format!("`{other}` is not one of reject, ignore"),
+                ));
+                OnUnsupported::Reject
+            }
+        };
+        let filters: Vec<Filter> = self
+            .filters
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                if f.key.is_empty() {
+                    errors.push(FieldError::new(format!("/filters/{i}/key"), "must not be empty"));
+                    None
+                } else {
+                    Some(Filter { key: f.key, value: f.value })
+                }
+            })
+            .collect();
+        let metadata = self.metadata.unwrap_or_default();
+        if serde_json::to_vec(&metadata).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
+            errors.push(FieldError::new(
+                "/metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+            ));
+        }
+        match url {
+            Some(url) if errors.is_empty() => Ok(SubscriptionSpec {
+                provider: self.provider,
+                account: self.account,
+                name: self.name,
+                url,
+                events,
+                auth,
+                signing_secret,
+                headers,
+                method,
+                format,
+                timeout_seconds: self.timeout_seconds,
+                max_retries: self.max_retries,
+                enabled: self.enabled.unwrap_or(true),
+                filters,
+                provider_options: self.provider_options.unwrap_or_default(),
+                metadata,
+                on_unsupported,
+            }),
+            _ => Err(Error::Invalid(errors)),
+        }
+    }
+
+    /// The request that would produce `spec`, secrets included: the base a
+    /// PATCH's merge patch is applied to. Never sent to a caller.
+    pub fn from_spec(spec: &SubscriptionSpec) -> Self {
+        let auth = match &spec.auth {
+            CallbackAuth::None => None,
+            CallbackAuth::Basic { username, password } => Some(AuthRequest {
+                kind: "basic".into(),
+                username: Some(username.clone()),
+                password: Some(password.expose().to_owned()),
+                ..Default::default()
+            }),
+            CallbackAuth::Bearer { token } => Some(AuthRequest {
+                kind: "bearer".into(),
+                token: Some(token.expose().to_owned()),
+                ..Default::default()
+            }),
+            CallbackAuth::ApiKey { header, value } => Some(AuthRequest {
+                kind: "api_key".into(),
+                header: Some(header.clone()),
+                value: Some(value.expose().to_owned()),
+                ..Default::default()
+            }),
+        };
+        Self {
+            provider: spec.provider.clone(),
+            account: spec.account.clone(),
+            name: spec.name.clone(),
+            url: spec.url.as_str().to_owned(),
+            events: spec.events.iter().map(ToString::to_string).collect(),
+            auth,
+            signing_secret: spec.signing_secret.as_ref().map(|s| s.expose().to_owned()),
+            headers: (!spec.headers.is_empty()).then(|| spec.headers.clone()),
+            method: spec.method.map(|m| m.as_str().to_owned()),
+            format: spec.format.map(|f| f.as_str().to_owned()),
+            timeout_seconds: spec.timeout_seconds,
+            max_retries: spec.max_retries,
+            enabled: Some(spec.enabled),
+            filters: (!spec.filters.is_empty()).then(|| {
+                spec.filters
+                    .iter()
+                    .map(|f| FilterBody {
+                        key: f.key.clone(),
+                        value: f.value.clone(),
+                    })
+                    .collect()
+            }),
+            provider_options: (!spec.provider_options.is_empty()).then(|| spec.provider_options.clone()),
+            metadata: (!spec.metadata.is_empty()).then(|| spec.metadata.clone()),
+            on_unsupported: Some(
+                match spec.on_unsupported {
+                    OnUnsupported::Reject => "reject",
+                    OnUnsupported::Ignore => "ignore",
+                }
+                .to_owned(),
+            ),
+        }
+    }
+}
+
+/// RFC 7386 JSON merge patch, except that `auth` is replaced as a whole:
+/// merging two auth types field by field would mix their credentials.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else if k == "auth" {
+                    t.insert(k.clone(), v.clone());
+                } else {
+                    let entry = t.entry(k.clone()).or_insert(Value::Null);
+                    if v.is_object() && entry.is_object() {
+                        merge_patch_plain(entry, v);
+                    } else {
+                        *entry = v.clone();
+                    }
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+fn merge_patch_plain(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch_plain(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+/// Callback auth as returned: secrets replaced by `*_set` flags.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthView {
+    /// `none`, `basic`, `bearer` or `api_key`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `basic`: user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `basic`: a password is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_set: Option<bool>,
+    /// `bearer`: a token is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_set: Option<bool>,
+    /// `api_key`: header name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// `api_key`: a value is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_set: Option<bool>,
+}
+
+/// One native resource as returned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NativeView {
+    /// The provider's id.
+    pub id: String,
+    /// Stable key within the subscription.
+    pub key: String,
+    /// Native events.
+    pub events: Vec<String>,
+    /// `active` or `disabled`.
+    pub status: &'static str,
+}
+
+/// A subscription as returned by every endpoint. Never contains a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    /// `sub_<ulid>`.
+    pub id: String,
+    /// `active`, `disabled`, `pending`, `degraded` or `failed`.
+    pub status: &'static str,
+    /// Provider instance key.
+    pub provider: String,
+    /// Provider-side parent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Callback URL.
+    pub url: String,
+    /// Events as requested.
+    pub events: Vec<String>,
+    /// Callback auth without secrets.
+    pub auth: AuthView,
+    /// Whether a signing secret is stored.
+    pub signing_secret_set: bool,
+    /// Extra headers.
+    pub headers: BTreeMap<String, String>,
+    /// Delivery method, when chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<&'static str>,
+    /// Delivery format, when chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'static str>,
+    /// Delivery timeout, when chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// Delivery retries, when chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Whether deliveries are on.
+    pub enabled: bool,
+    /// Filters.
+    pub filters: Vec<FilterBody>,
+    /// Provider-specific extras.
+    #[schema(value_type = Object)]
+    pub provider_options: Map<String, Value>,
+    /// Caller metadata.
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// Unsupported-field policy.
+    pub on_unsupported: &'static str,
+    /// Native resources Switchboard created.
+    pub native: Vec<NativeView>,
+    /// What was dropped or adjusted.
+    pub warnings: Vec<String>,
+    /// Last error, when `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Optimistic-concurrency version (also the `ETag`).
+    pub version: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl From<&SubscriptionRecord> for SubscriptionView {
+    fn from(r: &SubscriptionRecord) -> Self {
+        let s = &r.spec;
+        let auth = match &s.auth {
+            CallbackAuth::None => AuthView {
+                kind: "none",
+                username: None,
+                password_set: None,
+                token_set: None,
+                header: None,
+                value_set: None,
+            },
+            CallbackAuth::Basic { username, .. } => AuthView {
+                kind: "basic",
+                username: Some(username.clone()),
+                password_set: Some(true),
+                token_set: None,
+                header: None,
+                value_set: None,
+            },
+            CallbackAuth::Bearer { .. } => AuthView {
+                kind: "bearer",
+                username: None,
+                password_set: None,
+                token_set: Some(true),
+                header: None,
+                value_set: None,
+            },
+            CallbackAuth::ApiKey { header, .. } => AuthView {
+                kind: "api_key",
+                username: None,
+                password_set: None,
+                token_set: None,
+                header: Some(header.clone()),
+                value_set: Some(true),
+            },
+        };
+        Self {
+            id: r.id.clone(),
+            status: r.status.as_str(),
+            provider: s.provider.clone(),
+            account: s.account.clone(),
+            name: s.name.clone(),
+            url: s.url.as_str().to_owned(),
+            events: s.events.iter().map(ToString::to_string).collect(),
+            auth,
+            signing_secret_set: s.signing_secret.is_some(),
+            headers: s.headers.clone(),
+            method: s.method.map(DeliveryMethod::as_str),
+            format: s.format.map(DeliveryFormat::as_str),
+            timeout_seconds: s.timeout_seconds,
+            max_retries: s.max_retries,
+            enabled: s.enabled,
+            filters: s
+                .filters
+                .iter()
+                .map(|f| FilterBody {
+                    key: f.key.clone(),
+                    value: f.value.clone(),
+                })
+                .collect(),
+            provider_options: s.provider_options.clone(),
+            metadata: s.metadata.clone(),
+            on_unsupported: match s.on_unsupported {
+                OnUnsupported::Reject => "reject",
+                OnUnsupported::Ignore => "ignore",
+            },
+            native: r
+                .natives
+                .iter()
+                .map(|n| NativeView {
+                    id: n.native_id.clone(),
+                    key: n.key.clone(),
+                    events: n.events.clone(),
+                    status: if n.enabled { "active" } else { "disabled" },
+                })
+                .collect(),
+            warnings: r.warnings.clone(),
+            last_error: r.last_error.clone(),
+            version: r.version,
+            created_at: r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            updated_at: r.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+}
+
+/// A page of subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionPage {
+    /// The subscriptions, oldest first.
+    pub data: Vec<SubscriptionView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn req(v: Value) -> Result<SubscriptionSpec, Error> {
+        serde_json::from_value::<SubscriptionRequest>(v).unwrap().into_spec()
+    }
+
+    fn pointers(e: Error) -> Vec<String> {
+        match e {
+            Error::Invalid(errs) => errs.into_iter().map(|e| e.pointer).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let err = req(json!({
+            "provider": "", "url": "nope", "events": ["call.ended", "bad", "call.ended"],
+            "auth": {"type": "basic", "username": "u", "token": "t"},
+            "method": "GET", "format": "yaml", "headers": {"bad header": "x"},
+            "on_unsupported": "maybe"
+        }))
+        .unwrap_err();
+        assert_eq!(
+            pointers(err),
+            [
+                "/provider",
+                "/url",
+                "/events/1",
+                "/events/2",
+                "/auth/token",
+                "/auth/password",
+                "/headers/bad header",
+                "/method",
+                "/format",
+                "/on_unsupported"
+            ]
+        );
+    }
+
+    #[test]
+    fn round_trips_through_from_spec() {
+        let spec = req(json!({
+            "provider": "p", "account": "a", "url": "https://x.io/h", "events": ["call.ended"],
+            "auth": {"type": "api_key", "header": "X-Key", "value": "v"},
+            "signing_secret": "s", "headers": {"X-Team": "t"}, "method": "PUT", "timeout_seconds": 9,
+            "metadata": {"team": "billing"}
+        }))
+        .unwrap();
+        let back = SubscriptionRequest::from_spec(&spec).into_spec().unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn merge_patch_replaces_auth_and_merges_the_rest() {
+        let mut base = json!({"auth": {"type": "bearer", "token": "t"}, "metadata": {"a": 1, "b": 2}, "name": "n"});
+        merge_patch(
+            &mut base,
+            &json!({"auth": {"type": "basic", "username": "u", "password": "p"}, "metadata": {"b": null, "c": 3}, "name": null}),
+        );
+        assert_eq!(
+            base,
+            json!({"auth": {"type": "basic", "username": "u", "password": "p"}, "metadata": {"a": 1, "c": 3}})
+        );
+    }
+
+    #[test]
+    fn view_never_contains_secrets() {
+        let spec = req(json!({
+            "provider": "p", "url": "https://x.io/h", "events": ["call.ended"],
+            "auth": {"type": "basic", "username": "u", "password": "pw-123"}, "signing_secret": "sig-456"
+        }))
+        .unwrap();
+        let rec = SubscriptionRecord {
+            id: "sub_x".into(),
+            tenant: "t".into(),
+            status: switchboard_core::SubscriptionStatus::Active,
+            spec,
+            warnings: vec![],
+            last_error: None,
+            version: 1,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            natives: vec![],
+        };
+        let shown = serde_json::to_string(&SubscriptionView::from(&rec)).unwrap();
+        assert!(!shown.contains("pw-123") && !shown.contains("sig-456"));
+        assert!(shown.contains("\"password_set\":true") && shown.contains("\"signing_secret_set\":true"));
+    }
+}

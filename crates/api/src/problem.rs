@@ -1,0 +1,227 @@
+//! The one place where [`Error`] becomes an HTTP answer: RFC 9457
+//! `application/problem+json` with `errors: [{pointer, detail, provider}]`
+//! for field problems and `provider` where an upstream said it.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use switchboard_core::{Error, FieldError, UpstreamError, UpstreamErrorKind};
+use utoipa::ToSchema;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Problem type (`urn:switchboard:problem:<slug>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened here.
+    pub detail: String,
+    /// Field problems, each with a JSON pointer into the request body.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<FieldError>,
+    /// Provider instance that answered, for upstream problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The provider's HTTP status, for upstream problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+}
+
+/// An [`Error`] on its way out of a handler.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+fn problem(status: StatusCode, slug: &str, title: &str, detail: String) -> Problem {
+    Problem {
+        kind: format!("urn:switchboard:problem:{slug}"),
+        title: title.to_owned(),
+        status: status.as_u16(),
+        detail,
+        errors: Vec::new(),
+        provider: None,
+        upstream_status: None,
+    }
+}
+
+fn upstream(e: UpstreamError) -> (Problem, Option<u64>) {
+    let who = format!("provider `{}`", e.provider);
+    let (status, slug, title, detail, retry) = match e.kind {
+        UpstreamErrorKind::Rejected(errors) => {
+            let mut p = problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "provider-rejected",
+                "The provider rejected the request",
+                format!("{who} rejected the subscription: {}", e.message),
+            );
+            p.errors = errors;
+            p.provider = Some(e.provider);
+            p.upstream_status = e.status;
+            return (p, None);
+        }
+        UpstreamErrorKind::Unauthorized => (
+            StatusCode::BAD_GATEWAY,
+            "provider-credentials",
+            "Switchboard's provider credentials were refused",
+            format!("{who} refused Switchboard's credentials; an operator must fix the provider configuration"),
+            None,
+        ),
+        UpstreamErrorKind::NotFound => (
+            StatusCode::BAD_GATEWAY,
+            "provider-resource-gone",
+            "A native resource is gone at the provider",
+            format!("{who} no longer has a native resource Switchboard created: {}", e.message),
+            None,
+        ),
+        UpstreamErrorKind::RateLimited { retry_after } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider-rate-limited",
+            "The provider is rate limiting",
+            format!("{who} asked to slow down; retry later"),
+            Some(retry_after.map_or(30, |d| d.as_secs().max(1))),
+        ),
+        UpstreamErrorKind::Unavailable => (
+            StatusCode::BAD_GATEWAY,
+            "provider-unavailable",
+            "The provider is unavailable",
+            format!("{who} failed or could not be reached: {}", e.message),
+            None,
+        ),
+        UpstreamErrorKind::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "provider-timeout",
+            "The provider did not answer in time",
+            format!("{who} did not answer in time"),
+            None,
+        ),
+        UpstreamErrorKind::Protocol => (
+            StatusCode::BAD_GATEWAY,
+            "provider-protocol",
+            "The provider answered unexpectedly",
+            format!("{who} answered in a way its documentation does not describe: {}", e.message),
+            None,
+        ),
+    };
+    let mut p = problem(status, slug, title, detail);
+    p.provider = Some(e.provider);
+    p.upstream_status = e.status;
+    (p, retry)
+}
+
+/// Maps an error to its problem document and optional `Retry-After`.
+pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
+    match err {
+        Error::Invalid(errors) => {
+            let detail = match errors.as_slice() {
+                [one] => format!("{} {}", one.pointer, one.detail),
+                many => format!("{} fields are invalid", many.len()),
+            };
+            let mut p = problem(StatusCode::UNPROCESSABLE_ENTITY, "validation", "The request is invalid", detail);
+            p.provider = errors.iter().find_map(|e| e.provider.clone());
+            p.errors = errors;
+            (p, None)
+        }
+        Error::Malformed { detail, pointer } => {
+            let mut p = problem(StatusCode::BAD_REQUEST, "malformed", "The request could not be parsed", detail.clone());
+            if let Some(pointer) = pointer {
+                p.errors.push(FieldError::new(pointer, detail));
+            }
+            (p, None)
+        }
+        Error::UnsupportedMediaType => (
+            problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+                "Unsupported media type",
+                "send the body as application/json".into(),
+            ),
+            None,
+        ),
+        Error::PayloadTooLarge { limit } => (
+            problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "The request body is too large",
+                format!("the body must be at most {limit} bytes"),
+            ),
+            None,
+        ),
+        Error::Unauthenticated => (
+            problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                "send `Authorization: Bearer <token>` with a configured token".into(),
+            ),
+            None,
+        ),
+        Error::Forbidden { scope } => (
+            problem(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Missing scope",
+                format!("this token lacks the `{scope}` scope"),
+            ),
+            None,
+        ),
+        e @ Error::NotFound { .. } => (problem(StatusCode::NOT_FOUND, "not-found", "Not found", e.to_string()), None),
+        Error::Conflict(d) => (problem(StatusCode::CONFLICT, "conflict", "Conflict", d), None),
+        Error::PreconditionFailed(d) => (
+            problem(StatusCode::PRECONDITION_FAILED, "precondition-failed", "Version mismatch", d),
+            None,
+        ),
+        Error::Upstream(u) => upstream(u),
+        Error::Store(d) => {
+            tracing::error!(error = %d, "storage error");
+            (
+                problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage",
+                    "Storage unavailable",
+                    "the database failed; the request was not completed".into(),
+                ),
+                Some(5),
+            )
+        }
+        Error::Internal(d) => {
+            tracing::error!(error = %d, "internal error");
+            (
+                problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", d),
+                None,
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (p, retry_after) = to_problem(self.0);
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::warn!(status = p.status, kind = %p.kind, detail = %p.detail, "request failed");
+        }
+        let body = serde_json::to_vec(&p).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}

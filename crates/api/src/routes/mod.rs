@@ -1,0 +1,5 @@
+//! One router per resource (the svix-server layout).
+
+pub mod catalog;
+pub mod health;
+pub mod subscriptions;

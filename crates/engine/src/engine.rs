@@ -1,0 +1,369 @@
+//! `Engine`: the subscription use cases over the store and the adapters.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::Serialize;
+use switchboard_core::{
+    Error, EventCatalog, FieldError, NativePlan, ProviderAdapter, SubscriptionSpec, SubscriptionStatus,
+};
+use switchboard_store::{ListQuery, Page, Store, SubscriptionRecord};
+
+use crate::apply::{Target, apply};
+
+/// One configured provider instance.
+#[derive(Clone)]
+pub struct ProviderInstance {
+    /// Config key (`[providers.<key>]`).
+    pub key: String,
+    /// The adapter for its kind.
+    pub adapter: Arc<dyn ProviderAdapter>,
+}
+
+/// A native resource a preview would create.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewResource {
+    /// Plan key.
+    pub key: String,
+    /// Native events.
+    pub events: Vec<String>,
+}
+
+/// What a create would do, with nothing sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// Provider instance key.
+    pub provider: String,
+    /// Provider kind.
+    pub kind: String,
+    /// Native resources that would exist.
+    pub native: Vec<PreviewResource>,
+    /// The exact native HTTP requests, secrets redacted.
+    pub requests: Vec<serde_json::Value>,
+    /// What `on_unsupported: ignore` would drop.
+    pub warnings: Vec<String>,
+}
+
+/// A spec checked and translated for one provider.
+struct Prepared {
+    spec: SubscriptionSpec,
+    warnings: Vec<String>,
+    plans: Vec<NativePlan>,
+}
+
+/// The subscription use cases.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+    catalog: Arc<EventCatalog>,
+    providers: Arc<BTreeMap<String, ProviderInstance>>,
+}
+
+impl Engine {
+    /// Wires the engine.
+    pub fn new(store: Store, catalog: Arc<EventCatalog>, providers: Vec<ProviderInstance>) -> Self {
+        let providers = providers.into_iter().map(|p| (p.key.clone(), p)).collect();
+        Self {
+            store,
+            catalog,
+            providers: Arc::new(providers),
+        }
+    }
+
+    /// The store (for readiness checks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The event catalog.
+    pub fn catalog(&self) -> &EventCatalog {
+        &self.catalog
+    }
+
+    /// Configured provider instances, by key.
+    pub fn providers(&self) -> impl Iterator<Item = &ProviderInstance> {
+        self.providers.values()
+    }
+
+    fn provider(&self, key: &str) -> Result<&ProviderInstance, Error> {
+        self.providers.get(key).ok_or_else(|| {
+            let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+            Error::field(
+                "/provider",
+                format!("`{key}` is not a configured provider; configured: {}", known.join(", ")),
+            )
+        })
+    }
+
+    /// Pure: capabilities, catalog and translation. No state is touched.
+    fn prepare(&self, id: &str, mut spec: SubscriptionSpec) -> Result<Prepared, Error> {
+        let provider = self.provider(&spec.provider)?;
+        let adapter = &provider.adapter;
+        let kind = adapter.kind();
+        let mut errors: Vec<FieldError> = Vec::new();
+        let warnings = match adapter.capabilities().check(&provider.key, kind, &mut spec) {
+            Ok(w) => w,
+            Err(Error::Invalid(e)) => {
+                errors.extend(e);
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let events = match self.catalog.resolve(kind, &provider.key, &spec.events) {
+            Ok(ev) => ev,
+            Err(e) => {
+                errors.extend(e);
+                Vec::new()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let plans = adapter.plan(id, &spec, &events)?;
+        Ok(Prepared { spec, warnings, plans })
+    }
+
+    /// The plans that should exist for `prepared`: all of them while
+    /// enabled, or while the provider can switch a resource off natively;
+    /// none while disabled at a provider that cannot (the subscription is
+    /// kept and the resources are recreated on enable).
+    fn wanted<'a>(&self, provider: &ProviderInstance, prepared: &'a Prepared) -> &'a [NativePlan] {
+        if prepared.spec.enabled || provider.adapter.capabilities().native_disable {
+            &prepared.plans
+        } else {
+            &[]
+        }
+    }
+
+    /// What creating `spec` would send, with nothing sent.
+    pub fn preview(&self, spec: SubscriptionSpec) -> Result<Preview, Error> {
+        let provider = self.provider(&spec.provider)?.clone();
+        let prepared = self.prepare("sub_PREVIEW", spec)?;
+        let wanted = self.wanted(&provider, &prepared);
+        let adapter = &provider.adapter;
+        Ok(Preview {
+            provider: provider.key.clone(),
+            kind: adapter.kind().to_owned(),
+            native: wanted
+                .iter()
+                .map(|p| PreviewResource {
+                    key: p.key.clone(),
+                    events: p.events.clone(),
+                })
+                .collect(),
+            requests: adapter
+                .preview(prepared.spec.account.as_deref(), wanted)
+                .iter()
+                .map(|r| r.redacted(adapter.base_url()))
+                .collect(),
+            warnings: prepared.warnings,
+        })
+    }
+
+    /// Creates a subscription and its native resources. On any failure the
+    /// resources already created are removed and nothing is stored.
+    pub async fn create(&self, tenant: &str, spec: SubscriptionSpec) -> Result<SubscriptionRecord, Error> {
+        let id = switchboard_core::ids::subscription_id();
+        let provider = self.provider(&spec.provider)?.clone();
+        let prepared = self.prepare(&id, spec)?;
+        let now = Utc::now();
+        // Written before the first upstream call, so every native resource
+        // created below is recorded against a row that already exists.
+        let mut rec = SubscriptionRecord {
+            id: id.clone(),
+            tenant: tenant.to_owned(),
+            status: SubscriptionStatus::Pending,
+            spec: prepared.spec.clone(),
+            warnings: prepared.warnings.clone(),
+            last_error: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            natives: Vec::new(),
+        };
+        self.store.insert(&rec).await?;
+        let target = Target {
+            store: &self.store,
+            tenant,
+            sub_id: &id,
+            account: prepared.spec.account.as_deref(),
+        };
+        let wanted = self.wanted(&provider, &prepared);
+        match apply(provider.adapter.as_ref(), &target, &[], &[], wanted).await {
+            Ok(natives) => {
+                rec.natives = natives;
+                rec.status = status_for(&prepared.spec);
+                self.store.update(&rec).await
+            }
+            Err(e @ Error::Internal(_)) => {
+                self.mark_failed(tenant, &id, &e).await;
+                Err(e)
+            }
+            Err(e) => {
+                self.store.delete(tenant, &id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// One subscription.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<SubscriptionRecord, Error> {
+        self.store.get(tenant, id).await
+    }
+
+    /// A page of subscriptions.
+    pub async fn list(&self, tenant: &str, q: &ListQuery) -> Result<Page, Error> {
+        self.store.list(tenant, q).await
+    }
+
+    /// Replaces the desired state with `new_spec` (already merged from a
+    /// PATCH) and applies only what differs. `if_version` is the caller's
+    /// `If-Match`.
+    pub async fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        new_spec: SubscriptionSpec,
+        if_version: Option<i64>,
+    ) -> Result<SubscriptionRecord, Error> {
+        let current = self.store.get(tenant, id).await?;
+        if let Some(v) = if_version {
+            if v != current.version {
+                return Err(Error::PreconditionFailed(format!(
+                    "If-Match version {v} is not the current version {}",
+                    current.version
+                )));
+            }
+        }
+        let mut immutable = Vec::new();
+        if new_spec.provider != current.spec.provider {
+            immutable.push(FieldError::new("/provider", "cannot change; create a new subscription"));
+        }
+        if new_spec.account != current.spec.account {
+            immutable.push(FieldError::new("/account", "cannot change; create a new subscription"));
+        }
+        if !immutable.is_empty() {
+            return Err(Error::Invalid(immutable));
+        }
+        let prepared = self.prepare(id, new_spec)?;
+        self.transition(current, prepared).await
+    }
+
+    /// Switches deliveries on or off.
+    pub async fn set_enabled(&self, tenant: &str, id: &str, enabled: bool) -> Result<SubscriptionRecord, Error> {
+        let current = self.store.get(tenant, id).await?;
+        let mut spec = current.spec.clone();
+        spec.enabled = enabled;
+        let prepared = self.prepare(id, spec)?;
+        self.transition(current, prepared).await
+    }
+
+    /// Deletes every native resource, then the subscription.
+    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
+        let current = self.store.get(tenant, id).await?;
+        let provider = self.provider(&current.spec.provider)?.clone();
+        let old = self.prepare(id, current.spec.clone())?;
+        let claimed = self.claim(&current).await?;
+        let target = Target {
+            store: &self.store,
+            tenant,
+            sub_id: id,
+            account: current.spec.account.as_deref(),
+        };
+        match apply(provider.adapter.as_ref(), &target, &old.plans, &current.natives, &[]).await {
+            Ok(_) => self.store.delete(tenant, id).await,
+            Err(e) => {
+                self.release(claimed, &current, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn transition(&self, current: SubscriptionRecord, prepared: Prepared) -> Result<SubscriptionRecord, Error> {
+        let provider = self.provider(&current.spec.provider)?.clone();
+        let old = self.prepare(&current.id, current.spec.clone())?;
+        let claimed = self.claim(&current).await?;
+        let target = Target {
+            store: &self.store,
+            tenant: &current.tenant,
+            sub_id: &current.id,
+            account: current.spec.account.as_deref(),
+        };
+        let wanted = self.wanted(&provider, &prepared);
+        match apply(provider.adapter.as_ref(), &target, &old.plans, &current.natives, wanted).await {
+            Ok(natives) => {
+                let mut next = claimed;
+                next.status = status_for(&prepared.spec);
+                next.spec = prepared.spec;
+                next.warnings = prepared.warnings;
+                next.last_error = None;
+                next.natives = natives;
+                self.store.update(&next).await
+            }
+            Err(e) => {
+                self.release(claimed, &current, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks the subscription `pending` under its version: the claim that
+    /// keeps two writers from applying upstream changes at the same time.
+    async fn claim(&self, current: &SubscriptionRecord) -> Result<SubscriptionRecord, Error> {
+        if current.status == SubscriptionStatus::Pending {
+            return Err(Error::Conflict(format!(
+                "subscription `{}` has a change in progress; retry when it is no longer pending",
+                current.id
+            )));
+        }
+        let mut pending = current.clone();
+        pending.status = SubscriptionStatus::Pending;
+        self.store.update(&pending).await.map_err(|e| match e {
+            Error::Conflict(_) => Error::Conflict(format!(
+                "subscription `{}` has a change in progress; retry when it is no longer pending",
+                current.id
+            )),
+            other => other,
+        })
+    }
+
+    /// Ends a claim after a failure: the change was undone, so the previous
+    /// state is restored; if the undo failed, the subscription is `failed`.
+    async fn release(&self, claimed: SubscriptionRecord, previous: &SubscriptionRecord, err: &Error) {
+        let mut restored = match self.store.get(&claimed.tenant, &claimed.id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(sub = %claimed.id, error = %e, "cannot reload a claimed subscription");
+                return;
+            }
+        };
+        if matches!(err, Error::Internal(_)) {
+            restored.status = SubscriptionStatus::Failed;
+            restored.last_error = Some(err.to_string());
+        } else {
+            restored.status = previous.status;
+        }
+        if let Err(e) = self.store.update(&restored).await {
+            tracing::error!(sub = %claimed.id, error = %e, "cannot release a claimed subscription");
+        }
+    }
+
+    async fn mark_failed(&self, tenant: &str, id: &str, err: &Error) {
+        if let Ok(mut rec) = self.store.get(tenant, id).await {
+            rec.status = SubscriptionStatus::Failed;
+            rec.last_error = Some(err.to_string());
+            if let Err(e) = self.store.update(&rec).await {
+                tracing::error!(sub = %id, error = %e, "cannot mark a subscription failed");
+            }
+        }
+    }
+}
+
+fn status_for(spec: &SubscriptionSpec) -> SubscriptionStatus {
+    if spec.enabled {
+        SubscriptionStatus::Active
+    } else {
+        SubscriptionStatus::Disabled
+    }
+}

@@ -1,0 +1,191 @@
+//! Wiring and serving. `App::build` validates everything that can fail
+//! (config, catalog, providers, database, migrations) before a socket is
+//! bound; `App::serve` takes the listener and the shutdown signal as
+//! arguments (the mini-redis way), so tests bind port 0.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_api::{AppState, TokenEntry};
+use switchboard_core::{EventCatalog, Transport};
+use switchboard_engine::Engine;
+use switchboard_sim::talkover::{TalkoverConfig as SimTalkoverConfig, TalkoverSim};
+use switchboard_store::{Store, StoreOptions};
+use switchboard_transport::{HttpTransport, TransportConfig};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::providers;
+
+/// A built application, ready to serve.
+pub struct App {
+    /// The validated configuration (simulator URLs applied).
+    pub config: Config,
+    state: AppState,
+    simulators: Vec<switchboard_sim::Running>,
+}
+
+/// Where a simulated kind's API root sits below the simulator's address.
+fn simulated_base(kind: &str, sim_url: &str) -> Option<String> {
+    match kind {
+        switchboard_talkover::KIND => Some(format!("{sim_url}{}", switchboard_sim::talkover::API_PREFIX)),
+        _ => None,
+    }
+}
+
+impl App {
+    /// Validates and wires everything; starts the simulators in demo mode.
+    pub async fn build(mut config: Config) -> Result<Self, String> {
+        let catalog_text = std::fs::read_to_string(&config.events.file)
+            .map_err(|e| format!("events.file: cannot read {}: {e}", config.events.file.display()))?;
+        let catalog = EventCatalog::from_toml(&catalog_text).map_err(|e| format!("events.file: {e}"))?;
+
+        let mut simulators = Vec::new();
+        if config.simulators.enabled {
+            simulators = start_simulators(&mut config).await?;
+        }
+
+        let rate_limits: HashMap<String, u32> = config
+            .providers
+            .iter()
+            .filter_map(|(k, p)| p.rate_limit_per_minute.map(|r| (k.clone(), r)))
+            .collect();
+        let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(
+            TransportConfig {
+                request_timeout: Duration::from_millis(config.limits.upstream_timeout_ms),
+                max_attempts: config.limits.upstream_attempts,
+                ..TransportConfig::default()
+            },
+            rate_limits,
+        )?);
+        let instances = config
+            .providers
+            .iter()
+            .map(|(key, p)| providers::build(key, p, transport.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let tokens = config
+            .auth
+            .tokens
+            .iter()
+            .map(|t| {
+                let sha256 = match (&t.token_sha256, &t.token) {
+                    (Some(h), _) => {
+                        let bytes = hex_to_32(h).ok_or_else(|| format!("auth.tokens `{}`: bad token_sha256", t.name))?;
+                        Ok::<_, String>(bytes)
+                    }
+                    (None, Some(tok)) => Ok(switchboard_api::auth::hash_token(tok.expose())),
+                    (None, None) => Err(format!("auth.tokens `{}`: no token", t.name)),
+                }?;
+                Ok(TokenEntry {
+                    name: t.name.clone(),
+                    tenant: t.tenant.clone(),
+                    sha256,
+                    scopes: t.scopes.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+
+        let mut opts = StoreOptions::new(config.database.url.clone());
+        opts.max_connections = config.database.max_connections;
+        let store = Store::connect(&opts).await.map_err(|e| format!("database.url: {e}"))?;
+        let engine = Engine::new(store, Arc::new(catalog), instances);
+        Ok(Self {
+            state: AppState {
+                engine,
+                tokens: Arc::new(tokens),
+                body_limit: config.limits.body_bytes,
+            },
+            config,
+            simulators,
+        })
+    }
+
+    /// Base URLs of the running simulators, by provider key.
+    pub fn simulated_providers(&self) -> Vec<(String, String)> {
+        if self.simulators.is_empty() {
+            return Vec::new();
+        }
+        self.config
+            .providers
+            .iter()
+            .filter_map(|(k, p)| p.settings.get("base_url").and_then(|v| v.as_str()).map(|u| (k.clone(), u.to_owned())))
+            .collect()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = switchboard_api::router(self.state);
+        let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        for sim in self.simulators {
+            let _ = sim.shutdown().await;
+        }
+        result
+    }
+
+    /// Binds `listen` and serves in a background task (for tests and tools).
+    pub async fn spawn(self) -> std::io::Result<Running> {
+        let listener = TcpListener::bind(self.config.server.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Running {
+            base_url: format!("http://{addr}"),
+            stop,
+            task,
+        })
+    }
+}
+
+/// A server running in the background; stops when dropped or shut down.
+pub struct Running {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Graceful shutdown.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+fn hex_to_32(h: &str) -> Option<[u8; 32]> {
+    hex::decode(h).ok()?.try_into().ok()
+}
+
+/// Starts one simulator per simulated kind in use and points the
+/// providers of that kind at it, accepting their configured credentials.
+async fn start_simulators(config: &mut Config) -> Result<Vec<switchboard_sim::Running>, String> {
+    let mut running = Vec::new();
+    let talkover_tokens: Vec<String> = config
+        .providers
+        .values()
+        .filter(|p| p.kind == switchboard_talkover::KIND)
+        .filter_map(|p| p.settings.get("token").and_then(|t| t.as_str()).map(str::to_owned))
+        .collect();
+    if !talkover_tokens.is_empty() {
+        let sim = TalkoverSim::new(SimTalkoverConfig {
+            tokens: talkover_tokens,
+            agents: config.simulators.talkover_agents.clone(),
+        });
+        let r = switchboard_sim::serve(sim.router(), config.simulators.listen)
+            .await
+            .map_err(|e| format!("simulators.listen: {e}"))?;
+        tracing::info!(kind = "talkover", url = %r.base_url, "simulator listening");
+        for p in config.providers.values_mut() {
+            if let Some(base) = simulated_base(&p.kind, &r.base_url) {
+                p.settings.insert("base_url".into(), serde_json::Value::String(base));
+            }
+        }
+        running.push(r);
+    }
+    Ok(running)
+}

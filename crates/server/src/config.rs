@@ -1,0 +1,341 @@
+//! Configuration: built-in defaults → `config/default.toml` (or `--config
+//! FILE` / `SWITCHBOARD_CONFIG`) → `SWITCHBOARD_…` environment variables
+//! with `__` between levels. Parsed into validated types at start-up; every
+//! error names the key path.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use switchboard_core::Secret;
+
+/// The default config file, read when no file is named and it exists.
+pub const DEFAULT_FILE: &str = "config/default.toml";
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// How providers reach Switchboard (relay mode, later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Longest wait for in-flight requests at shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…?mode=rwc` or `postgres://…`.
+    pub url: String,
+    /// Pool size per process.
+    pub max_connections: u32,
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Path of the event catalog.
+    pub file: PathBuf,
+}
+
+/// One `[[auth.tokens]]` entry.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Name shown in logs.
+    pub name: String,
+    /// Tenant the token acts for.
+    pub tenant: String,
+    /// Hex SHA-256 of the token (preferred).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// The token itself (local use only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// Granted scopes.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("tenant", &self.tenant)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["subscriptions:read".into(), "subscriptions:write".into()]
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One `[providers.<key>]` table: the kind, shared keys, and the kind's own
+/// keys (parsed by the adapter crate).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    /// `telegent`, `talkover`, `accesskey-workspace` or `account-v2`.
+    pub kind: String,
+    /// Requests per minute to this provider instance (all requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
+    /// Everything else: base_url and the kind's credentials.
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Credentials live in `settings`; only the key names are shown.
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body.
+    pub body_bytes: usize,
+    /// Timeout of one upstream attempt.
+    pub upstream_timeout_ms: u64,
+    /// Upstream attempts (1 = no retry).
+    pub upstream_attempts: u32,
+}
+
+/// `[simulators]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorsConfig {
+    /// Start the built-in simulators and point every provider of a
+    /// simulated kind at them.
+    pub enabled: bool,
+    /// Where they listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Agents the Talkover simulator knows.
+    pub talkover_agents: Vec<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter (`info`, `switchboard=debug,info`); `RUST_LOG` wins.
+    pub level: String,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[database]`.
+    pub database: DatabaseConfig,
+    /// `[events]`.
+    pub events: EventsConfig,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `[providers.<key>]`.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
+    /// `[simulators]`.
+    pub simulators: SimulatorsConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                public_url: None,
+                shutdown_grace_seconds: 20,
+            },
+            database: DatabaseConfig {
+                url: "sqlite://switchboard.db?mode=rwc".into(),
+                max_connections: 16,
+            },
+            events: EventsConfig {
+                file: PathBuf::from("config/events.toml"),
+            },
+            auth: AuthConfig::default(),
+            providers: BTreeMap::new(),
+            limits: LimitsConfig {
+                body_bytes: 64 * 1024,
+                upstream_timeout_ms: 10_000,
+                upstream_attempts: 3,
+            },
+            simulators: SimulatorsConfig {
+                enabled: false,
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                talkover_agents: vec![switchboard_sim::talkover::DEFAULT_AGENT.to_owned()],
+            },
+            log: LogConfig {
+                format: "text".into(),
+                level: "info".into(),
+            },
+        }
+    }
+}
+
+/// Environment variables under the prefix that are not config keys.
+const NOT_CONFIG: [&str; 2] = ["config", "test_postgres_url"];
+
+impl Config {
+    /// Loads defaults → file → environment. `file` is `--config` /
+    /// `SWITCHBOARD_CONFIG`; without it, [`DEFAULT_FILE`] is read if present.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(format!("config file {} does not exist", path.display()));
+                }
+                fig = fig.merge(Toml::file_exact(path));
+            }
+            None => {
+                if Path::new(DEFAULT_FILE).exists() {
+                    fig = fig.merge(Toml::file_exact(DEFAULT_FILE));
+                }
+            }
+        }
+        fig = fig.merge(
+            Env::prefixed("SWITCHBOARD_")
+                .split("__")
+                .filter(|k| !NOT_CONFIG.contains(&k.as_str())),
+        );
+        Self::from_figment(fig)
+    }
+
+    /// Parses a figment (tests build their own).
+    pub fn from_figment(fig: Figment) -> Result<Self, String> {
+        let cfg: Config = fig.extract().map_err(|e| {
+            e.into_iter()
+                .map(|e| {
+                    let path = e.path.join(".");
+                    let what = e.kind.to_string();
+                    if path.is_empty() { what } else { format!("{path}: {what}") }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.limits.body_bytes < 1024 {
+            return Err("limits.body_bytes: must be at least 1024".into());
+        }
+        if self.limits.upstream_attempts == 0 {
+            return Err("limits.upstream_attempts: must be at least 1".into());
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err("log.format: must be `text` or `json`".into());
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            return Err("database.url: must start with sqlite: or postgres://".into());
+        }
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            let at = format!("auth.tokens[{i}]");
+            match (&t.token_sha256, &t.token) {
+                (Some(h), None) => {
+                    let ok = h.len() == 64 && hex::decode(h).is_ok();
+                    if !ok {
+                        return Err(format!("{at}.token_sha256: must be 64 hex characters (SHA-256)"));
+                    }
+                }
+                (None, Some(tok)) if tok.expose().len() >= 8 => {}
+                (None, Some(_)) => return Err(format!("{at}.token: must be at least 8 characters")),
+                _ => return Err(format!("{at}: set exactly one of token_sha256 or token")),
+            }
+            if t.tenant.is_empty() {
+                return Err(format!("{at}.tenant: must not be empty"));
+            }
+            for s in &t.scopes {
+                if !["subscriptions:read", "subscriptions:write", "admin"].contains(&s.as_str()) {
+                    return Err(format!(
+                        "{at}.scopes: `{s}` is not one of subscriptions:read, subscriptions:write, admin"
+                    ));
+                }
+            }
+        }
+        for (key, p) in &self.providers {
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(format!("providers.{key}: keys use letters, digits, `-` and `_`"));
+            }
+            if p.rate_limit_per_minute == Some(0) {
+                return Err(format!("providers.{key}.rate_limit_per_minute: must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Config, String> {
+        Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let e = parse("[server]\nlisten = \"nope\"").unwrap_err();
+        assert!(e.starts_with("server.listen"), "{e}");
+        let e = parse("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse("[[auth.tokens]]\nname = \"a\"\ntenant = \"t\"\ntoken_sha256 = \"xyz\"").unwrap_err();
+        assert_eq!(e, "auth.tokens[0].token_sha256: must be 64 hex characters (SHA-256)");
+        let e = parse("[providers.x]\nkind = \"talkover\"\nrate_limit_per_minute = 0").unwrap_err();
+        assert!(e.starts_with("providers.x.rate_limit_per_minute"), "{e}");
+    }
+
+    #[test]
+    fn provider_tables_keep_kind_specific_keys() {
+        let c = parse("[providers.tk]\nkind = \"talkover\"\ntoken = \"talq_x\"\nrate_limit_per_minute = 5").unwrap();
+        let p = &c.providers["tk"];
+        assert_eq!(p.kind, "talkover");
+        assert_eq!(p.rate_limit_per_minute, Some(5));
+        assert_eq!(p.settings["token"], "talq_x");
+        assert!(!format!("{p:?}").contains("talq_x"));
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        for file in ["../../config/default.toml", "../../config/example.toml"] {
+            let text = std::fs::read_to_string(file).unwrap();
+            parse(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+}

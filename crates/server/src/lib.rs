@@ -1,0 +1,10 @@
+//! The `switchboard` server: configuration, wiring of store, adapters,
+//! engine and API, the built-in simulators of demo mode, and graceful
+//! shutdown. `main.rs` is only the command line around this.
+
+pub mod app;
+pub mod config;
+pub mod providers;
+
+pub use app::{App, Running};
+pub use config::Config;
