@@ -177,7 +177,8 @@ impl Engine {
             spec: prepared.spec.clone(),
             warnings: prepared.warnings.clone(),
             last_error: None,
-            version: 1,
+            // Becomes 1 when the create completes.
+            version: 0,
             created_at: now,
             updated_at: now,
             natives: Vec::new(),
