@@ -265,7 +265,7 @@ impl Engine {
         let current = self.store.get(tenant, id).await?;
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.prepare(id, current.spec.clone())?;
-        let claimed = self.claim(&current).await?;
+        self.store.claim(tenant, id, current.version).await?;
         let target = Target {
             store: &self.store,
             tenant,
@@ -275,7 +275,7 @@ impl Engine {
         match apply(provider.adapter.as_ref(), &target, &old.plans, &current.natives, &[]).await {
             Ok(_) => self.store.delete(tenant, id).await,
             Err(e) => {
-                self.release(claimed, &current, &e).await;
+                self.release(&current, &e).await;
                 Err(e)
             }
         }
@@ -284,7 +284,7 @@ impl Engine {
     async fn transition(&self, current: SubscriptionRecord, prepared: Prepared) -> Result<SubscriptionRecord, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.prepare(&current.id, current.spec.clone())?;
-        let claimed = self.claim(&current).await?;
+        self.store.claim(&current.tenant, &current.id, current.version).await?;
         let target = Target {
             store: &self.store,
             tenant: &current.tenant,
@@ -294,7 +294,7 @@ impl Engine {
         let wanted = self.wanted(&provider, &prepared);
         match apply(provider.adapter.as_ref(), &target, &old.plans, &current.natives, wanted).await {
             Ok(natives) => {
-                let mut next = claimed;
+                let mut next = current;
                 next.status = status_for(&prepared.spec);
                 next.spec = prepared.spec;
                 next.warnings = prepared.warnings;
@@ -303,50 +303,22 @@ impl Engine {
                 self.store.update(&next).await
             }
             Err(e) => {
-                self.release(claimed, &current, &e).await;
+                self.release(&current, &e).await;
                 Err(e)
             }
         }
     }
 
-    /// Marks the subscription `pending` under its version: the claim that
-    /// keeps two writers from applying upstream changes at the same time.
-    async fn claim(&self, current: &SubscriptionRecord) -> Result<SubscriptionRecord, Error> {
-        if current.status == SubscriptionStatus::Pending {
-            return Err(Error::Conflict(format!(
-                "subscription `{}` has a change in progress; retry when it is no longer pending",
-                current.id
-            )));
-        }
-        let mut pending = current.clone();
-        pending.status = SubscriptionStatus::Pending;
-        self.store.update(&pending).await.map_err(|e| match e {
-            Error::Conflict(_) => Error::Conflict(format!(
-                "subscription `{}` has a change in progress; retry when it is no longer pending",
-                current.id
-            )),
-            other => other,
-        })
-    }
-
     /// Ends a claim after a failure: the change was undone, so the previous
-    /// state is restored; if the undo failed, the subscription is `failed`.
-    async fn release(&self, claimed: SubscriptionRecord, previous: &SubscriptionRecord, err: &Error) {
-        let mut restored = match self.store.get(&claimed.tenant, &claimed.id).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(sub = %claimed.id, error = %e, "cannot reload a claimed subscription");
-                return;
-            }
-        };
-        if matches!(err, Error::Internal(_)) {
-            restored.status = SubscriptionStatus::Failed;
-            restored.last_error = Some(err.to_string());
+    /// status is restored; if the undo failed, the subscription is `failed`.
+    async fn release(&self, previous: &SubscriptionRecord, err: &Error) {
+        let (status, last_error) = if matches!(err, Error::Internal(_)) {
+            (SubscriptionStatus::Failed, Some(err.to_string()))
         } else {
-            restored.status = previous.status;
-        }
-        if let Err(e) = self.store.update(&restored).await {
-            tracing::error!(sub = %claimed.id, error = %e, "cannot release a claimed subscription");
+            (previous.status, previous.last_error.clone())
+        };
+        if let Err(e) = self.store.release(&previous.tenant, &previous.id, status, last_error).await {
+            tracing::error!(sub = %previous.id, error = %e, "cannot release a claimed subscription");
         }
     }
 

@@ -90,6 +90,7 @@ impl App {
 
         let mut opts = StoreOptions::new(config.database.url.clone());
         opts.max_connections = config.database.max_connections;
+        opts.pg_schema = config.database.schema.clone();
         let store = Store::connect(&opts).await.map_err(|e| format!("database.url: {e}"))?;
         let engine = Engine::new(store, Arc::new(catalog), instances);
         Ok(Self {

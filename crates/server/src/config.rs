@@ -37,6 +37,9 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Pool size per process.
     pub max_connections: u32,
+    /// Postgres only: schema to create and use instead of `public`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 /// `[events]`.
@@ -183,6 +186,7 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: "sqlite://switchboard.db?mode=rwc".into(),
                 max_connections: 16,
+                schema: None,
             },
             events: EventsConfig {
                 file: PathBuf::from("config/events.toml"),
@@ -264,6 +268,11 @@ impl Config {
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
             return Err("database.url: must start with sqlite: or postgres://".into());
+        }
+        if let Some(schema) = &self.database.schema {
+            if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err("database.schema: letters, digits and `_` only".into());
+            }
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             let at = format!("auth.tokens[{i}]");

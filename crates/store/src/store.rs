@@ -296,6 +296,49 @@ impl Store {
         Ok(out)
     }
 
+    /// Marks a subscription `pending` if it is at `version` and not already
+    /// pending, without changing its version: the claim that keeps two
+    /// writers (in any replica) from applying upstream changes at once.
+    pub async fn claim(&self, tenant: &str, id: &str, version: i64) -> Result<(), Error> {
+        let res = subscription::Entity::update_many()
+            .col_expr(subscription::Column::Status, Expr::value(SubscriptionStatus::Pending.as_str()))
+            .filter(subscription::Column::Tenant.eq(tenant))
+            .filter(subscription::Column::Id.eq(id))
+            .filter(subscription::Column::Version.eq(version))
+            .filter(subscription::Column::Status.ne(SubscriptionStatus::Pending.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected == 1 {
+            Ok(())
+        } else {
+            Err(Error::Conflict(format!(
+                "subscription `{id}` has a change in progress or was just changed; retry with its current state"
+            )))
+        }
+    }
+
+    /// Ends a claim whose change was abandoned: sets `status` (and
+    /// `last_error`) on a pending subscription, version untouched.
+    pub async fn release(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: SubscriptionStatus,
+        last_error: Option<String>,
+    ) -> Result<(), Error> {
+        subscription::Entity::update_many()
+            .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
+            .col_expr(subscription::Column::LastError, Expr::value(last_error))
+            .filter(subscription::Column::Tenant.eq(tenant))
+            .filter(subscription::Column::Id.eq(id))
+            .filter(subscription::Column::Status.eq(SubscriptionStatus::Pending.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Deletes a subscription and its native records.
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
         let txn = self.db.begin().await.map_err(db_err)?;

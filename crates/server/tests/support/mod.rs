@@ -1,0 +1,198 @@
+//! A real Switchboard on port 0 with its own database and a Talkover
+//! simulator, for black-box API tests (the svix-server way).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use switchboard::config::{Config, ProviderConfig, TokenConfig};
+use switchboard::{App, Running};
+use switchboard_core::Secret;
+use switchboard_sim::talkover::{DEFAULT_AGENT, TalkoverConfig, TalkoverSim};
+use switchboard_store::StoreOptions;
+
+/// Tokens of the test tenants.
+pub const TOKEN_A: &str = "token-tenant-a-0001";
+pub const TOKEN_B: &str = "token-tenant-b-0002";
+pub const TOKEN_A_READ: &str = "token-tenant-a-read";
+pub const PROVIDER_TOKEN: &str = "talq_e2e_token";
+pub const AGENT: &str = DEFAULT_AGENT;
+
+pub struct Env {
+    pub base: String,
+    pub sim: TalkoverSim,
+    pub client: reqwest::Client,
+    pub server: Option<Running>,
+    _sim_running: switchboard_sim::Running,
+}
+
+fn token(name: &str, tenant: &str, token: &str, scopes: &[&str]) -> TokenConfig {
+    TokenConfig {
+        name: name.into(),
+        tenant: tenant.into(),
+        token_sha256: None,
+        token: Some(Secret::new(token)),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Options tweaking the default environment.
+#[derive(Default)]
+pub struct Opts {
+    /// Talkover base URL instead of the simulator's.
+    pub talkover_base_url: Option<String>,
+    /// Provider token instead of the one the simulator accepts.
+    pub provider_token: Option<String>,
+}
+
+pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
+    let sim = TalkoverSim::new(TalkoverConfig {
+        tokens: vec![PROVIDER_TOKEN.into()],
+        agents: vec![AGENT.into()],
+    });
+    let sim_running = switchboard_sim::serve(sim.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.database.url = store.url.clone();
+    config.database.schema = store.pg_schema.clone();
+    config.database.max_connections = 4;
+    config.events.file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/events.toml").into();
+    config.limits.upstream_attempts = 1;
+    config.auth.tokens = vec![
+        token("a", "tenant-a", TOKEN_A, &["subscriptions:read", "subscriptions:write"]),
+        token("b", "tenant-b", TOKEN_B, &["subscriptions:read", "subscriptions:write"]),
+        token("a-read", "tenant-a", TOKEN_A_READ, &["subscriptions:read"]),
+    ];
+    let base_url = opts
+        .talkover_base_url
+        .unwrap_or_else(|| format!("{}/api/v1", sim_running.base_url));
+    config.providers.insert(
+        "talkover".into(),
+        ProviderConfig {
+            kind: "talkover".into(),
+            rate_limit_per_minute: None,
+            settings: BTreeMap::from([
+                ("base_url".to_owned(), json!(base_url)),
+                ("token".to_owned(), json!(opts.provider_token.unwrap_or_else(|| PROVIDER_TOKEN.into()))),
+            ]),
+        },
+    );
+    let app = App::build(config).await.unwrap();
+    let server = app.spawn().await.unwrap();
+    Env {
+        base: server.base_url.clone(),
+        sim,
+        client: reqwest::Client::new(),
+        server: Some(server),
+        _sim_running: sim_running,
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Field pointers of a problem body.
+    pub fn pointers(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["pointer"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Env {
+    pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        Resp {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            text: r.text().await.unwrap(),
+        }
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        let r = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Resp {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            text: r.text().await.unwrap(),
+        }
+    }
+
+    pub fn sim_webhooks(&self) -> Vec<Value> {
+        self.sim.webhooks(AGENT)
+    }
+
+    /// Requests the simulator answered for the API (faulted ones included).
+    pub fn sim_requests(&self) -> Vec<switchboard_sim::faults::LoggedRequest> {
+        self.sim.requests()
+    }
+
+    pub async fn list_all(&self, token: &str) -> Vec<Value> {
+        self.call("GET", "/v1/subscriptions?limit=200", token, None).await.json()["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+pub fn sub_body() -> Value {
+    json!({
+        "provider": "talkover",
+        "account": AGENT,
+        "name": "billing calls",
+        "url": "https://billing.example.com/hooks",
+        "events": ["call.ended", "native:event_action"],
+        "auth": {"type": "basic", "username": "hook", "password": "pw-SECRET-1"},
+        "signing_secret": "whsec-SECRET-2",
+        "headers": {"X-Team": "billing"},
+        "timeout_seconds": 20,
+        "metadata": {"team": "billing"}
+    })
+}
+
+/// Runs `f` against every configured backend.
+#[macro_export]
+macro_rules! each_backend {
+    ($f:ident) => {
+        for (name, opts) in switchboard_store::testing::backends() {
+            eprintln!("backend: {name}");
+            $f(&opts).await;
+        }
+    };
+}
