@@ -71,14 +71,19 @@ pub fn authenticate<'a>(tokens: &'a [TokenEntry], presented: &str) -> Option<&'a
 impl FromRequestParts<AppState> for Caller {
     type Rejection = crate::problem::ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let presented = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
                 let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then_some(token.trim())
             })
             .ok_or(Error::Unauthenticated)?;
         let entry = authenticate(&state.tokens, presented).ok_or(Error::Unauthenticated)?;

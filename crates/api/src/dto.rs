@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use switchboard_core::subscription::MAX_NAME_LEN;
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, Error, EventName, FieldError, Filter,
-    OnUnsupported, Secret, SubscriptionSpec,
+    CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, Error, EventName, FieldError,
+    Filter, OnUnsupported, Secret, SubscriptionSpec,
 };
 use switchboard_store::SubscriptionRecord;
 use utoipa::ToSchema;
@@ -125,7 +125,10 @@ fn secret(errors: &mut Vec<FieldError>, pointer: &str, value: Option<String>) ->
             None
         }
         Some(v) if v.chars().count() > MAX_SECRET_LEN => {
-            errors.push(FieldError::new(pointer, format!("must be at most {MAX_SECRET_LEN} characters")));
+            errors.push(FieldError::new(
+                pointer,
+                format!("must be at most {MAX_SECRET_LEN} characters"),
+            ));
             None
         }
         Some(v) => Some(Secret::new(v)),
@@ -139,7 +142,10 @@ fn header_name_ok(name: &str) -> bool {
 fn parse_auth(errors: &mut Vec<FieldError>, auth: AuthRequest) -> CallbackAuth {
     let extra = |errors: &mut Vec<FieldError>, field: &str, present: bool, kind: &str| {
         if present {
-            errors.push(FieldError::new(format!("/auth/{field}"), format!("is not used by auth type `{kind}`")));
+            errors.push(FieldError::new(
+                format!("/auth/{field}"),
+                format!("is not used by auth type `{kind}`"),
+            ));
         }
     };
     match auth.kind.as_str() {
@@ -161,7 +167,10 @@ fn parse_auth(errors: &mut Vec<FieldError>, auth: AuthRequest) -> CallbackAuth {
             extra(errors, "value", auth.value.is_some(), "basic");
             let username = auth.username.unwrap_or_default();
             if username.is_empty() || username.contains(':') || username.chars().count() > 255 {
-                errors.push(FieldError::new("/auth/username", "is required, at most 255 characters, without `:`"));
+                errors.push(FieldError::new(
+                    "/auth/username",
+                    "is required, at most 255 characters, without `:`",
+                ));
             }
             let password = secret(errors, "/auth/password", auth.password);
             CallbackAuth::Basic {
@@ -185,7 +194,10 @@ fn parse_auth(errors: &mut Vec<FieldError>, auth: AuthRequest) -> CallbackAuth {
             extra(errors, "token", auth.token.is_some(), "api_key");
             let header = auth.header.unwrap_or_default();
             if !header_name_ok(&header) {
-                errors.push(FieldError::new("/auth/header", "must be a valid HTTP header name"));
+                errors.push(FieldError::new(
+                    "/auth/header",
+                    "must be a valid HTTP header name",
+                ));
             }
             let value = secret(errors, "/auth/value", auth.value);
             CallbackAuth::ApiKey {
@@ -210,15 +222,21 @@ impl SubscriptionRequest {
         if self.provider.is_empty() {
             errors.push(FieldError::new("/provider", "is required"));
         }
-        if let Some(a) = &self.account {
-            if a.trim().is_empty() {
-                errors.push(FieldError::new("/account", "must not be empty; omit it instead"));
-            }
+        if let Some(a) = &self.account
+            && a.trim().is_empty()
+        {
+            errors.push(FieldError::new(
+                "/account",
+                "must not be empty; omit it instead",
+            ));
         }
-        if let Some(n) = &self.name {
-            if n.chars().count() > MAX_NAME_LEN {
-                errors.push(FieldError::new("/name", format!("must be at most {MAX_NAME_LEN} characters")));
-            }
+        if let Some(n) = &self.name
+            && n.chars().count() > MAX_NAME_LEN
+        {
+            errors.push(FieldError::new(
+                "/name",
+                format!("must be at most {MAX_NAME_LEN} characters"),
+            ));
         }
         let url = CallbackUrl::parse(&self.url)
             .map_err(|e| errors.push(FieldError::new("/url", e)))
@@ -227,29 +245,42 @@ impl SubscriptionRequest {
             errors.push(FieldError::new("/events", "must name at least one event"));
         }
         if self.events.len() > MAX_EVENTS {
-            errors.push(FieldError::new("/events", format!("must name at most {MAX_EVENTS} events")));
+            errors.push(FieldError::new(
+                "/events",
+                format!("must name at most {MAX_EVENTS} events"),
+            ));
         }
         let mut events = Vec::with_capacity(self.events.len());
         for (i, raw) in self.events.iter().enumerate() {
             match EventName::parse(raw) {
-                Ok(e) if events.contains(&e) => {
-                    errors.push(FieldError::new(format!("/events/{i}"), format!("`{raw}` is listed twice")))
-                }
+                Ok(e) if events.contains(&e) => errors.push(FieldError::new(
+                    format!("/events/{i}"),
+                    format!("`{raw}` is listed twice"),
+                )),
                 Ok(e) => events.push(e),
                 Err(e) => errors.push(FieldError::new(format!("/events/{i}"), e)),
             }
         }
-        let auth = self.auth.map(|a| parse_auth(&mut errors, a)).unwrap_or_default();
+        let auth = self
+            .auth
+            .map(|a| parse_auth(&mut errors, a))
+            .unwrap_or_default();
         let signing_secret = self
             .signing_secret
             .and_then(|s| secret(&mut errors, "/signing_secret", Some(s)));
         let headers = self.headers.unwrap_or_default();
         if headers.len() > MAX_HEADERS {
-            errors.push(FieldError::new("/headers", format!("at most {MAX_HEADERS} headers")));
+            errors.push(FieldError::new(
+                "/headers",
+                format!("at most {MAX_HEADERS} headers"),
+            ));
         }
         for (name, value) in &headers {
             if !header_name_ok(name) {
-                errors.push(FieldError::new(format!("/headers/{name}"), "is not a valid HTTP header name"));
+                errors.push(FieldError::new(
+                    format!("/headers/{name}"),
+                    "is not a valid HTTP header name",
+                ));
             } else if axum::http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
                 errors.push(FieldError::new(
                     format!("/headers/{name}"),
@@ -263,7 +294,10 @@ impl SubscriptionRequest {
             Some("PUT") => Some(DeliveryMethod::Put),
             Some("PATCH") => Some(DeliveryMethod::Patch),
             Some(other) => {
-                errors.push(FieldError::new("/method", format!("`{other}` is not one of POST, PUT, PATCH")));
+                errors.push(FieldError::new(
+                    "/method",
+                    format!("`{other}` is not one of POST, PUT, PATCH"),
+                ));
                 None
             }
         };
@@ -272,7 +306,10 @@ impl SubscriptionRequest {
             Some("json") => Some(DeliveryFormat::Json),
             Some("xml") => Some(DeliveryFormat::Xml),
             Some(other) => {
-                errors.push(FieldError::new("/format", format!("`{other}` is not one of json, xml")));
+                errors.push(FieldError::new(
+                    "/format",
+                    format!("`{other}` is not one of json, xml"),
+                ));
                 None
             }
         };
@@ -294,10 +331,16 @@ impl SubscriptionRequest {
             .enumerate()
             .filter_map(|(i, f)| {
                 if f.key.is_empty() {
-                    errors.push(FieldError::new(format!("/filters/{i}/key"), "must not be empty"));
+                    errors.push(FieldError::new(
+                        format!("/filters/{i}/key"),
+                        "must not be empty",
+                    ));
                     None
                 } else {
-                    Some(Filter { key: f.key, value: f.value })
+                    Some(Filter {
+                        key: f.key,
+                        value: f.value,
+                    })
                 }
             })
             .collect();
@@ -378,7 +421,8 @@ impl SubscriptionRequest {
                     })
                     .collect()
             }),
-            provider_options: (!spec.provider_options.is_empty()).then(|| spec.provider_options.clone()),
+            provider_options: (!spec.provider_options.is_empty())
+                .then(|| spec.provider_options.clone()),
             metadata: (!spec.metadata.is_empty()).then(|| spec.metadata.clone()),
             on_unsupported: Some(
                 match spec.on_unsupported {
@@ -610,8 +654,12 @@ impl From<&SubscriptionRecord> for SubscriptionView {
             warnings: r.warnings.clone(),
             last_error: r.last_error.clone(),
             version: r.version,
-            created_at: r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            updated_at: r.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            created_at: r
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            updated_at: r
+                .updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }
     }
 }
@@ -631,7 +679,9 @@ mod tests {
     use serde_json::json;
 
     fn req(v: Value) -> Result<SubscriptionSpec, Error> {
-        serde_json::from_value::<SubscriptionRequest>(v).unwrap().into_spec()
+        serde_json::from_value::<SubscriptionRequest>(v)
+            .unwrap()
+            .into_spec()
     }
 
     fn pointers(e: Error) -> Vec<String> {
@@ -714,6 +764,9 @@ mod tests {
         };
         let shown = serde_json::to_string(&SubscriptionView::from(&rec)).unwrap();
         assert!(!shown.contains("pw-123") && !shown.contains("sig-456"));
-        assert!(shown.contains("\"password_set\":true") && shown.contains("\"signing_secret_set\":true"));
+        assert!(
+            shown.contains("\"password_set\":true")
+                && shown.contains("\"signing_secret_set\":true")
+        );
     }
 }

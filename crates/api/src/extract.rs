@@ -47,7 +47,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let named = msg
             .strip_prefix("unknown field `")
             .map(|rest| ("unknown field", rest))
-            .or_else(|| msg.strip_prefix("missing field `").map(|rest| ("missing field", rest)));
+            .or_else(|| {
+                msg.strip_prefix("missing field `")
+                    .map(|rest| ("missing field", rest))
+            });
         let (pointer, detail) = match named {
             Some((what, rest)) => {
                 let field = rest.split('`').next().unwrap_or_default();
@@ -60,7 +63,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
                 }
             }
             None => (
-                if pointer.is_empty() { "/".to_owned() } else { pointer },
+                if pointer.is_empty() {
+                    "/".to_owned()
+                } else {
+                    pointer
+                },
                 strip_position(&msg),
             ),
         };
@@ -85,7 +92,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
-                let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
                 mime == "application/json" || mime.ends_with("+json")
             });
         if !is_json {
@@ -139,7 +151,10 @@ mod tests {
         let (p, d) = pointer_of(r#"{"a": 1, "zzz": 1}"#);
         assert_eq!(p, "/zzz");
         assert_eq!(d, "unknown field `zzz`");
-        assert_eq!(pointer_of(r#"{"a": 1, "b": [{"x": "s", "y": 1}]}"#).0, "/b/0/y");
+        assert_eq!(
+            pointer_of(r#"{"a": 1, "b": [{"x": "s", "y": 1}]}"#).0,
+            "/b/0/y"
+        );
         let (p, d) = pointer_of(r#"{}"#);
         assert_eq!(p, "/a");
         assert_eq!(d, "is required");
@@ -147,7 +162,13 @@ mod tests {
 
     #[test]
     fn broken_json_is_malformed() {
-        assert!(matches!(parse_json::<T>(b"{\"a\": "), Err(Error::Malformed { .. })));
-        assert!(matches!(parse_json::<T>(b"nope"), Err(Error::Malformed { .. })));
+        assert!(matches!(
+            parse_json::<T>(b"{\"a\": "),
+            Err(Error::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_json::<T>(b"nope"),
+            Err(Error::Malformed { .. })
+        ));
     }
 }

@@ -17,7 +17,9 @@ use axum::http::{HeaderName, Request, header};
 use axum::response::IntoResponse;
 use switchboard_core::Error;
 use switchboard_engine::Engine;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 

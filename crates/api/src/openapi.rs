@@ -47,5 +47,8 @@ pub struct ApiDoc;
 
 /// `GET /openapi.json`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+    Router::new().route(
+        "/openapi.json",
+        get(|| async { axum::Json(ApiDoc::openapi()) }),
+    )
 }

@@ -76,14 +76,19 @@ fn upstream(e: UpstreamError) -> (Problem, Option<u64>) {
             StatusCode::BAD_GATEWAY,
             "provider-credentials",
             "Switchboard's provider credentials were refused",
-            format!("{who} refused Switchboard's credentials; an operator must fix the provider configuration"),
+            format!(
+                "{who} refused Switchboard's credentials; an operator must fix the provider configuration"
+            ),
             None,
         ),
         UpstreamErrorKind::NotFound => (
             StatusCode::BAD_GATEWAY,
             "provider-resource-gone",
             "A native resource is gone at the provider",
-            format!("{who} no longer has a native resource Switchboard created: {}", e.message),
+            format!(
+                "{who} no longer has a native resource Switchboard created: {}",
+                e.message
+            ),
             None,
         ),
         UpstreamErrorKind::RateLimited { retry_after } => (
@@ -111,7 +116,10 @@ fn upstream(e: UpstreamError) -> (Problem, Option<u64>) {
             StatusCode::BAD_GATEWAY,
             "provider-protocol",
             "The provider answered unexpectedly",
-            format!("{who} answered in a way its documentation does not describe: {}", e.message),
+            format!(
+                "{who} answered in a way its documentation does not describe: {}",
+                e.message
+            ),
             None,
         ),
     };
@@ -129,13 +137,23 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
                 [one] => format!("{} {}", one.pointer, one.detail),
                 many => format!("{} fields are invalid", many.len()),
             };
-            let mut p = problem(StatusCode::UNPROCESSABLE_ENTITY, "validation", "The request is invalid", detail);
+            let mut p = problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "The request is invalid",
+                detail,
+            );
             p.provider = errors.iter().find_map(|e| e.provider.clone());
             p.errors = errors;
             (p, None)
         }
         Error::Malformed { detail, pointer } => {
-            let mut p = problem(StatusCode::BAD_REQUEST, "malformed", "The request could not be parsed", detail.clone());
+            let mut p = problem(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "The request could not be parsed",
+                detail.clone(),
+            );
             if let Some(pointer) = pointer {
                 p.errors.push(FieldError::new(pointer, detail));
             }
@@ -177,10 +195,26 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
             ),
             None,
         ),
-        e @ Error::NotFound { .. } => (problem(StatusCode::NOT_FOUND, "not-found", "Not found", e.to_string()), None),
-        Error::Conflict(d) => (problem(StatusCode::CONFLICT, "conflict", "Conflict", d), None),
+        e @ Error::NotFound { .. } => (
+            problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                e.to_string(),
+            ),
+            None,
+        ),
+        Error::Conflict(d) => (
+            problem(StatusCode::CONFLICT, "conflict", "Conflict", d),
+            None,
+        ),
         Error::PreconditionFailed(d) => (
-            problem(StatusCode::PRECONDITION_FAILED, "precondition-failed", "Version mismatch", d),
+            problem(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Version mismatch",
+                d,
+            ),
             None,
         ),
         Error::Upstream(u) => upstream(u),
@@ -199,7 +233,12 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
         Error::Internal(d) => {
             tracing::error!(error = %d, "internal error");
             (
-                problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", d),
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    d,
+                ),
                 None,
             )
         }
@@ -217,10 +256,10 @@ impl IntoResponse for ApiError {
         let mut resp = (status, body).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(secs) = retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }

@@ -68,8 +68,13 @@ pub async fn create_get_list_delete(h: &dyn Harness) {
     }
     for id in &ids {
         a.delete(account, id).await.expect("delete");
-        assert_eq!(upstream_kind(a.get(account, id).await.unwrap_err()), UpstreamErrorKind::NotFound);
-        a.delete(account, id).await.expect("deleting twice succeeds");
+        assert_eq!(
+            upstream_kind(a.get(account, id).await.unwrap_err()),
+            UpstreamErrorKind::NotFound
+        );
+        a.delete(account, id)
+            .await
+            .expect("deleting twice succeeds");
     }
 }
 
@@ -85,7 +90,9 @@ pub async fn preview_is_what_create_sends(h: &dyn Harness) {
         .collect();
     let before = h.received_bodies().len();
     for plan in &plans {
-        a.create(spec.account.as_deref(), plan).await.expect("create");
+        a.create(spec.account.as_deref(), plan)
+            .await
+            .expect("create");
     }
     let sent: Vec<_> = h.received_bodies()[before..].to_vec();
     assert_eq!(sent, previewed);
@@ -105,9 +112,15 @@ pub async fn update_changes_only_what_differs(h: &dyn Harness) {
         let updated = a.update(account, &created.id, o, n).await.expect("update");
         assert_eq!(updated.id, created.id, "updated in place");
         let got = a.get(account, &created.id).await.expect("get");
-        assert_eq!(got.url.as_deref(), Some("https://changed.example.com/hooks"));
+        assert_eq!(
+            got.url.as_deref(),
+            Some("https://changed.example.com/hooks")
+        );
         assert_eq!(got.events, n.events);
-        let unchanged = a.update(account, &created.id, n, n).await.expect("no-op update");
+        let unchanged = a
+            .update(account, &created.id, n, n)
+            .await
+            .expect("no-op update");
         assert_eq!(unchanged.id, created.id);
     }
 }
@@ -126,9 +139,13 @@ pub async fn disable_and_enable(h: &dyn Harness) {
     let off = plans(h, &off_spec);
     for (p_on, p_off) in on.iter().zip(&off) {
         let created = a.create(account, p_on).await.expect("create");
-        a.update(account, &created.id, p_on, p_off).await.expect("disable");
+        a.update(account, &created.id, p_on, p_off)
+            .await
+            .expect("disable");
         assert!(!a.get(account, &created.id).await.unwrap().enabled);
-        a.update(account, &created.id, p_off, p_on).await.expect("enable");
+        a.update(account, &created.id, p_off, p_on)
+            .await
+            .expect("enable");
         assert!(a.get(account, &created.id).await.unwrap().enabled);
     }
 }
@@ -141,11 +158,20 @@ pub async fn errors_are_classified(h: &dyn Harness) {
     let plan = plans(h, &spec).remove(0);
 
     h.fail_next(500, None).await;
-    assert_eq!(upstream_kind(a.create(account, &plan).await.unwrap_err()), UpstreamErrorKind::Unavailable);
+    assert_eq!(
+        upstream_kind(a.create(account, &plan).await.unwrap_err()),
+        UpstreamErrorKind::Unavailable
+    );
     h.fail_next(503, None).await;
-    assert_eq!(upstream_kind(a.list(account).await.unwrap_err()), UpstreamErrorKind::Unavailable);
+    assert_eq!(
+        upstream_kind(a.list(account).await.unwrap_err()),
+        UpstreamErrorKind::Unavailable
+    );
     h.fail_next(504, None).await;
-    assert_eq!(upstream_kind(a.list(account).await.unwrap_err()), UpstreamErrorKind::Timeout);
+    assert_eq!(
+        upstream_kind(a.list(account).await.unwrap_err()),
+        UpstreamErrorKind::Timeout
+    );
     h.fail_next(429, Some(7)).await;
     assert_eq!(
         upstream_kind(a.list(account).await.unwrap_err()),
@@ -154,14 +180,27 @@ pub async fn errors_are_classified(h: &dyn Harness) {
         }
     );
     h.drop_next().await;
-    assert_eq!(upstream_kind(a.list(account).await.unwrap_err()), UpstreamErrorKind::Unavailable);
+    assert_eq!(
+        upstream_kind(a.list(account).await.unwrap_err()),
+        UpstreamErrorKind::Unavailable
+    );
 
     let bad = h.adapter_with_bad_credentials();
-    assert_eq!(upstream_kind(bad.create(account, &plan).await.unwrap_err()), UpstreamErrorKind::Unauthorized);
-    assert_eq!(upstream_kind(bad.list(account).await.unwrap_err()), UpstreamErrorKind::Unauthorized);
+    assert_eq!(
+        upstream_kind(bad.create(account, &plan).await.unwrap_err()),
+        UpstreamErrorKind::Unauthorized
+    );
+    assert_eq!(
+        upstream_kind(bad.list(account).await.unwrap_err()),
+        UpstreamErrorKind::Unauthorized
+    );
 
     assert_eq!(
-        upstream_kind(a.get(account, "00000000-0000-4000-8000-000000000000").await.unwrap_err()),
+        upstream_kind(
+            a.get(account, "00000000-0000-4000-8000-000000000000")
+                .await
+                .unwrap_err()
+        ),
         UpstreamErrorKind::NotFound
     );
     // After the injected faults the provider works again and nothing leaked.

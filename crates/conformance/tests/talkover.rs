@@ -65,7 +65,10 @@ impl Harness for Talkover {
             account: Some(DEFAULT_AGENT.into()),
             name: Some("conformance".into()),
             url: CallbackUrl::parse("https://hooks.example.com/talkover").unwrap(),
-            events: vec![EventName::parse("call.ended").unwrap(), EventName::parse("native:event_action").unwrap()],
+            events: vec![
+                EventName::parse("call.ended").unwrap(),
+                EventName::parse("native:event_action").unwrap(),
+            ],
             auth: CallbackAuth::Bearer {
                 token: Secret::new("callback-token"),
             },

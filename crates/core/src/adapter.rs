@@ -174,10 +174,10 @@ pub fn encode(s: &str) -> String {
 pub fn redact_body(body: &Value, pointers: &[String]) -> Value {
     let mut copy = body.clone();
     for p in pointers {
-        if let Some(v) = copy.pointer_mut(p) {
-            if !v.is_null() {
-                *v = Value::String("***".into());
-            }
+        if let Some(v) = copy.pointer_mut(p)
+            && !v.is_null()
+        {
+            *v = Value::String("***".into());
         }
     }
     copy

@@ -132,13 +132,13 @@ impl Capabilities {
         if self.https_only && !spec.url.is_https() {
             hard("/url", format!("must use https for {who}"));
         }
-        if let (Some(max), Some(s)) = (self.signing_secret_max_len, &spec.signing_secret) {
-            if s.char_len() > max {
-                hard(
-                    "/signing_secret",
-                    format!("must be at most {max} characters for {who}"),
-                );
-            }
+        if let (Some(max), Some(s)) = (self.signing_secret_max_len, &spec.signing_secret)
+            && s.char_len() > max
+        {
+            hard(
+                "/signing_secret",
+                format!("must be at most {max} characters for {who}"),
+            );
         }
         for (field, value, range) in [
             (
@@ -148,13 +148,13 @@ impl Capabilities {
             ),
             ("/max_retries", spec.max_retries, self.max_retries),
         ] {
-            if let (Some(v), Some(r)) = (value, range) {
-                if v < r.min || v > r.max {
-                    hard(
-                        field,
-                        format!("must be between {} and {} for {who}", r.min, r.max),
-                    );
-                }
+            if let (Some(v), Some(r)) = (value, range)
+                && (v < r.min || v > r.max)
+            {
+                hard(
+                    field,
+                    format!("must be between {} and {} for {who}", r.min, r.max),
+                );
             }
         }
         for key in spec.provider_options.keys() {
@@ -206,23 +206,23 @@ impl Capabilities {
                 spec.headers.clear()
             });
         }
-        if let Some(m) = spec.method {
-            if !self.methods.contains(&m) {
-                unsupported(
-                    "/method",
-                    &format!("delivery method {}", m.as_str()),
-                    &mut || spec.method = None,
-                );
-            }
+        if let Some(m) = spec.method
+            && !self.methods.contains(&m)
+        {
+            unsupported(
+                "/method",
+                &format!("delivery method {}", m.as_str()),
+                &mut || spec.method = None,
+            );
         }
-        if let Some(f) = spec.format {
-            if !self.formats.contains(&f) {
-                unsupported(
-                    "/format",
-                    &format!("delivery format {}", f.as_str()),
-                    &mut || spec.format = None,
-                );
-            }
+        if let Some(f) = spec.format
+            && !self.formats.contains(&f)
+        {
+            unsupported(
+                "/format",
+                &format!("delivery format {}", f.as_str()),
+                &mut || spec.format = None,
+            );
         }
         if spec.timeout_seconds.is_some() && self.timeout_seconds.is_none() {
             unsupported("/timeout_seconds", "a delivery timeout", &mut || {

@@ -35,7 +35,8 @@ pub(crate) async fn apply(
 ) -> Result<Vec<NativeRecord>, Error> {
     let old_by_key: BTreeMap<&str, &NativePlan> = old.iter().map(|p| (p.key.as_str(), p)).collect();
     let new_by_key: BTreeMap<&str, &NativePlan> = new.iter().map(|p| (p.key.as_str(), p)).collect();
-    let recorded_by_key: BTreeMap<&str, &NativeRecord> = recorded.iter().map(|n| (n.key.as_str(), n)).collect();
+    let recorded_by_key: BTreeMap<&str, &NativeRecord> =
+        recorded.iter().map(|n| (n.key.as_str(), n)).collect();
 
     let mut done: Vec<Done> = Vec::new();
     let mut result: BTreeMap<String, NativeRecord> = recorded
@@ -121,7 +122,11 @@ pub(crate) async fn apply(
     }
 }
 
-async fn create(adapter: &dyn ProviderAdapter, target: &Target<'_>, plan: &NativePlan) -> Result<NativeRecord, Error> {
+async fn create(
+    adapter: &dyn ProviderAdapter,
+    target: &Target<'_>,
+    plan: &NativePlan,
+) -> Result<NativeRecord, Error> {
     let native = adapter.create(target.account, plan).await?;
     let rec = NativeRecord {
         key: plan.key.clone(),
@@ -130,7 +135,11 @@ async fn create(adapter: &dyn ProviderAdapter, target: &Target<'_>, plan: &Nativ
         enabled: native.enabled,
         created_at: Utc::now(),
     };
-    if let Err(e) = target.store.record_native(target.tenant, target.sub_id, &rec).await {
+    if let Err(e) = target
+        .store
+        .record_native(target.tenant, target.sub_id, &rec)
+        .await
+    {
         // The resource exists upstream but could not be recorded: remove it
         // now rather than leave an orphan the database does not know about.
         let _ = adapter.delete(target.account, &rec.native_id).await;
@@ -151,13 +160,20 @@ async fn undo(
         match step {
             Done::Created { key, native_id } => {
                 adapter.delete(target.account, &native_id).await?;
-                target.store.forget_native(target.tenant, target.sub_id, &key).await?;
+                target
+                    .store
+                    .forget_native(target.tenant, target.sub_id, &key)
+                    .await?;
             }
             Done::Updated { key, native_id } => {
-                let (Some(old_plan), Some(new_plan)) = (old.get(key.as_str()), new.get(key.as_str())) else {
+                let (Some(old_plan), Some(new_plan)) =
+                    (old.get(key.as_str()), new.get(key.as_str()))
+                else {
                     continue;
                 };
-                let native = adapter.update(target.account, &native_id, new_plan, old_plan).await?;
+                let native = adapter
+                    .update(target.account, &native_id, new_plan, old_plan)
+                    .await?;
                 let rec = NativeRecord {
                     key: key.clone(),
                     native_id: native.id,
@@ -165,7 +181,10 @@ async fn undo(
                     enabled: native.enabled,
                     created_at: Utc::now(),
                 };
-                target.store.record_native(target.tenant, target.sub_id, &rec).await?;
+                target
+                    .store
+                    .record_native(target.tenant, target.sub_id, &rec)
+                    .await?;
             }
             Done::Deleted { key } => {
                 if let Some(old_plan) = old.get(key.as_str()) {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde::Serialize;
 use switchboard_core::{
-    Error, EventCatalog, FieldError, NativePlan, ProviderAdapter, SubscriptionSpec, SubscriptionStatus,
+    Error, EventCatalog, FieldError, NativePlan, ProviderAdapter, SubscriptionSpec,
+    SubscriptionStatus,
 };
 use switchboard_store::{ListQuery, Page, Store, SubscriptionRecord};
 
@@ -91,7 +92,10 @@ impl Engine {
             let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
             Error::field(
                 "/provider",
-                format!("`{key}` is not a configured provider; configured: {}", known.join(", ")),
+                format!(
+                    "`{key}` is not a configured provider; configured: {}",
+                    known.join(", ")
+                ),
             )
         })
     }
@@ -121,7 +125,11 @@ impl Engine {
             return Err(Error::Invalid(errors));
         }
         let plans = adapter.plan(id, &spec, &events)?;
-        Ok(Prepared { spec, warnings, plans })
+        Ok(Prepared {
+            spec,
+            warnings,
+            plans,
+        })
     }
 
     /// The plans that should exist for `prepared`: all of them while
@@ -163,7 +171,11 @@ impl Engine {
 
     /// Creates a subscription and its native resources. On any failure the
     /// resources already created are removed and nothing is stored.
-    pub async fn create(&self, tenant: &str, spec: SubscriptionSpec) -> Result<SubscriptionRecord, Error> {
+    pub async fn create(
+        &self,
+        tenant: &str,
+        spec: SubscriptionSpec,
+    ) -> Result<SubscriptionRecord, Error> {
         let id = switchboard_core::ids::subscription_id();
         let provider = self.provider(&spec.provider)?.clone();
         let prepared = self.prepare(&id, spec)?;
@@ -229,20 +241,26 @@ impl Engine {
         if_version: Option<i64>,
     ) -> Result<SubscriptionRecord, Error> {
         let current = self.store.get(tenant, id).await?;
-        if let Some(v) = if_version {
-            if v != current.version {
-                return Err(Error::PreconditionFailed(format!(
-                    "If-Match version {v} is not the current version {}",
-                    current.version
-                )));
-            }
+        if let Some(v) = if_version
+            && v != current.version
+        {
+            return Err(Error::PreconditionFailed(format!(
+                "If-Match version {v} is not the current version {}",
+                current.version
+            )));
         }
         let mut immutable = Vec::new();
         if new_spec.provider != current.spec.provider {
-            immutable.push(FieldError::new("/provider", "cannot change; create a new subscription"));
+            immutable.push(FieldError::new(
+                "/provider",
+                "cannot change; create a new subscription",
+            ));
         }
         if new_spec.account != current.spec.account {
-            immutable.push(FieldError::new("/account", "cannot change; create a new subscription"));
+            immutable.push(FieldError::new(
+                "/account",
+                "cannot change; create a new subscription",
+            ));
         }
         if !immutable.is_empty() {
             return Err(Error::Invalid(immutable));
@@ -252,7 +270,12 @@ impl Engine {
     }
 
     /// Switches deliveries on or off.
-    pub async fn set_enabled(&self, tenant: &str, id: &str, enabled: bool) -> Result<SubscriptionRecord, Error> {
+    pub async fn set_enabled(
+        &self,
+        tenant: &str,
+        id: &str,
+        enabled: bool,
+    ) -> Result<SubscriptionRecord, Error> {
         let current = self.store.get(tenant, id).await?;
         let mut spec = current.spec.clone();
         spec.enabled = enabled;
@@ -272,7 +295,15 @@ impl Engine {
             sub_id: id,
             account: current.spec.account.as_deref(),
         };
-        match apply(provider.adapter.as_ref(), &target, &old.plans, &current.natives, &[]).await {
+        match apply(
+            provider.adapter.as_ref(),
+            &target,
+            &old.plans,
+            &current.natives,
+            &[],
+        )
+        .await
+        {
             Ok(_) => self.store.delete(tenant, id).await,
             Err(e) => {
                 self.release(&current, &e).await;
@@ -281,10 +312,16 @@ impl Engine {
         }
     }
 
-    async fn transition(&self, current: SubscriptionRecord, prepared: Prepared) -> Result<SubscriptionRecord, Error> {
+    async fn transition(
+        &self,
+        current: SubscriptionRecord,
+        prepared: Prepared,
+    ) -> Result<SubscriptionRecord, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.prepare(&current.id, current.spec.clone())?;
-        self.store.claim(&current.tenant, &current.id, current.version).await?;
+        self.store
+            .claim(&current.tenant, &current.id, current.version)
+            .await?;
         let target = Target {
             store: &self.store,
             tenant: &current.tenant,
@@ -292,7 +329,15 @@ impl Engine {
             account: current.spec.account.as_deref(),
         };
         let wanted = self.wanted(&provider, &prepared);
-        match apply(provider.adapter.as_ref(), &target, &old.plans, &current.natives, wanted).await {
+        match apply(
+            provider.adapter.as_ref(),
+            &target,
+            &old.plans,
+            &current.natives,
+            wanted,
+        )
+        .await
+        {
             Ok(natives) => {
                 let mut next = current;
                 next.status = status_for(&prepared.spec);
@@ -317,7 +362,11 @@ impl Engine {
         } else {
             (previous.status, previous.last_error.clone())
         };
-        if let Err(e) = self.store.release(&previous.tenant, &previous.id, status, last_error).await {
+        if let Err(e) = self
+            .store
+            .release(&previous.tenant, &previous.id, status, last_error)
+            .await
+        {
             tracing::error!(sub = %previous.id, error = %e, "cannot release a claimed subscription");
         }
     }

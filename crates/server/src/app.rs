@@ -30,7 +30,10 @@ pub struct App {
 /// Where a simulated kind's API root sits below the simulator's address.
 fn simulated_base(kind: &str, sim_url: &str) -> Option<String> {
     match kind {
-        switchboard_talkover::KIND => Some(format!("{sim_url}{}", switchboard_sim::talkover::API_PREFIX)),
+        switchboard_talkover::KIND => Some(format!(
+            "{sim_url}{}",
+            switchboard_sim::talkover::API_PREFIX
+        )),
         _ => None,
     }
 }
@@ -38,9 +41,14 @@ fn simulated_base(kind: &str, sim_url: &str) -> Option<String> {
 impl App {
     /// Validates and wires everything; starts the simulators in demo mode.
     pub async fn build(mut config: Config) -> Result<Self, String> {
-        let catalog_text = std::fs::read_to_string(&config.events.file)
-            .map_err(|e| format!("events.file: cannot read {}: {e}", config.events.file.display()))?;
-        let catalog = EventCatalog::from_toml(&catalog_text).map_err(|e| format!("events.file: {e}"))?;
+        let catalog_text = std::fs::read_to_string(&config.events.file).map_err(|e| {
+            format!(
+                "events.file: cannot read {}: {e}",
+                config.events.file.display()
+            )
+        })?;
+        let catalog =
+            EventCatalog::from_toml(&catalog_text).map_err(|e| format!("events.file: {e}"))?;
 
         let mut simulators = Vec::new();
         if config.simulators.enabled {
@@ -73,7 +81,8 @@ impl App {
             .map(|t| {
                 let sha256 = match (&t.token_sha256, &t.token) {
                     (Some(h), _) => {
-                        let bytes = hex_to_32(h).ok_or_else(|| format!("auth.tokens `{}`: bad token_sha256", t.name))?;
+                        let bytes = hex_to_32(h)
+                            .ok_or_else(|| format!("auth.tokens `{}`: bad token_sha256", t.name))?;
                         Ok::<_, String>(bytes)
                     }
                     (None, Some(tok)) => Ok(switchboard_api::auth::hash_token(tok.expose())),
@@ -91,7 +100,9 @@ impl App {
         let mut opts = StoreOptions::new(config.database.url.clone());
         opts.max_connections = config.database.max_connections;
         opts.pg_schema = config.database.schema.clone();
-        let store = Store::connect(&opts).await.map_err(|e| format!("database.url: {e}"))?;
+        let store = Store::connect(&opts)
+            .await
+            .map_err(|e| format!("database.url: {e}"))?;
         let engine = Engine::new(store, Arc::new(catalog), instances);
         Ok(Self {
             state: AppState {
@@ -112,14 +123,25 @@ impl App {
         self.config
             .providers
             .iter()
-            .filter_map(|(k, p)| p.settings.get("base_url").and_then(|v| v.as_str()).map(|u| (k.clone(), u.to_owned())))
+            .filter_map(|(k, p)| {
+                p.settings
+                    .get("base_url")
+                    .and_then(|v| v.as_str())
+                    .map(|u| (k.clone(), u.to_owned()))
+            })
             .collect()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = switchboard_api::router(self.state);
-        let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         for sim in self.simulators {
             let _ = sim.shutdown().await;
         }
@@ -170,7 +192,12 @@ async fn start_simulators(config: &mut Config) -> Result<Vec<switchboard_sim::Ru
         .providers
         .values()
         .filter(|p| p.kind == switchboard_talkover::KIND)
-        .filter_map(|p| p.settings.get("token").and_then(|t| t.as_str()).map(str::to_owned))
+        .filter_map(|p| {
+            p.settings
+                .get("token")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
         .collect();
     if !talkover_tokens.is_empty() {
         let sim = TalkoverSim::new(SimTalkoverConfig {
@@ -183,7 +210,8 @@ async fn start_simulators(config: &mut Config) -> Result<Vec<switchboard_sim::Ru
         tracing::info!(kind = "talkover", url = %r.base_url, "simulator listening");
         for p in config.providers.values_mut() {
             if let Some(base) = simulated_base(&p.kind, &r.base_url) {
-                p.settings.insert("base_url".into(), serde_json::Value::String(base));
+                p.settings
+                    .insert("base_url".into(), serde_json::Value::String(base));
             }
         }
         running.push(r);

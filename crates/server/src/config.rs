@@ -232,11 +232,11 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(
-            Env::prefixed("SWITCHBOARD_")
-                .split("__")
-                .filter(|k| !NOT_CONFIG.contains(&k.as_str())),
-        );
+        fig = fig.merge(Env::prefixed("SWITCHBOARD_").split("__").filter(|k| {
+            !NOT_CONFIG
+                .iter()
+                .any(|n| k.as_str().eq_ignore_ascii_case(n))
+        }));
         Self::from_figment(fig)
     }
 
@@ -247,7 +247,11 @@ impl Config {
                 .map(|e| {
                     let path = e.path.join(".");
                     let what = e.kind.to_string();
-                    if path.is_empty() { what } else { format!("{path}: {what}") }
+                    if path.is_empty() {
+                        what
+                    } else {
+                        format!("{path}: {what}")
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
@@ -266,13 +270,17 @@ impl Config {
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err("log.format: must be `text` or `json`".into());
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
             return Err("database.url: must start with sqlite: or postgres://".into());
         }
-        if let Some(schema) = &self.database.schema {
-            if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err("database.schema: letters, digits and `_` only".into());
-            }
+        if let Some(schema) = &self.database.schema
+            && (schema.is_empty()
+                || !schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err("database.schema: letters, digits and `_` only".into());
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             let at = format!("auth.tokens[{i}]");
@@ -280,11 +288,15 @@ impl Config {
                 (Some(h), None) => {
                     let ok = h.len() == 64 && hex::decode(h).is_ok();
                     if !ok {
-                        return Err(format!("{at}.token_sha256: must be 64 hex characters (SHA-256)"));
+                        return Err(format!(
+                            "{at}.token_sha256: must be 64 hex characters (SHA-256)"
+                        ));
                     }
                 }
                 (None, Some(tok)) if tok.expose().len() >= 8 => {}
-                (None, Some(_)) => return Err(format!("{at}.token: must be at least 8 characters")),
+                (None, Some(_)) => {
+                    return Err(format!("{at}.token: must be at least 8 characters"));
+                }
                 _ => return Err(format!("{at}: set exactly one of token_sha256 or token")),
             }
             if t.tenant.is_empty() {
@@ -299,11 +311,19 @@ impl Config {
             }
         }
         for (key, p) in &self.providers {
-            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(format!("providers.{key}: keys use letters, digits, `-` and `_`"));
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "providers.{key}: keys use letters, digits, `-` and `_`"
+                ));
             }
             if p.rate_limit_per_minute == Some(0) {
-                return Err(format!("providers.{key}.rate_limit_per_minute: must be at least 1"));
+                return Err(format!(
+                    "providers.{key}.rate_limit_per_minute: must be at least 1"
+                ));
             }
         }
         Ok(())
@@ -315,7 +335,9 @@ mod tests {
     use super::*;
 
     fn parse(toml: &str) -> Result<Config, String> {
-        Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)))
+        Config::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)),
+        )
     }
 
     #[test]
@@ -324,15 +346,22 @@ mod tests {
         assert!(e.starts_with("server.listen"), "{e}");
         let e = parse("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1").unwrap_err();
         assert!(e.contains("bogus"), "{e}");
-        let e = parse("[[auth.tokens]]\nname = \"a\"\ntenant = \"t\"\ntoken_sha256 = \"xyz\"").unwrap_err();
-        assert_eq!(e, "auth.tokens[0].token_sha256: must be 64 hex characters (SHA-256)");
+        let e = parse("[[auth.tokens]]\nname = \"a\"\ntenant = \"t\"\ntoken_sha256 = \"xyz\"")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "auth.tokens[0].token_sha256: must be 64 hex characters (SHA-256)"
+        );
         let e = parse("[providers.x]\nkind = \"talkover\"\nrate_limit_per_minute = 0").unwrap_err();
         assert!(e.starts_with("providers.x.rate_limit_per_minute"), "{e}");
     }
 
     #[test]
     fn provider_tables_keep_kind_specific_keys() {
-        let c = parse("[providers.tk]\nkind = \"talkover\"\ntoken = \"talq_x\"\nrate_limit_per_minute = 5").unwrap();
+        let c = parse(
+            "[providers.tk]\nkind = \"talkover\"\ntoken = \"talq_x\"\nrate_limit_per_minute = 5",
+        )
+        .unwrap();
         let p = &c.providers["tk"];
         assert_eq!(p.kind, "talkover");
         assert_eq!(p.rate_limit_per_minute, Some(5));

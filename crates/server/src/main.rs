@@ -9,7 +9,11 @@ use switchboard::{App, Config};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "One normalized webhook subscription, many providers.")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "One normalized webhook subscription, many providers."
+)]
 struct Cli {
     /// Config file (default: config/default.toml when present).
     #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
@@ -38,8 +42,11 @@ enum ConfigAction {
 }
 
 fn init_tracing(cfg: &Config) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if cfg.log.format == "json" {
         builder.json().init();
     } else {
@@ -95,21 +102,26 @@ fn main() -> ExitCode {
 async fn check(config: Config) -> ExitCode {
     let mut problems = Vec::new();
     if let Err(e) = std::fs::read_to_string(&config.events.file)
-        .map_err(|e| format!("events.file: cannot read {}: {e}", config.events.file.display()))
-        .and_then(|t| switchboard_core::EventCatalog::from_toml(&t).map_err(|e| format!("events.file: {e}")))
+        .map_err(|e| {
+            format!(
+                "events.file: cannot read {}: {e}",
+                config.events.file.display()
+            )
+        })
+        .and_then(|t| {
+            switchboard_core::EventCatalog::from_toml(&t).map_err(|e| format!("events.file: {e}"))
+        })
     {
         problems.push(e);
     }
-    let transport: std::sync::Arc<dyn switchboard_core::Transport> = match switchboard_transport::HttpTransport::new(
-        Default::default(),
-        Default::default(),
-    ) {
-        Ok(t) => std::sync::Arc::new(t),
-        Err(e) => {
-            eprintln!("switchboard: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let transport: std::sync::Arc<dyn switchboard_core::Transport> =
+        match switchboard_transport::HttpTransport::new(Default::default(), Default::default()) {
+            Ok(t) => std::sync::Arc::new(t),
+            Err(e) => {
+                eprintln!("switchboard: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     for (key, p) in &config.providers {
         if let Err(e) = switchboard::providers::build(key, p, transport.clone()) {
             problems.push(e);
@@ -183,7 +195,10 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     if demo {
         println!("Switchboard demo mode: built-in provider simulators are running.");
         for (key, url) in app.simulated_providers() {

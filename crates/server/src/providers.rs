@@ -12,13 +12,19 @@ use crate::config::ProviderConfig;
 pub const KINDS: [&str; 1] = [switchboard_talkover::KIND];
 
 /// Builds the adapter for one provider table; errors name the key path.
-pub fn build(key: &str, cfg: &ProviderConfig, transport: Arc<dyn Transport>) -> Result<ProviderInstance, String> {
+pub fn build(
+    key: &str,
+    cfg: &ProviderConfig,
+    transport: Arc<dyn Transport>,
+) -> Result<ProviderInstance, String> {
     let table = serde_json::Value::Object(cfg.settings.clone().into_iter().collect());
     let at = |e: String| format!("providers.{key}.{e}");
     let adapter: Arc<dyn ProviderAdapter> = match cfg.kind.as_str() {
         switchboard_talkover::KIND => {
             let c = switchboard_talkover::TalkoverConfig::from_json(table).map_err(at)?;
-            Arc::new(switchboard_talkover::TalkoverAdapter::new(key, c, transport))
+            Arc::new(switchboard_talkover::TalkoverAdapter::new(
+                key, c, transport,
+            ))
         }
         other => {
             return Err(format!(

@@ -13,17 +13,25 @@ use support::*;
 async fn lifecycle(store: &StoreOptions) {
     let env = start(store, Opts::default()).await;
 
-    let created = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await;
+    let created = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let sub = created.json();
     let id = sub["id"].as_str().unwrap().to_owned();
     assert!(id.starts_with("sub_"));
-    assert_eq!(created.headers["location"], format!("/v1/subscriptions/{id}").as_str());
+    assert_eq!(
+        created.headers["location"],
+        format!("/v1/subscriptions/{id}").as_str()
+    );
     assert_eq!(created.headers["etag"], "\"1\"");
     assert!(created.headers.contains_key("x-request-id"));
     assert_eq!(sub["status"], "active");
     assert_eq!(sub["version"], 1);
-    assert_eq!(sub["auth"], json!({"type": "basic", "username": "hook", "password_set": true}));
+    assert_eq!(
+        sub["auth"],
+        json!({"type": "basic", "username": "hook", "password_set": true})
+    );
     assert_eq!(sub["signing_secret_set"], true);
     assert_eq!(sub["metadata"], json!({"team": "billing"}));
     assert_eq!(sub["native"].as_array().unwrap().len(), 1);
@@ -35,13 +43,18 @@ async fn lifecycle(store: &StoreOptions) {
     let hook = &hooks[0];
     assert_eq!(sub["native"][0]["id"], hook["id"]);
     assert_eq!(hook["webhook_url"], "https://billing.example.com/hooks");
-    assert_eq!(hook["events"], json!(["event_phone_call_ended", "event_action"]));
+    assert_eq!(
+        hook["events"],
+        json!(["event_phone_call_ended", "event_action"])
+    );
     assert_eq!(hook["webhook_secret"], "whsec-SECRET-2");
     assert_eq!(hook["timeout"], 20);
     assert_eq!(hook["authorization_scheme"], "basic");
     assert_eq!(hook["name"], format!("billing calls [{id}]"));
 
-    let got = env.call("GET", &format!("/v1/subscriptions/{id}"), TOKEN_A, None).await;
+    let got = env
+        .call("GET", &format!("/v1/subscriptions/{id}"), TOKEN_A, None)
+        .await;
     assert_eq!(got.status, 200);
     assert_eq!(got.json()["url"], "https://billing.example.com/hooks");
 
@@ -57,28 +70,59 @@ async fn lifecycle(store: &StoreOptions) {
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.json()["version"], 2);
-    assert_eq!(patched.json()["metadata"], json!({"team": "billing", "owner": "ana"}));
+    assert_eq!(
+        patched.json()["metadata"],
+        json!({"team": "billing", "owner": "ana"})
+    );
     let sent = env.sim_requests();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].method, "PUT");
-    assert_eq!(sent[0].body, Some(json!({"webhook_url": "https://billing.example.com/v2"})));
-    assert_eq!(env.sim_webhooks()[0]["webhook_url"], "https://billing.example.com/v2");
+    assert_eq!(
+        sent[0].body,
+        Some(json!({"webhook_url": "https://billing.example.com/v2"}))
+    );
+    assert_eq!(
+        env.sim_webhooks()[0]["webhook_url"],
+        "https://billing.example.com/v2"
+    );
 
     // Disable and enable switch the native webhook, not the toggle.
-    let disabled = env.call("POST", &format!("/v1/subscriptions/{id}/disable"), TOKEN_A, None).await;
+    let disabled = env
+        .call(
+            "POST",
+            &format!("/v1/subscriptions/{id}/disable"),
+            TOKEN_A,
+            None,
+        )
+        .await;
     assert_eq!(disabled.status, 200);
     assert_eq!(disabled.json()["status"], "disabled");
     assert_eq!(disabled.json()["native"][0]["status"], "disabled");
     assert_eq!(env.sim_webhooks()[0]["enabled"], false);
-    let enabled = env.call("POST", &format!("/v1/subscriptions/{id}/enable"), TOKEN_A, None).await;
+    let enabled = env
+        .call(
+            "POST",
+            &format!("/v1/subscriptions/{id}/enable"),
+            TOKEN_A,
+            None,
+        )
+        .await;
     assert_eq!(enabled.json()["status"], "active");
     assert_eq!(env.sim_webhooks()[0]["enabled"], true);
-    assert!(env.sim_requests().iter().all(|r| !r.path.ends_with("/toggle")));
+    assert!(
+        env.sim_requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/toggle"))
+    );
 
-    let deleted = env.call("DELETE", &format!("/v1/subscriptions/{id}"), TOKEN_A, None).await;
+    let deleted = env
+        .call("DELETE", &format!("/v1/subscriptions/{id}"), TOKEN_A, None)
+        .await;
     assert_eq!(deleted.status, 204);
     assert!(env.sim_webhooks().is_empty());
-    let gone = env.call("GET", &format!("/v1/subscriptions/{id}"), TOKEN_A, None).await;
+    let gone = env
+        .call("GET", &format!("/v1/subscriptions/{id}"), TOKEN_A, None)
+        .await;
     assert_eq!(gone.status, 404);
     assert_eq!(gone.content_type(), "application/problem+json");
 }
@@ -94,27 +138,54 @@ async fn paging(store: &StoreOptions) {
     for i in 0..5 {
         let mut body = sub_body();
         body["url"] = json!(format!("https://billing.example.com/{i}"));
-        let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(body)).await;
+        let r = env
+            .call("POST", "/v1/subscriptions", TOKEN_A, Some(body))
+            .await;
         assert_eq!(r.status, 201);
         ids.push(r.json()["id"].as_str().unwrap().to_owned());
     }
-    env.call("POST", &format!("/v1/subscriptions/{}/disable", ids[3]), TOKEN_A, None).await;
+    env.call(
+        "POST",
+        &format!("/v1/subscriptions/{}/disable", ids[3]),
+        TOKEN_A,
+        None,
+    )
+    .await;
     let mut seen = Vec::new();
     let mut path = "/v1/subscriptions?limit=2".to_owned();
     loop {
         let page = env.call("GET", &path, TOKEN_A, None).await.json();
-        seen.extend(page["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => path = format!("/v1/subscriptions?limit=2&cursor={c}"),
             None => break,
         }
     }
     assert_eq!(seen, ids);
-    let disabled = env.call("GET", "/v1/subscriptions?status=disabled", TOKEN_A, None).await.json();
+    let disabled = env
+        .call("GET", "/v1/subscriptions?status=disabled", TOKEN_A, None)
+        .await
+        .json();
     assert_eq!(disabled["data"].as_array().unwrap().len(), 1);
-    let none = env.call("GET", "/v1/subscriptions?provider=other", TOKEN_A, None).await.json();
+    let none = env
+        .call("GET", "/v1/subscriptions?provider=other", TOKEN_A, None)
+        .await
+        .json();
     assert_eq!(none["data"], json!([]));
-    let bad = env.call("GET", "/v1/subscriptions?limit=0&cursor=x&colour=red", TOKEN_A, None).await;
+    let bad = env
+        .call(
+            "GET",
+            "/v1/subscriptions?limit=0&cursor=x&colour=red",
+            TOKEN_A,
+            None,
+        )
+        .await;
     assert_eq!(bad.status, 422);
     let mut pointers = bad.pointers();
     pointers.sort();
@@ -128,7 +199,10 @@ async fn list_pages_and_filters() {
 
 async fn tenancy(store: &StoreOptions) {
     let env = start(store, Opts::default()).await;
-    let id = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await.json()["id"]
+    let id = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await
+        .json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -141,7 +215,9 @@ async fn tenancy(store: &StoreOptions) {
         let r = env.call(method, &p, TOKEN_B, None).await;
         assert_eq!(r.status, 404, "{method} {p}: {}", r.text);
     }
-    let r = env.call("PATCH", &path, TOKEN_B, Some(json!({"name": "x"}))).await;
+    let r = env
+        .call("PATCH", &path, TOKEN_B, Some(json!({"name": "x"})))
+        .await;
     assert_eq!(r.status, 404);
     assert!(env.list_all(TOKEN_B).await.is_empty());
     assert_eq!(env.list_all(TOKEN_A).await.len(), 1);
@@ -169,12 +245,28 @@ async fn bad_input(store: &StoreOptions) {
     let env = start(store, Opts::default()).await;
     let post = |body: Value| env.call("POST", "/v1/subscriptions", TOKEN_A, Some(body));
 
-    let r = env.raw("POST", "/v1/subscriptions", TOKEN_A, "application/json", b"{\"provider\": ".to_vec()).await;
+    let r = env
+        .raw(
+            "POST",
+            "/v1/subscriptions",
+            TOKEN_A,
+            "application/json",
+            b"{\"provider\": ".to_vec(),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.content_type(), "application/problem+json");
     assert_eq!(r.json()["type"], "urn:switchboard:problem:malformed");
 
-    let r = env.raw("POST", "/v1/subscriptions", TOKEN_A, "text/plain", b"{}".to_vec()).await;
+    let r = env
+        .raw(
+            "POST",
+            "/v1/subscriptions",
+            TOKEN_A,
+            "text/plain",
+            b"{}".to_vec(),
+        )
+        .await;
     assert_eq!(r.status, 415);
 
     let big = json!({"provider": "talkover", "url": "https://x.example.com", "events": ["call.ended"], "metadata": {"x": "a".repeat(70_000)}});
@@ -190,7 +282,10 @@ async fn bad_input(store: &StoreOptions) {
     let mut b = sub_body();
     b["timeout_seconds"] = json!("soon");
     let r = post(b).await;
-    assert_eq!((r.status, r.pointers()), (422, vec!["/timeout_seconds".to_owned()]));
+    assert_eq!(
+        (r.status, r.pointers()),
+        (422, vec!["/timeout_seconds".to_owned()])
+    );
 
     let mut b = sub_body();
     b.as_object_mut().unwrap().remove("url");
@@ -202,10 +297,19 @@ async fn bad_input(store: &StoreOptions) {
     let r = post(b).await;
     assert_eq!(r.status, 422);
     assert_eq!(r.pointers(), ["/provider"]);
-    assert!(r.text.contains("talkover"), "lists configured providers: {}", r.text);
+    assert!(
+        r.text.contains("talkover"),
+        "lists configured providers: {}",
+        r.text
+    );
 
     let mut b = sub_body();
-    b["events"] = json!(["call.ended", "order.updated", "nope.nope", "native:Call_Completed"]);
+    b["events"] = json!([
+        "call.ended",
+        "order.updated",
+        "nope.nope",
+        "native:Call_Completed"
+    ]);
     let r = post(b).await;
     assert_eq!(r.status, 422);
     assert_eq!(r.pointers(), ["/events/1", "/events/2", "/events/3"]);
@@ -218,8 +322,17 @@ async fn bad_input(store: &StoreOptions) {
     b["timeout_seconds"] = json!(200);
     let r = post(b).await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.pointers(), ["/url", "/timeout_seconds", "/format", "/filters"]);
-    assert!(r.json()["errors"].as_array().unwrap().iter().all(|e| e["provider"] == "talkover"));
+    assert_eq!(
+        r.pointers(),
+        ["/url", "/timeout_seconds", "/format", "/filters"]
+    );
+    assert!(
+        r.json()["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["provider"] == "talkover")
+    );
 
     // Nothing reached the provider and nothing was stored.
     assert!(env.sim_requests().is_empty());
@@ -239,9 +352,15 @@ async fn bad_input(store: &StoreOptions) {
     assert_eq!(r.json()["filters"], json!([]));
 
     let r = env.call("GET", "/v1/nothing-here", TOKEN_A, None).await;
-    assert_eq!((r.status, r.content_type()), (404, "application/problem+json"));
+    assert_eq!(
+        (r.status, r.content_type()),
+        (404, "application/problem+json")
+    );
     let r = env.call("PUT", "/v1/subscriptions", TOKEN_A, None).await;
-    assert_eq!((r.status, r.content_type()), (405, "application/problem+json"));
+    assert_eq!(
+        (r.status, r.content_type()),
+        (405, "application/problem+json")
+    );
 }
 
 #[tokio::test]
@@ -257,33 +376,54 @@ async fn upstream_rejection(store: &StoreOptions) {
             "errors": {"webhook_url": ["The webhook url format is invalid."]}
         })))
         .unwrap();
-    let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(r.pointers(), ["/url"]);
     assert_eq!(r.json()["provider"], "talkover");
-    assert!(r.json()["errors"][0]["detail"].as_str().unwrap().contains("format is invalid"));
+    assert!(
+        r.json()["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("format is invalid")
+    );
 
     let mut b = sub_body();
     b["account"] = json!("00000000-0000-4000-8000-00000000dead");
-    let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(b)).await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(b))
+        .await;
     assert_eq!((r.status, r.pointers()), (422, vec!["/account".to_owned()]));
 
     env.sim.inject(Fault::status(500)).unwrap();
-    let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
     assert_eq!(r.status, 502);
-    assert_eq!(r.json()["type"], "urn:switchboard:problem:provider-unavailable");
+    assert_eq!(
+        r.json()["type"],
+        "urn:switchboard:problem:provider-unavailable"
+    );
 
     env.sim.inject(Fault::status(504)).unwrap();
-    let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
     assert_eq!(r.status, 504);
 
     env.sim.inject(Fault::rate_limited(9)).unwrap();
-    let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
     assert_eq!(r.status, 503);
     assert_eq!(r.headers["retry-after"], "9");
 
     assert!(env.list_all(TOKEN_A).await.is_empty(), "nothing stored");
-    assert!(env.sim_webhooks().is_empty(), "nothing left at the provider");
+    assert!(
+        env.sim_webhooks().is_empty(),
+        "nothing left at the provider"
+    );
 }
 
 #[tokio::test]
@@ -300,9 +440,14 @@ async fn bad_credentials(store: &StoreOptions) {
         },
     )
     .await;
-    let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
     assert_eq!(r.status, 502, "{}", r.text);
-    assert_eq!(r.json()["type"], "urn:switchboard:problem:provider-credentials");
+    assert_eq!(
+        r.json()["type"],
+        "urn:switchboard:problem:provider-credentials"
+    );
     assert!(!r.text.contains("talq_revoked"));
     assert!(env.list_all(TOKEN_A).await.is_empty());
 
@@ -318,9 +463,14 @@ async fn bad_credentials(store: &StoreOptions) {
         },
     )
     .await;
-    let r = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
     assert_eq!(r.status, 502, "{}", r.text);
-    assert_eq!(r.json()["type"], "urn:switchboard:problem:provider-unavailable");
+    assert_eq!(
+        r.json()["type"],
+        "urn:switchboard:problem:provider-unavailable"
+    );
     assert!(env.list_all(TOKEN_A).await.is_empty());
 }
 
@@ -331,19 +481,30 @@ async fn refused_credentials_and_unreachable_providers_are_502() {
 
 async fn failed_update_is_undone(store: &StoreOptions) {
     let env = start(store, Opts::default()).await;
-    let sub = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await.json();
+    let sub = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await
+        .json();
     let path = format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap());
 
     env.sim.inject(Fault::status(500).on_method("PUT")).unwrap();
     let r = env
-        .call("PATCH", &path, TOKEN_A, Some(json!({"url": "https://billing.example.com/v3"})))
+        .call(
+            "PATCH",
+            &path,
+            TOKEN_A,
+            Some(json!({"url": "https://billing.example.com/v3"})),
+        )
         .await;
     assert_eq!(r.status, 502);
     let after = env.call("GET", &path, TOKEN_A, None).await;
     assert_eq!(after.json()["url"], "https://billing.example.com/hooks");
     assert_eq!(after.json()["status"], "active");
     assert_eq!(after.json()["version"], 1);
-    assert_eq!(env.sim_webhooks()[0]["webhook_url"], "https://billing.example.com/hooks");
+    assert_eq!(
+        env.sim_webhooks()[0]["webhook_url"],
+        "https://billing.example.com/hooks"
+    );
 
     // A stale If-Match is refused before anything is sent.
     env.sim.clear_requests();
@@ -369,14 +530,29 @@ async fn failed_update_is_undone(store: &StoreOptions) {
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["etag"], "\"2\"");
 
-    let r = env.call("PATCH", &path, TOKEN_A, Some(json!({"provider": "other", "account": "x"}))).await;
-    assert_eq!((r.status, r.pointers()), (422, vec!["/provider".to_owned(), "/account".to_owned()]));
+    let r = env
+        .call(
+            "PATCH",
+            &path,
+            TOKEN_A,
+            Some(json!({"provider": "other", "account": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.pointers()),
+        (422, vec!["/provider".to_owned(), "/account".to_owned()])
+    );
 
     // Deleting while the provider fails keeps the subscription.
-    env.sim.inject(Fault::status(503).on_method("DELETE")).unwrap();
+    env.sim
+        .inject(Fault::status(503).on_method("DELETE"))
+        .unwrap();
     let r = env.call("DELETE", &path, TOKEN_A, None).await;
     assert_eq!(r.status, 502);
-    assert_eq!(env.call("GET", &path, TOKEN_A, None).await.json()["status"], "active");
+    assert_eq!(
+        env.call("GET", &path, TOKEN_A, None).await.json()["status"],
+        "active"
+    );
     assert_eq!(env.sim_webhooks().len(), 1);
 }
 
@@ -387,36 +563,83 @@ async fn failed_changes_are_undone() {
 
 async fn preview_and_catalog(store: &StoreOptions) {
     let env = start(store, Opts::default()).await;
-    let r = env.call("POST", "/v1/subscriptions/preview", TOKEN_A, Some(sub_body())).await;
+    let r = env
+        .call(
+            "POST",
+            "/v1/subscriptions/preview",
+            TOKEN_A,
+            Some(sub_body()),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let p = r.json();
     assert_eq!(p["requests"][0]["method"], "POST");
-    assert!(p["requests"][0]["url"].as_str().unwrap().ends_with(&format!("/agents/{AGENT}/webhooks")));
+    assert!(
+        p["requests"][0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/agents/{AGENT}/webhooks"))
+    );
     assert_eq!(p["requests"][0]["body"]["webhook_secret"], "***");
     assert_eq!(p["requests"][0]["headers"]["Authorization"], "***");
     assert!(!r.text.contains("SECRET") && !r.text.contains(PROVIDER_TOKEN));
     assert!(env.sim_requests().is_empty(), "preview sends nothing");
-    assert!(env.list_all(TOKEN_A).await.is_empty(), "preview stores nothing");
+    assert!(
+        env.list_all(TOKEN_A).await.is_empty(),
+        "preview stores nothing"
+    );
 
     let providers = env.call("GET", "/v1/providers", TOKEN_A, None).await.json();
     assert_eq!(providers["data"][0]["key"], "talkover");
     assert_eq!(providers["data"][0]["capabilities"]["url_max_len"], 500);
-    assert_eq!(providers["data"][0]["events"]["call.ended"], "event_phone_call_ended");
+    assert_eq!(
+        providers["data"][0]["events"]["call.ended"],
+        "event_phone_call_ended"
+    );
     assert!(!providers.to_string().contains(PROVIDER_TOKEN));
 
     let events = env.call("GET", "/v1/events", TOKEN_A, None).await.json();
-    assert!(events["data"].as_array().unwrap().iter().any(|e| e["name"] == "call.ended"));
+    assert!(
+        events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "call.ended")
+    );
     assert_eq!(events["native"]["talkover"].as_array().unwrap().len(), 19);
 
-    let openapi = env.client.get(format!("{}/openapi.json", env.base)).send().await.unwrap();
+    let openapi = env
+        .client
+        .get(format!("{}/openapi.json", env.base))
+        .send()
+        .await
+        .unwrap();
     let doc: Value = openapi.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/subscriptions", "/v1/subscriptions/{id}", "/v1/subscriptions/preview", "/v1/providers"] {
+    for path in [
+        "/v1/subscriptions",
+        "/v1/subscriptions/{id}",
+        "/v1/subscriptions/preview",
+        "/v1/providers",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
     }
-    let health = env.client.get(format!("{}/healthz", env.base)).send().await.unwrap();
+    let health = env
+        .client
+        .get(format!("{}/healthz", env.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let ready: Value = env.client.get(format!("{}/readyz", env.base)).send().await.unwrap().json().await.unwrap();
+    let ready: Value = env
+        .client
+        .get(format!("{}/readyz", env.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
 }
 
@@ -427,11 +650,16 @@ async fn preview_catalog_openapi_and_health() {
 
 async fn concurrent_changes(store: &StoreOptions) {
     let env = start(store, Opts::default()).await;
-    let sub = env.call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body())).await.json();
+    let sub = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await
+        .json();
     let path = format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap());
     // Hold the first change at the provider so the second arrives while it
     // is in flight; the second must be refused, not interleaved.
-    env.sim.inject(Fault::latency(2000).on_method("PUT")).unwrap();
+    env.sim
+        .inject(Fault::latency(2000).on_method("PUT"))
+        .unwrap();
     let first = env.call("PATCH", &path, TOKEN_A, Some(json!({"name": "first"})));
     let second = async {
         // Wait until the first change holds the claim (it is held at the
@@ -445,7 +673,8 @@ async fn concurrent_changes(store: &StoreOptions) {
             tokio::task::yield_now().await;
         }
         assert!(seen, "the first change never showed as pending");
-        env.call("PATCH", &path, TOKEN_A, Some(json!({"name": "second"}))).await
+        env.call("PATCH", &path, TOKEN_A, Some(json!({"name": "second"})))
+            .await
     };
     let (a, b) = tokio::join!(first, second);
     assert_eq!(a.status, 200, "{}", a.text);

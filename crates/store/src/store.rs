@@ -301,7 +301,10 @@ impl Store {
     /// writers (in any replica) from applying upstream changes at once.
     pub async fn claim(&self, tenant: &str, id: &str, version: i64) -> Result<(), Error> {
         let res = subscription::Entity::update_many()
-            .col_expr(subscription::Column::Status, Expr::value(SubscriptionStatus::Pending.as_str()))
+            .col_expr(
+                subscription::Column::Status,
+                Expr::value(SubscriptionStatus::Pending.as_str()),
+            )
             .filter(subscription::Column::Tenant.eq(tenant))
             .filter(subscription::Column::Id.eq(id))
             .filter(subscription::Column::Version.eq(version))

@@ -45,7 +45,10 @@ pub struct ProviderList {
 #[utoipa::path(get, path = "/v1/providers", tag = "catalog",
     responses((status = 200, description = "Providers", body = ProviderList)),
     security(("bearer" = [])))]
-pub async fn providers(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<ProviderList>, ApiError> {
+pub async fn providers(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<ProviderList>, ApiError> {
     caller.require(READ)?;
     let catalog = state.engine.catalog();
     let data = state
@@ -92,7 +95,10 @@ pub struct EventList {
 #[utoipa::path(get, path = "/v1/events", tag = "catalog",
     responses((status = 200, description = "Events", body = EventList)),
     security(("bearer" = [])))]
-pub async fn events(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<EventList>, ApiError> {
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<EventList>, ApiError> {
     caller.require(READ)?;
     let catalog = state.engine.catalog();
     Ok(axum::Json(EventList {

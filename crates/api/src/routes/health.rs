@@ -10,7 +10,9 @@ use crate::AppState;
 
 /// The router of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 /// Liveness.
@@ -25,7 +27,10 @@ pub async fn healthz() -> axum::Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Value>) {
     let store = state.engine.store();
     match store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ready", "database": store.backend()}))),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({"status": "ready", "database": store.backend()})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (

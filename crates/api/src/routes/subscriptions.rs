@@ -23,7 +23,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/subscriptions", post(create).get(list))
         .route("/v1/subscriptions/preview", post(preview))
-        .route("/v1/subscriptions/{id}", get(fetch).patch(patch).delete(remove))
+        .route(
+            "/v1/subscriptions/{id}",
+            get(fetch).patch(patch).delete(remove),
+        )
         .route("/v1/subscriptions/{id}/enable", post(enable))
         .route("/v1/subscriptions/{id}/disable", post(disable))
 }
@@ -66,7 +69,11 @@ pub async fn create(
     let spec = body.into_spec()?;
     let rec = state.engine.create(&caller.tenant, spec).await?;
     tracing::info!(tenant = %caller.tenant, token = %caller.name, id = %rec.id, "subscription created");
-    Ok(with_etag(StatusCode::CREATED, SubscriptionView::from(&rec), true))
+    Ok(with_etag(
+        StatusCode::CREATED,
+        SubscriptionView::from(&rec),
+        true,
+    ))
 }
 
 /// Dry run: the exact native requests a create would send, secrets redacted.
@@ -139,13 +146,19 @@ fn list_query(params: std::collections::HashMap<String, String>) -> Result<ListQ
             },
             "limit" => match v.parse::<u64>() {
                 Ok(n) if (1..=200).contains(&n) => q.limit = n,
-                _ => errors.push(switchboard_core::FieldError::new("/limit", "must be an integer from 1 to 200")),
+                _ => errors.push(switchboard_core::FieldError::new(
+                    "/limit",
+                    "must be an integer from 1 to 200",
+                )),
             },
             "cursor" => {
                 if switchboard_core::ids::is_subscription_id(&v) {
                     q.after = Some(v);
                 } else {
-                    errors.push(switchboard_core::FieldError::new("/cursor", "is not a cursor returned by this API"));
+                    errors.push(switchboard_core::FieldError::new(
+                        "/cursor",
+                        "is not a cursor returned by this API",
+                    ));
                 }
             }
             other => errors.push(switchboard_core::FieldError::new(
@@ -154,7 +167,11 @@ fn list_query(params: std::collections::HashMap<String, String>) -> Result<ListQ
             )),
         }
     }
-    if errors.is_empty() { Ok(q) } else { Err(Error::Invalid(errors)) }
+    if errors.is_empty() {
+        Ok(q)
+    } else {
+        Err(Error::Invalid(errors))
+    }
 }
 
 /// Read one subscription.
@@ -165,10 +182,18 @@ fn list_query(params: std::collections::HashMap<String, String>) -> Result<ListQ
         (status = 404, description = "Not found for this tenant", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn fetch(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn fetch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     caller.require(READ)?;
     let rec = state.engine.get(&caller.tenant, &id).await?;
-    Ok(with_etag(StatusCode::OK, SubscriptionView::from(&rec), false))
+    Ok(with_etag(
+        StatusCode::OK,
+        SubscriptionView::from(&rec),
+        false,
+    ))
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Error> {
@@ -218,9 +243,16 @@ pub async fn patch(
     merge_patch(&mut merged, &patch);
     let body: SubscriptionRequest = parse_json(merged.to_string().as_bytes())?;
     let spec = body.into_spec()?;
-    let rec = state.engine.update(&caller.tenant, &id, spec, version).await?;
+    let rec = state
+        .engine
+        .update(&caller.tenant, &id, spec, version)
+        .await?;
     tracing::info!(tenant = %caller.tenant, token = %caller.name, id = %rec.id, "subscription updated");
-    Ok(with_etag(StatusCode::OK, SubscriptionView::from(&rec), false))
+    Ok(with_etag(
+        StatusCode::OK,
+        SubscriptionView::from(&rec),
+        false,
+    ))
 }
 
 /// Delete the subscription after removing every native resource.
@@ -232,18 +264,34 @@ pub async fn patch(
         (status = 502, description = "Provider failed; nothing was deleted", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
-pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     caller.require(WRITE)?;
     state.engine.delete(&caller.tenant, &id).await?;
     tracing::info!(tenant = %caller.tenant, token = %caller.name, %id, "subscription deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool) -> ApiResult<Response> {
+async fn set_enabled(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    enabled: bool,
+) -> ApiResult<Response> {
     caller.require(WRITE)?;
-    let rec = state.engine.set_enabled(&caller.tenant, &id, enabled).await?;
+    let rec = state
+        .engine
+        .set_enabled(&caller.tenant, &id, enabled)
+        .await?;
     tracing::info!(tenant = %caller.tenant, token = %caller.name, %id, enabled, "subscription switched");
-    Ok(with_etag(StatusCode::OK, SubscriptionView::from(&rec), false))
+    Ok(with_etag(
+        StatusCode::OK,
+        SubscriptionView::from(&rec),
+        false,
+    ))
 }
 
 /// Switch deliveries on (recreating native resources where the provider
@@ -253,7 +301,11 @@ async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool)
     responses((status = 200, description = "Enabled", body = SubscriptionView),
               (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     set_enabled(state, caller, id, true).await
 }
 
@@ -263,6 +315,10 @@ pub async fn enable(State(state): State<AppState>, caller: Caller, Path(id): Pat
     responses((status = 200, description = "Disabled", body = SubscriptionView),
               (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn disable(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     set_enabled(state, caller, id, false).await
 }

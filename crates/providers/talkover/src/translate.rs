@@ -343,10 +343,10 @@ pub fn field_pointer(native: &str) -> String {
         "payload_templates" => "/provider_options/payload_templates",
         _ => return format!("/{head}"),
     };
-    if head == "events" {
-        if let Some(i) = rest.first() {
-            return format!("{base}/{i}");
-        }
+    if head == "events"
+        && let Some(i) = rest.first()
+    {
+        return format!("{base}/{i}");
     }
     base.to_owned()
 }

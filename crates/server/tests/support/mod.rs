@@ -62,8 +62,18 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
     config.events.file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/events.toml").into();
     config.limits.upstream_attempts = 1;
     config.auth.tokens = vec![
-        token("a", "tenant-a", TOKEN_A, &["subscriptions:read", "subscriptions:write"]),
-        token("b", "tenant-b", TOKEN_B, &["subscriptions:read", "subscriptions:write"]),
+        token(
+            "a",
+            "tenant-a",
+            TOKEN_A,
+            &["subscriptions:read", "subscriptions:write"],
+        ),
+        token(
+            "b",
+            "tenant-b",
+            TOKEN_B,
+            &["subscriptions:read", "subscriptions:write"],
+        ),
         token("a-read", "tenant-a", TOKEN_A_READ, &["subscriptions:read"]),
     ];
     let base_url = opts
@@ -76,7 +86,10 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
             rate_limit_per_minute: None,
             settings: BTreeMap::from([
                 ("base_url".to_owned(), json!(base_url)),
-                ("token".to_owned(), json!(opts.provider_token.unwrap_or_else(|| PROVIDER_TOKEN.into()))),
+                (
+                    "token".to_owned(),
+                    json!(opts.provider_token.unwrap_or_else(|| PROVIDER_TOKEN.into())),
+                ),
             ]),
         },
     );
@@ -115,7 +128,11 @@ impl Resp {
     pub fn pointers(&self) -> Vec<String> {
         self.json()["errors"]
             .as_array()
-            .map(|a| a.iter().filter_map(|e| e["pointer"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["pointer"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -137,7 +154,14 @@ impl Env {
         }
     }
 
-    pub async fn raw(&self, method: &str, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> Resp {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Resp {
         let r = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
@@ -164,7 +188,9 @@ impl Env {
     }
 
     pub async fn list_all(&self, token: &str) -> Vec<Value> {
-        self.call("GET", "/v1/subscriptions?limit=200", token, None).await.json()["data"]
+        self.call("GET", "/v1/subscriptions?limit=200", token, None)
+            .await
+            .json()["data"]
             .as_array()
             .cloned()
             .unwrap_or_default()
