@@ -31,6 +31,7 @@ pub struct EventCatalog {
     /// Provider kind → every native event name it accepts.
     pub native: BTreeMap<String, Vec<String>>,
     /// Normalized name → mapping.
+    #[serde(default)]
     pub events: BTreeMap<String, CatalogEvent>,
 }
 

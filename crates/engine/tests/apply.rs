@@ -1,0 +1,296 @@
+//! Engine behaviour with a multi-resource provider: one native resource per
+//! event, no native disable, and failures on demand. The in-memory provider
+//! here is a test double for the engine's own logic (diff, record, undo);
+//! real adapters are tested against their simulators elsewhere.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::json;
+use switchboard_core::capabilities::Range;
+use switchboard_core::subscription::AuthKind;
+use switchboard_core::{
+    AccountRule, CallbackAuth, CallbackUrl, Capabilities, Error, EventCatalog, EventName, EventsPerResource,
+    NativePlan, NativeRequest, NativeResource, OnUnsupported, ProviderAdapter, SubscriptionSpec,
+    SubscriptionStatus, UpstreamErrorKind,
+};
+use switchboard_engine::{Engine, ProviderInstance};
+use switchboard_store::{Store, testing};
+
+#[derive(Default)]
+struct State {
+    resources: BTreeMap<String, (String, String)>, // id -> (event, url)
+    next: u32,
+    fail_create_of: Option<String>,
+    /// Deletes succeed this many more times, then fail.
+    deletes_left: Option<u32>,
+    calls: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+struct FanOut(Arc<Mutex<State>>);
+
+fn caps() -> Capabilities {
+    Capabilities {
+        account: AccountRule::Forbidden,
+        events_per_resource: EventsPerResource::One,
+        url_max_len: 2048,
+        https_only: true,
+        auth: vec![AuthKind::None],
+        signing_secret_max_len: None,
+        headers: false,
+        methods: vec![],
+        formats: vec![],
+        timeout_seconds: None::<Range>,
+        max_retries: None,
+        filters: false,
+        native_disable: false,
+        provider_options: vec![],
+    }
+}
+
+fn failed(msg: &str) -> Error {
+    Error::upstream("fan", UpstreamErrorKind::Unavailable, Some(500), msg)
+}
+
+#[async_trait]
+impl ProviderAdapter for FanOut {
+    fn kind(&self) -> &'static str {
+        "fanout"
+    }
+    fn capabilities(&self) -> &Capabilities {
+        static CAPS: std::sync::OnceLock<Capabilities> = std::sync::OnceLock::new();
+        CAPS.get_or_init(caps)
+    }
+    fn plan(&self, _id: &str, spec: &SubscriptionSpec, events: &[String]) -> Result<Vec<NativePlan>, Error> {
+        Ok(events
+            .iter()
+            .map(|e| NativePlan {
+                key: e.clone(),
+                events: vec![e.clone()],
+                body: json!({"event": e, "url": spec.url.as_str()}),
+                secret_pointers: vec![],
+            })
+            .collect())
+    }
+    fn preview(&self, _: Option<&str>, plans: &[NativePlan]) -> Vec<NativeRequest> {
+        plans
+            .iter()
+            .map(|p| NativeRequest::new(http::Method::POST, "/subs").json(p.body.clone(), vec![]))
+            .collect()
+    }
+    fn base_url(&self) -> &str {
+        "memory://fanout"
+    }
+    async fn create(&self, _: Option<&str>, plan: &NativePlan) -> Result<NativeResource, Error> {
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(format!("create {}", plan.key));
+        if s.fail_create_of.as_deref() == Some(plan.key.as_str()) {
+            return Err(failed("create refused"));
+        }
+        s.next += 1;
+        let id = format!("n{}", s.next);
+        let url = plan.body["url"].as_str().unwrap().to_owned();
+        s.resources.insert(id.clone(), (plan.key.clone(), url.clone()));
+        Ok(NativeResource {
+            id,
+            events: plan.events.clone(),
+            enabled: true,
+            url: Some(url),
+        })
+    }
+    async fn update(&self, _: Option<&str>, id: &str, _old: &NativePlan, new: &NativePlan) -> Result<NativeResource, Error> {
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(format!("update {}", new.key));
+        let url = new.body["url"].as_str().unwrap().to_owned();
+        let entry = s.resources.get_mut(id).ok_or_else(|| {
+            Error::upstream("fan", UpstreamErrorKind::NotFound, Some(404), "gone")
+        })?;
+        entry.1 = url.clone();
+        Ok(NativeResource {
+            id: id.to_owned(),
+            events: new.events.clone(),
+            enabled: true,
+            url: Some(url),
+        })
+    }
+    async fn delete(&self, _: Option<&str>, id: &str) -> Result<(), Error> {
+        let mut s = self.0.lock().unwrap();
+        s.calls.push(format!("delete {id}"));
+        match s.deletes_left {
+            Some(0) => return Err(failed("delete refused")),
+            Some(n) => s.deletes_left = Some(n - 1),
+            None => {}
+        }
+        s.resources.remove(id);
+        Ok(())
+    }
+    async fn get(&self, _: Option<&str>, id: &str) -> Result<NativeResource, Error> {
+        let s = self.0.lock().unwrap();
+        let (event, url) = s
+            .resources
+            .get(id)
+            .ok_or_else(|| Error::upstream("fan", UpstreamErrorKind::NotFound, Some(404), "gone"))?;
+        Ok(NativeResource {
+            id: id.to_owned(),
+            events: vec![event.clone()],
+            enabled: true,
+            url: Some(url.clone()),
+        })
+    }
+    async fn list(&self, _: Option<&str>) -> Result<Vec<NativeResource>, Error> {
+        Ok(Vec::new())
+    }
+}
+
+const CATALOG: &str = r#"
+[native]
+fanout = ["a", "b", "c", "d"]
+"#;
+
+async fn engine() -> (Engine, FanOut) {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    let engine = Engine::new(
+        store,
+        Arc::new(EventCatalog::from_toml(CATALOG).unwrap()),
+        vec![ProviderInstance {
+            key: "fan".into(),
+            adapter: Arc::new(fake.clone()),
+        }],
+    );
+    (engine, fake)
+}
+
+fn spec(events: &[&str]) -> SubscriptionSpec {
+    SubscriptionSpec {
+        provider: "fan".into(),
+        account: None,
+        name: None,
+        url: CallbackUrl::parse("https://hooks.example.com/a").unwrap(),
+        events: events.iter().map(|e| EventName::parse(&format!("native:{e}")).unwrap()).collect(),
+        auth: CallbackAuth::None,
+        signing_secret: None,
+        headers: Default::default(),
+        method: None,
+        format: None,
+        timeout_seconds: None,
+        max_retries: None,
+        enabled: true,
+        filters: vec![],
+        provider_options: Default::default(),
+        metadata: Default::default(),
+        on_unsupported: OnUnsupported::Reject,
+    }
+}
+
+fn events_at_provider(fake: &FanOut) -> Vec<String> {
+    let mut v: Vec<String> = fake.0.lock().unwrap().resources.values().map(|(e, _)| e.clone()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_failed_fan_out_leaves_nothing_behind() {
+    let (engine, fake) = engine().await;
+    fake.0.lock().unwrap().fail_create_of = Some("c".into());
+    let err = engine.create("t", spec(&["a", "b", "c", "d"])).await.unwrap_err();
+    assert!(matches!(err, Error::Upstream(_)));
+    assert!(events_at_provider(&fake).is_empty(), "a and b were removed again");
+    let page = engine.list("t", &all()).await.unwrap();
+    assert!(page.data.is_empty(), "nothing stored");
+    let calls = fake.0.lock().unwrap().calls.clone();
+    assert_eq!(calls, ["create a", "create b", "create c", "delete n2", "delete n1"]);
+}
+
+fn all() -> switchboard_store::ListQuery {
+    switchboard_store::ListQuery {
+        limit: 50,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn an_event_change_touches_only_the_affected_resources() {
+    let (engine, fake) = engine().await;
+    let rec = engine.create("t", spec(&["a", "b", "c"])).await.unwrap();
+    assert_eq!(rec.natives.len(), 3);
+    let a_id = rec.natives.iter().find(|n| n.key == "a").unwrap().native_id.clone();
+    fake.0.lock().unwrap().calls.clear();
+
+    let rec = engine.update("t", &rec.id, spec(&["a", "d"]), None).await.unwrap();
+    let calls = fake.0.lock().unwrap().calls.clone();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[0], "create d");
+    assert!(calls[1..].iter().all(|c| c.starts_with("delete ")));
+    assert!(!calls.iter().any(|c| c.contains(&a_id) || c == "update a"));
+    assert_eq!(events_at_provider(&fake), ["a", "d"]);
+    let keys: Vec<_> = rec.natives.iter().map(|n| n.key.as_str()).collect();
+    assert_eq!(keys, ["a", "d"]);
+    assert_eq!(rec.version, 2);
+}
+
+#[tokio::test]
+async fn a_failed_update_is_undone_and_the_store_is_unchanged() {
+    let (engine, fake) = engine().await;
+    let rec = engine.create("t", spec(&["a", "b"])).await.unwrap();
+    fake.0.lock().unwrap().fail_create_of = Some("d".into());
+    let mut next = spec(&["a", "c", "d"]);
+    next.url = CallbackUrl::parse("https://hooks.example.com/new").unwrap();
+    let err = engine.update("t", &rec.id, next, None).await.unwrap_err();
+    assert!(matches!(err, Error::Upstream(_)));
+    // a's URL change and c's creation were undone; b was never deleted.
+    assert_eq!(events_at_provider(&fake), ["a", "b"]);
+    assert!(fake.0.lock().unwrap().resources.values().all(|(_, u)| u == "https://hooks.example.com/a"));
+    let after = engine.get("t", &rec.id).await.unwrap();
+    assert_eq!(after.spec, rec.spec);
+    assert_eq!(after.natives, rec.natives);
+    assert_eq!(after.status, SubscriptionStatus::Active);
+    assert_eq!(after.version, rec.version);
+}
+
+#[tokio::test]
+async fn disable_without_a_native_switch_deletes_and_enable_recreates() {
+    let (engine, fake) = engine().await;
+    let rec = engine.create("t", spec(&["a", "b"])).await.unwrap();
+    let off = engine.set_enabled("t", &rec.id, false).await.unwrap();
+    assert_eq!(off.status, SubscriptionStatus::Disabled);
+    assert!(off.natives.is_empty());
+    assert!(events_at_provider(&fake).is_empty());
+    let on = engine.set_enabled("t", &rec.id, true).await.unwrap();
+    assert_eq!(on.status, SubscriptionStatus::Active);
+    assert_eq!(on.natives.len(), 2);
+    assert_eq!(events_at_provider(&fake), ["a", "b"]);
+
+    // Creating disabled creates nothing upstream.
+    let mut s = spec(&["c"]);
+    s.enabled = false;
+    let rec = engine.create("t", s).await.unwrap();
+    assert_eq!(rec.status, SubscriptionStatus::Disabled);
+    assert!(rec.natives.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_delete_restores_what_it_removed() {
+    let (engine, fake) = engine().await;
+    let rec = engine.create("t", spec(&["a", "b"])).await.unwrap();
+    fake.0.lock().unwrap().deletes_left = Some(1);
+    let err = engine.delete("t", &rec.id).await.unwrap_err();
+    assert!(matches!(err, Error::Upstream(_)));
+    // The first resource was deleted, the second refused: the first is
+    // recreated (with a new native id) and the subscription is kept.
+    assert_eq!(events_at_provider(&fake), ["a", "b"]);
+    let after = engine.get("t", &rec.id).await.unwrap();
+    assert_eq!(after.status, SubscriptionStatus::Active);
+    assert_eq!(after.natives.len(), 2);
+    let at_provider: Vec<String> = fake.0.lock().unwrap().resources.keys().cloned().collect();
+    for n in &after.natives {
+        assert!(at_provider.contains(&n.native_id), "store knows {} which exists upstream", n.native_id);
+    }
+
+    fake.0.lock().unwrap().deletes_left = None;
+    engine.delete("t", &rec.id).await.unwrap();
+    assert!(events_at_provider(&fake).is_empty());
+    assert!(matches!(engine.get("t", &rec.id).await, Err(Error::NotFound { .. })));
+}
