@@ -59,13 +59,7 @@ async fn not_found() -> impl IntoResponse {
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    let mut resp = problem::ApiError(Error::Malformed {
-        detail: "this method is not allowed on this path".into(),
-        pointer: None,
-    })
-    .into_response();
-    *resp.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    resp
+    problem::ApiError(Error::MethodNotAllowed)
 }
 
 /// The whole application with its middleware.
@@ -82,7 +76,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            TraceLayer::new_for_http()
+                // Failures are logged once, with their cause, by problem.rs.
+                .on_failure(())
+                .make_span_with(|req: &Request<_>| {
                 let id = req
                     .headers()
                     .get(REQUEST_ID)

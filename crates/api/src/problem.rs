@@ -159,6 +159,15 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
             }
             (p, None)
         }
+        Error::MethodNotAllowed => (
+            problem(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this path does not accept this method".into(),
+            ),
+            None,
+        ),
         Error::UnsupportedMediaType => (
             problem(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -218,40 +227,39 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
             None,
         ),
         Error::Upstream(u) => upstream(u),
-        Error::Store(d) => {
-            tracing::error!(error = %d, "storage error");
-            (
-                problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage",
-                    "Storage unavailable",
-                    "the database failed; the request was not completed".into(),
-                ),
-                Some(5),
-            )
-        }
-        Error::Internal(d) => {
-            tracing::error!(error = %d, "internal error");
-            (
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Internal error",
-                    d,
-                ),
-                None,
-            )
-        }
+        Error::Store(_) => (
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage",
+                "Storage unavailable",
+                "the database failed; the request was not completed".into(),
+            ),
+            Some(5),
+        ),
+        Error::Internal(d) => (
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", d),
+            None,
+        ),
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // The one log line of a failed request (inside the request span, so
+        // it carries the request id). Storage errors keep their cause here
+        // only: the caller sees a generic detail.
+        match &self.0 {
+            Error::Store(cause) | Error::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            Error::Upstream(u) => tracing::warn!(
+                provider = %u.provider,
+                upstream_status = u.status,
+                message = %u.message,
+                "provider call failed"
+            ),
+            _ => {}
+        }
         let (p, retry_after) = to_problem(self.0);
         let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::warn!(status = p.status, kind = %p.kind, detail = %p.detail, "request failed");
-        }
         let body = serde_json::to_vec(&p).unwrap_or_default();
         let mut resp = (status, body).into_response();
         resp.headers_mut()

@@ -102,6 +102,9 @@ pub enum Error {
         /// Where, when known.
         pointer: Option<String>,
     },
+    /// The route exists but not with this method (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The request body is not JSON (415).
     #[error("the request body must be application/json")]
     UnsupportedMediaType,

@@ -57,7 +57,28 @@ impl Serialize for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        // Config from environment variables arrives typed: a numeric
+        // password must not become a confusing "invalid type: integer".
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+                Ok(Secret(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secret, E> {
+                Ok(Secret(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -71,6 +92,15 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(***)");
         assert_eq!(format!("{s}"), "***");
         assert!(!format!("{:?}", Some(&s)).contains("hunter2"));
+    }
+
+    #[test]
+    fn numbers_from_the_environment_are_secrets_too() {
+        let s: Secret = serde_json::from_value(serde_json::json!(12345678)).unwrap();
+        assert_eq!(s.expose(), "12345678");
+        let s: Secret = serde_json::from_value(serde_json::json!("abc")).unwrap();
+        assert_eq!(s.expose(), "abc");
+        assert!(serde_json::from_value::<Secret>(serde_json::json!({"a": 1})).is_err());
     }
 
     #[test]

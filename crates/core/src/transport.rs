@@ -38,9 +38,13 @@ pub enum TransportError {
     /// No answer within the configured timeout.
     #[error("timed out")]
     Timeout,
-    /// The connection could not be made or broke before an answer.
+    /// No connection could be made: nothing was sent.
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The request may have been sent but the answer was lost (reset,
+    /// incomplete body): the provider may or may not have applied it.
+    #[error("connection interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// Sends native requests to one provider's API root.

@@ -132,6 +132,29 @@ impl Engine {
         })
     }
 
+    /// The plans behind what is recorded now, the base of a diff. The spec
+    /// was checked when it was stored; if the catalog has changed since
+    /// (an event removed), the native events recorded for its resources are
+    /// what really exists upstream and are used instead, so an old
+    /// subscription can still be changed or deleted.
+    fn old_plans(&self, rec: &SubscriptionRecord) -> Result<Vec<NativePlan>, Error> {
+        let provider = self.provider(&rec.spec.provider)?;
+        let kind = provider.adapter.kind();
+        let events = self
+            .catalog
+            .resolve(kind, &provider.key, &rec.spec.events)
+            .unwrap_or_else(|_| {
+                let mut recorded: Vec<String> = Vec::new();
+                for e in rec.natives.iter().flat_map(|n| &n.events) {
+                    if !recorded.contains(e) {
+                        recorded.push(e.clone());
+                    }
+                }
+                recorded
+            });
+        provider.adapter.plan(&rec.id, &rec.spec, &events)
+    }
+
     /// The plans that should exist for `prepared`: all of them while
     /// enabled, or while the provider can switch a resource off natively;
     /// none while disabled at a provider that cannot (the subscription is
@@ -287,7 +310,7 @@ impl Engine {
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
         let current = self.store.get(tenant, id).await?;
         let provider = self.provider(&current.spec.provider)?.clone();
-        let old = self.prepare(id, current.spec.clone())?;
+        let old = self.old_plans(&current)?;
         self.store.claim(tenant, id, current.version).await?;
         let target = Target {
             store: &self.store,
@@ -298,7 +321,7 @@ impl Engine {
         match apply(
             provider.adapter.as_ref(),
             &target,
-            &old.plans,
+            &old,
             &current.natives,
             &[],
         )
@@ -318,7 +341,7 @@ impl Engine {
         prepared: Prepared,
     ) -> Result<SubscriptionRecord, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
-        let old = self.prepare(&current.id, current.spec.clone())?;
+        let old = self.old_plans(&current)?;
         self.store
             .claim(&current.tenant, &current.id, current.version)
             .await?;
@@ -332,7 +355,7 @@ impl Engine {
         match apply(
             provider.adapter.as_ref(),
             &target,
-            &old.plans,
+            &old,
             &current.natives,
             wanted,
         )

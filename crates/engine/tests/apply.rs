@@ -149,18 +149,37 @@ const CATALOG: &str = r#"
 fanout = ["a", "b", "c", "d"]
 "#;
 
-async fn engine() -> (Engine, FanOut) {
-    let store = Store::connect(&testing::sqlite()).await.unwrap();
-    let fake = FanOut::default();
-    let engine = Engine::new(
+fn engine_on(store: Store, fake: &FanOut, catalog: &str) -> Engine {
+    Engine::new(
         store,
-        Arc::new(EventCatalog::from_toml(CATALOG).unwrap()),
+        Arc::new(EventCatalog::from_toml(catalog).unwrap()),
         vec![ProviderInstance {
             key: "fan".into(),
             adapter: Arc::new(fake.clone()),
         }],
-    );
-    (engine, fake)
+    )
+}
+
+async fn engine() -> (Engine, FanOut) {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    (engine_on(store, &fake, CATALOG), fake)
+}
+
+#[tokio::test]
+async fn a_subscription_outlives_an_event_removed_from_the_catalog() {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    let before = engine_on(store.clone(), &fake, CATALOG);
+    let rec = before.create("t", spec(&["a", "b"])).await.unwrap();
+    let after = engine_on(store, &fake, "[native]\nfanout = [\"a\", \"c\"]\n");
+    // Changing it to valid events works: b's resource is removed.
+    let changed = after.update("t", &rec.id, spec(&["a", "c"]), None).await.unwrap();
+    assert_eq!(events_at_provider(&fake), ["a", "c"]);
+    assert_eq!(changed.natives.len(), 2);
+    let rec = before.create("t", spec(&["b"])).await.unwrap();
+    after.delete("t", &rec.id).await.unwrap();
+    assert_eq!(events_at_provider(&fake), ["a", "c"]);
 }
 
 fn spec(events: &[&str]) -> SubscriptionSpec {

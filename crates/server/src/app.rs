@@ -19,6 +19,24 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::providers;
 
+/// Why the application could not be built.
+#[derive(Debug)]
+pub enum StartError {
+    /// The configuration is invalid (the message names the key).
+    Config(String),
+    /// A configured resource (database, simulator socket) is unavailable.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(m) => write!(f, "invalid configuration: {m}"),
+            Self::Unavailable(m) => write!(f, "cannot start: {m}"),
+        }
+    }
+}
+
 /// A built application, ready to serve.
 pub struct App {
     /// The validated configuration (simulator URLs applied).
@@ -40,19 +58,20 @@ fn simulated_base(kind: &str, sim_url: &str) -> Option<String> {
 
 impl App {
     /// Validates and wires everything; starts the simulators in demo mode.
-    pub async fn build(mut config: Config) -> Result<Self, String> {
+    pub async fn build(mut config: Config) -> Result<Self, StartError> {
+        use StartError::{Config as Invalid, Unavailable};
         let catalog_text = std::fs::read_to_string(&config.events.file).map_err(|e| {
-            format!(
+            Invalid(format!(
                 "events.file: cannot read {}: {e}",
                 config.events.file.display()
-            )
+            ))
         })?;
-        let catalog =
-            EventCatalog::from_toml(&catalog_text).map_err(|e| format!("events.file: {e}"))?;
+        let catalog = EventCatalog::from_toml(&catalog_text)
+            .map_err(|e| Invalid(format!("events.file: {e}")))?;
 
         let mut simulators = Vec::new();
         if config.simulators.enabled {
-            simulators = start_simulators(&mut config).await?;
+            simulators = start_simulators(&mut config).await.map_err(Unavailable)?;
         }
 
         let rate_limits: HashMap<String, u32> = config
@@ -67,12 +86,14 @@ impl App {
                 ..TransportConfig::default()
             },
             rate_limits,
-        )?);
+        )
+        .map_err(Unavailable)?);
         let instances = config
             .providers
             .iter()
             .map(|(key, p)| providers::build(key, p, transport.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Invalid)?;
 
         let tokens = config
             .auth
@@ -95,14 +116,15 @@ impl App {
                     scopes: t.scopes.clone(),
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(Invalid)?;
 
         let mut opts = StoreOptions::new(config.database.url.clone());
         opts.max_connections = config.database.max_connections;
         opts.pg_schema = config.database.schema.clone();
         let store = Store::connect(&opts)
             .await
-            .map_err(|e| format!("database.url: {e}"))?;
+            .map_err(|e| Unavailable(format!("database.url: {e}")))?;
         let engine = Engine::new(store, Arc::new(catalog), instances);
         Ok(Self {
             state: AppState {

@@ -6,5 +6,5 @@ pub mod app;
 pub mod config;
 pub mod providers;
 
-pub use app::{App, Running};
+pub use app::{App, Running, StartError};
 pub use config::Config;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchboard::{App, Config};
+use switchboard::{App, Config, StartError};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -183,9 +183,13 @@ async fn serve(config: Config) -> ExitCode {
     let demo = config.simulators.enabled;
     let app = match App::build(config).await {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("switchboard: invalid configuration: {e}");
+        Err(e @ StartError::Config(_)) => {
+            eprintln!("switchboard: {e}");
             return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return ExitCode::FAILURE;
         }
     };
     let listener = match tokio::net::TcpListener::bind(listen).await {

@@ -4,9 +4,10 @@
 //! honour `Retry-After`.
 //!
 //! Retries are only made where repeating cannot create a second native
-//! resource: any request after a connection error (nothing was sent), after
+//! resource: any request after a failed connect (nothing was sent), after
 //! 429 or 503 (the provider said it did not act), and idempotent methods
-//! (GET, PUT, PATCH, DELETE) after 5xx, 408 or a timeout. A POST that timed
+//! (GET, PUT, PATCH, DELETE) after 5xx, 408, a timeout or an interrupted
+//! answer. A POST that timed
 //! out may have been applied, so it is returned to the engine, which knows
 //! whether to compensate.
 
@@ -124,8 +125,7 @@ impl HttpTransport {
             .headers()
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(parse_retry_after);
         let body = resp.bytes().await.map_err(classify)?.to_vec();
         Ok(NativeResponse {
             status,
@@ -149,17 +149,30 @@ impl HttpTransport {
 
 fn classify(e: reqwest::Error) -> TransportError {
     if e.is_timeout() {
-        TransportError::Timeout
-    } else {
-        // The source chain says why (refused, reset); it never holds headers.
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg = format!("{msg}: {s}");
-            src = s.source();
-        }
-        TransportError::Connect(msg)
+        return TransportError::Timeout;
     }
+    // The source chain says why (refused, reset); it never holds headers.
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    if e.is_connect() {
+        TransportError::Connect(msg)
+    } else {
+        TransportError::Interrupted(msg)
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 /// Whether an outcome may be retried for this method (see the module doc).
@@ -174,7 +187,7 @@ pub fn retryable(method: &Method, outcome: &Result<NativeResponse, TransportErro
                 || (idempotent && matches!(r.status, 408 | 500 | 502 | 504))
         }
         Err(TransportError::Connect(_)) => true,
-        Err(TransportError::Timeout) => idempotent,
+        Err(TransportError::Timeout | TransportError::Interrupted(_)) => idempotent,
     }
 }
 
@@ -242,6 +255,8 @@ mod tests {
         ));
         assert!(!retryable(&Method::POST, &resp(500)));
         assert!(!retryable(&Method::POST, &Err(TransportError::Timeout)));
+        assert!(!retryable(&Method::POST, &Err(TransportError::Interrupted("reset".into()))));
+        assert!(retryable(&Method::GET, &Err(TransportError::Interrupted("reset".into()))));
         assert!(!retryable(&Method::POST, &resp(422)));
     }
 
@@ -268,6 +283,16 @@ mod tests {
             Duration::from_secs(5)
         );
         assert!(t.backoff(10, None) <= Duration::from_secs(5));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after(" 12 "), Some(Duration::from_secs(12)));
+        let soon = std::time::SystemTime::now() + Duration::from_secs(30);
+        let d = parse_retry_after(&httpdate::fmt_http_date(soon)).unwrap();
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

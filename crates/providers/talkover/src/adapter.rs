@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use switchboard_core::{
     Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
-    SubscriptionSpec, Transport, UpstreamErrorKind,
+    SubscriptionSpec, Transport,
 };
 
 use crate::{TalkoverConfig, translate};
@@ -107,13 +107,12 @@ impl ProviderAdapter for TalkoverAdapter {
     async fn delete(&self, account: Option<&str>, id: &str) -> Result<(), Error> {
         let req = translate::delete_request(self.token(), self.agent(account)?, id);
         let resp = self.send(&req).await?;
-        if resp.is_success() {
+        // Gone already (the webhook, or its whole agent): the goal of a
+        // delete is reached.
+        if resp.is_success() || resp.status == 404 {
             return Ok(());
         }
-        match translate::classify_error(&self.key, &resp) {
-            Error::Upstream(e) if e.kind == UpstreamErrorKind::NotFound => Ok(()),
-            e => Err(e),
-        }
+        Err(translate::classify_error(&self.key, &resp))
     }
 
     async fn get(&self, account: Option<&str>, id: &str) -> Result<NativeResource, Error> {

@@ -58,13 +58,21 @@ pub fn capabilities() -> Capabilities {
 }
 
 /// The native name: the caller's name (or a default) followed by the
-/// subscription id, so a webhook can be traced to its subscription.
-fn native_name(id: &str, name: Option<&str>) -> String {
+/// subscription id, so a webhook can be traced to its subscription. A name
+/// that would not fit with the marker is refused rather than cut.
+fn native_name(id: &str, name: Option<&str>) -> Result<String, Error> {
     let suffix = format!(" [{id}]");
     let base = name.unwrap_or("switchboard");
     let room = NAME_MAX.saturating_sub(suffix.chars().count());
-    let base: String = base.chars().take(room).collect();
-    format!("{base}{suffix}")
+    if base.chars().count() > room {
+        return Err(Error::field(
+            "/name",
+            format!(
+                "must be at most {room} characters for Talkover: its name field holds {NAME_MAX}, and the subscription id takes the rest"
+            ),
+        ));
+    }
+    Ok(format!("{base}{suffix}"))
 }
 
 /// Normalized subscription → the create body of the one Talkover webhook.
@@ -112,7 +120,7 @@ pub fn plan(id: &str, spec: &SubscriptionSpec, events: &[String]) -> Result<Nati
     }
 
     let mut body = Map::new();
-    body.insert("name".into(), json!(native_name(id, spec.name.as_deref())));
+    body.insert("name".into(), json!(native_name(id, spec.name.as_deref())?));
     body.insert("webhook_url".into(), json!(spec.url.as_str()));
     body.insert("events".into(), json!(events));
     body.insert("timeout".into(), json!(spec.timeout_seconds.unwrap_or(30)));
@@ -411,7 +419,7 @@ pub fn classify_error(provider: &str, resp: &NativeResponse) -> Error {
 pub fn transport_error(provider: &str, e: TransportError) -> Error {
     let kind = match e {
         TransportError::Timeout => UpstreamErrorKind::Timeout,
-        TransportError::Connect(_) => UpstreamErrorKind::Unavailable,
+        TransportError::Connect(_) | TransportError::Interrupted(_) => UpstreamErrorKind::Unavailable,
     };
     Error::upstream(provider, kind, None, e.to_string())
 }

@@ -115,13 +115,17 @@ fn callback_auth_becomes_scheme_and_custom_header() {
 }
 
 #[test]
-fn long_names_are_cut_to_255_with_the_marker_kept() {
+fn names_fit_255_with_the_marker_or_are_refused() {
+    let id = "sub_01JABCDEFGHJKMNPQRSTVWXYZ0";
     let mut s = spec();
-    s.name = Some("n".repeat(255));
-    let p = plan("sub_01JABCDEFGHJKMNPQRSTVWXYZ0", &s, &events()).unwrap();
+    s.name = Some("n".repeat(222));
+    let p = plan(id, &s, &events()).unwrap();
     let name = p.body["name"].as_str().unwrap();
     assert_eq!(name.chars().count(), 255);
     assert!(name.ends_with("[sub_01JABCDEFGHJKMNPQRSTVWXYZ0]"));
+    s.name = Some("n".repeat(223));
+    let err = plan(id, &s, &events()).unwrap_err();
+    assert!(matches!(err, Error::Invalid(ref e) if e[0].pointer == "/name" && e[0].detail.contains("222")));
 }
 
 #[test]
