@@ -77,6 +77,11 @@ pub struct Capabilities {
     pub filters: bool,
     /// Whether the provider can switch a webhook off without deleting it.
     pub native_disable: bool,
+    /// Whether all writes to one account must be serialized (one shared
+    /// document per account that is read, checked and written): the engine
+    /// then holds a lock per (provider, account) across every change, in
+    /// this process and, on Postgres, across replicas.
+    pub serialize_account: bool,
     /// Keys allowed in `provider_options`.
     pub provider_options: Vec<&'static str>,
 }

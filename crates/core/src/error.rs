@@ -62,6 +62,23 @@ pub enum UpstreamErrorKind {
     Protocol,
 }
 
+impl UpstreamErrorKind {
+    /// The classification an HTTP status implies on its own. Adapters call
+    /// this for every status their provider documents no special meaning
+    /// for, and handle the rest (validation bodies, "parent not found")
+    /// themselves.
+    pub fn from_status(status: u16, retry_after: Option<Duration>) -> Self {
+        match status {
+            401 | 403 => Self::Unauthorized,
+            404 => Self::NotFound,
+            429 => Self::RateLimited { retry_after },
+            408 | 504 => Self::Timeout,
+            500..=599 => Self::Unavailable,
+            _ => Self::Protocol,
+        }
+    }
+}
+
 /// An upstream provider call that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamError {
@@ -152,6 +169,17 @@ impl Error {
     /// One field error, as a 422.
     pub fn field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::Invalid(vec![FieldError::new(pointer, detail)])
+    }
+
+    /// A request to `provider` that got no HTTP answer.
+    pub fn transport(provider: impl Into<String>, e: crate::TransportError) -> Self {
+        let kind = match e {
+            crate::TransportError::Timeout => UpstreamErrorKind::Timeout,
+            crate::TransportError::Connect(_) | crate::TransportError::Interrupted(_) => {
+                UpstreamErrorKind::Unavailable
+            }
+        };
+        Self::upstream(provider, kind, None, e.to_string())
     }
 
     /// Constructs an upstream error.

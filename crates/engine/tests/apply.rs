@@ -46,6 +46,7 @@ fn caps() -> Capabilities {
         max_retries: None,
         filters: false,
         native_disable: false,
+        serialize_account: false,
         provider_options: vec![],
     }
 }

@@ -8,8 +8,11 @@
 //! simulators. Fault injection and the request log, shared by every
 //! simulator, live in [`faults`].
 
+pub mod bird;
 pub mod faults;
+pub mod sendblue;
 pub mod talkover;
+pub mod telegent;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -46,7 +46,7 @@ impl TalkoverAdapter {
         self.transport
             .send(&self.key, &self.config.base_url, req)
             .await
-            .map_err(|e| translate::transport_error(&self.key, e))
+            .map_err(|e| Error::transport(&self.key, e))
     }
 }
 

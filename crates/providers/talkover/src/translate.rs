@@ -11,7 +11,7 @@ use switchboard_core::subscription::AuthKind;
 use switchboard_core::{
     AccountRule, CallbackAuth, Capabilities, DeliveryFormat, DeliveryMethod, Error,
     EventsPerResource, FieldError, NativePlan, NativeRequest, NativeResource, NativeResponse,
-    SubscriptionSpec, TransportError, UpstreamErrorKind,
+    SubscriptionSpec, UpstreamErrorKind,
 };
 
 /// The one native resource of a Talkover subscription.
@@ -53,6 +53,7 @@ pub fn capabilities() -> Capabilities {
         max_retries: Some(Range { min: 0, max: 10 }),
         filters: false,
         native_disable: true,
+        serialize_account: false,
         provider_options: vec!["payload_templates"],
     }
 }
@@ -370,7 +371,6 @@ pub fn classify_error(provider: &str, resp: &NativeResponse) -> Error {
         .to_owned();
     let status = Some(resp.status);
     let kind = match resp.status {
-        401 | 403 => UpstreamErrorKind::Unauthorized,
         // "Agent not found in this environment." means the caller's account
         // (agent id) is wrong, not that a webhook vanished.
         404 if message.contains("Agent") => {
@@ -380,7 +380,6 @@ pub fn classify_error(provider: &str, resp: &NativeResponse) -> Error {
                 provider,
             )])
         }
-        404 => UpstreamErrorKind::NotFound,
         422 => {
             let mut errors = Vec::new();
             if let Some(map) = body.get("errors").and_then(Value::as_object) {
@@ -405,23 +404,9 @@ pub fn classify_error(provider: &str, resp: &NativeResponse) -> Error {
             }
             UpstreamErrorKind::Rejected(errors)
         }
-        429 => UpstreamErrorKind::RateLimited {
-            retry_after: resp.retry_after,
-        },
-        408 | 504 => UpstreamErrorKind::Timeout,
-        500..=599 => UpstreamErrorKind::Unavailable,
-        _ => UpstreamErrorKind::Protocol,
+        other => UpstreamErrorKind::from_status(other, resp.retry_after),
     };
     Error::upstream(provider, kind, status, message)
-}
-
-/// A request that got no HTTP answer.
-pub fn transport_error(provider: &str, e: TransportError) -> Error {
-    let kind = match e {
-        TransportError::Timeout => UpstreamErrorKind::Timeout,
-        TransportError::Connect(_) | TransportError::Interrupted(_) => UpstreamErrorKind::Unavailable,
-    };
-    Error::upstream(provider, kind, None, e.to_string())
 }
 
 #[cfg(test)]
