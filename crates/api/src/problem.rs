@@ -237,7 +237,12 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
             Some(5),
         ),
         Error::Internal(d) => (
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", d),
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                d,
+            ),
             None,
         ),
     }
@@ -249,7 +254,9 @@ impl IntoResponse for ApiError {
         // it carries the request id). Storage errors keep their cause here
         // only: the caller sees a generic detail.
         match &self.0 {
-            Error::Store(cause) | Error::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            Error::Store(cause) | Error::Internal(cause) => {
+                tracing::error!(error = %cause, "request failed")
+            }
             Error::Upstream(u) => tracing::warn!(
                 provider = %u.provider,
                 upstream_status = u.status,

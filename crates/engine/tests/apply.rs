@@ -11,9 +11,9 @@ use serde_json::json;
 use switchboard_core::capabilities::Range;
 use switchboard_core::subscription::AuthKind;
 use switchboard_core::{
-    AccountRule, CallbackAuth, CallbackUrl, Capabilities, Error, EventCatalog, EventName, EventsPerResource,
-    NativePlan, NativeRequest, NativeResource, OnUnsupported, ProviderAdapter, SubscriptionSpec,
-    SubscriptionStatus, UpstreamErrorKind,
+    AccountRule, CallbackAuth, CallbackUrl, Capabilities, Error, EventCatalog, EventName,
+    EventsPerResource, NativePlan, NativeRequest, NativeResource, OnUnsupported, ProviderAdapter,
+    SubscriptionSpec, SubscriptionStatus, UpstreamErrorKind,
 };
 use switchboard_engine::{Engine, ProviderInstance};
 use switchboard_store::{Store, testing};
@@ -64,7 +64,12 @@ impl ProviderAdapter for FanOut {
         static CAPS: std::sync::OnceLock<Capabilities> = std::sync::OnceLock::new();
         CAPS.get_or_init(caps)
     }
-    fn plan(&self, _id: &str, spec: &SubscriptionSpec, events: &[String]) -> Result<Vec<NativePlan>, Error> {
+    fn plan(
+        &self,
+        _id: &str,
+        spec: &SubscriptionSpec,
+        events: &[String],
+    ) -> Result<Vec<NativePlan>, Error> {
         Ok(events
             .iter()
             .map(|e| NativePlan {
@@ -93,7 +98,8 @@ impl ProviderAdapter for FanOut {
         s.next += 1;
         let id = format!("n{}", s.next);
         let url = plan.body["url"].as_str().unwrap().to_owned();
-        s.resources.insert(id.clone(), (plan.key.clone(), url.clone()));
+        s.resources
+            .insert(id.clone(), (plan.key.clone(), url.clone()));
         Ok(NativeResource {
             id,
             events: plan.events.clone(),
@@ -101,7 +107,13 @@ impl ProviderAdapter for FanOut {
             url: Some(url),
         })
     }
-    async fn update(&self, _: Option<&str>, id: &str, _old: &NativePlan, new: &NativePlan) -> Result<NativeResource, Error> {
+    async fn update(
+        &self,
+        _: Option<&str>,
+        id: &str,
+        _old: &NativePlan,
+        new: &NativePlan,
+    ) -> Result<NativeResource, Error> {
         let mut s = self.0.lock().unwrap();
         s.calls.push(format!("update {}", new.key));
         let url = new.body["url"].as_str().unwrap().to_owned();
@@ -129,10 +141,9 @@ impl ProviderAdapter for FanOut {
     }
     async fn get(&self, _: Option<&str>, id: &str) -> Result<NativeResource, Error> {
         let s = self.0.lock().unwrap();
-        let (event, url) = s
-            .resources
-            .get(id)
-            .ok_or_else(|| Error::upstream("fan", UpstreamErrorKind::NotFound, Some(404), "gone"))?;
+        let (event, url) = s.resources.get(id).ok_or_else(|| {
+            Error::upstream("fan", UpstreamErrorKind::NotFound, Some(404), "gone")
+        })?;
         Ok(NativeResource {
             id: id.to_owned(),
             events: vec![event.clone()],
@@ -175,7 +186,10 @@ async fn a_subscription_outlives_an_event_removed_from_the_catalog() {
     let rec = before.create("t", spec(&["a", "b"])).await.unwrap();
     let after = engine_on(store, &fake, "[native]\nfanout = [\"a\", \"c\"]\n");
     // Changing it to valid events works: b's resource is removed.
-    let changed = after.update("t", &rec.id, spec(&["a", "c"]), None).await.unwrap();
+    let changed = after
+        .update("t", &rec.id, spec(&["a", "c"]), None)
+        .await
+        .unwrap();
     assert_eq!(events_at_provider(&fake), ["a", "c"]);
     assert_eq!(changed.natives.len(), 2);
     let rec = before.create("t", spec(&["b"])).await.unwrap();
@@ -189,7 +203,10 @@ fn spec(events: &[&str]) -> SubscriptionSpec {
         account: None,
         name: None,
         url: CallbackUrl::parse("https://hooks.example.com/a").unwrap(),
-        events: events.iter().map(|e| EventName::parse(&format!("native:{e}")).unwrap()).collect(),
+        events: events
+            .iter()
+            .map(|e| EventName::parse(&format!("native:{e}")).unwrap())
+            .collect(),
         auth: CallbackAuth::None,
         signing_secret: None,
         headers: Default::default(),
@@ -206,7 +223,14 @@ fn spec(events: &[&str]) -> SubscriptionSpec {
 }
 
 fn events_at_provider(fake: &FanOut) -> Vec<String> {
-    let mut v: Vec<String> = fake.0.lock().unwrap().resources.values().map(|(e, _)| e.clone()).collect();
+    let mut v: Vec<String> = fake
+        .0
+        .lock()
+        .unwrap()
+        .resources
+        .values()
+        .map(|(e, _)| e.clone())
+        .collect();
     v.sort();
     v
 }
@@ -215,13 +239,22 @@ fn events_at_provider(fake: &FanOut) -> Vec<String> {
 async fn a_failed_fan_out_leaves_nothing_behind() {
     let (engine, fake) = engine().await;
     fake.0.lock().unwrap().fail_create_of = Some("c".into());
-    let err = engine.create("t", spec(&["a", "b", "c", "d"])).await.unwrap_err();
+    let err = engine
+        .create("t", spec(&["a", "b", "c", "d"]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Upstream(_)));
-    assert!(events_at_provider(&fake).is_empty(), "a and b were removed again");
+    assert!(
+        events_at_provider(&fake).is_empty(),
+        "a and b were removed again"
+    );
     let page = engine.list("t", &all()).await.unwrap();
     assert!(page.data.is_empty(), "nothing stored");
     let calls = fake.0.lock().unwrap().calls.clone();
-    assert_eq!(calls, ["create a", "create b", "create c", "delete n2", "delete n1"]);
+    assert_eq!(
+        calls,
+        ["create a", "create b", "create c", "delete n2", "delete n1"]
+    );
 }
 
 fn all() -> switchboard_store::ListQuery {
@@ -236,10 +269,19 @@ async fn an_event_change_touches_only_the_affected_resources() {
     let (engine, fake) = engine().await;
     let rec = engine.create("t", spec(&["a", "b", "c"])).await.unwrap();
     assert_eq!(rec.natives.len(), 3);
-    let a_id = rec.natives.iter().find(|n| n.key == "a").unwrap().native_id.clone();
+    let a_id = rec
+        .natives
+        .iter()
+        .find(|n| n.key == "a")
+        .unwrap()
+        .native_id
+        .clone();
     fake.0.lock().unwrap().calls.clear();
 
-    let rec = engine.update("t", &rec.id, spec(&["a", "d"]), None).await.unwrap();
+    let rec = engine
+        .update("t", &rec.id, spec(&["a", "d"]), None)
+        .await
+        .unwrap();
     let calls = fake.0.lock().unwrap().calls.clone();
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(calls[0], "create d");
@@ -262,7 +304,14 @@ async fn a_failed_update_is_undone_and_the_store_is_unchanged() {
     assert!(matches!(err, Error::Upstream(_)));
     // a's URL change and c's creation were undone; b was never deleted.
     assert_eq!(events_at_provider(&fake), ["a", "b"]);
-    assert!(fake.0.lock().unwrap().resources.values().all(|(_, u)| u == "https://hooks.example.com/a"));
+    assert!(
+        fake.0
+            .lock()
+            .unwrap()
+            .resources
+            .values()
+            .all(|(_, u)| u == "https://hooks.example.com/a")
+    );
     let after = engine.get("t", &rec.id).await.unwrap();
     assert_eq!(after.spec, rec.spec);
     assert_eq!(after.natives, rec.natives);
@@ -306,11 +355,18 @@ async fn a_failed_delete_restores_what_it_removed() {
     assert_eq!(after.natives.len(), 2);
     let at_provider: Vec<String> = fake.0.lock().unwrap().resources.keys().cloned().collect();
     for n in &after.natives {
-        assert!(at_provider.contains(&n.native_id), "store knows {} which exists upstream", n.native_id);
+        assert!(
+            at_provider.contains(&n.native_id),
+            "store knows {} which exists upstream",
+            n.native_id
+        );
     }
 
     fake.0.lock().unwrap().deletes_left = None;
     engine.delete("t", &rec.id).await.unwrap();
     assert!(events_at_provider(&fake).is_empty());
-    assert!(matches!(engine.get("t", &rec.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        engine.get("t", &rec.id).await,
+        Err(Error::NotFound { .. })
+    ));
 }

@@ -79,15 +79,17 @@ impl App {
             .iter()
             .filter_map(|(k, p)| p.rate_limit_per_minute.map(|r| (k.clone(), r)))
             .collect();
-        let transport: Arc<dyn Transport> = Arc::new(HttpTransport::new(
-            TransportConfig {
-                request_timeout: Duration::from_millis(config.limits.upstream_timeout_ms),
-                max_attempts: config.limits.upstream_attempts,
-                ..TransportConfig::default()
-            },
-            rate_limits,
-        )
-        .map_err(Unavailable)?);
+        let transport: Arc<dyn Transport> = Arc::new(
+            HttpTransport::new(
+                TransportConfig {
+                    request_timeout: Duration::from_millis(config.limits.upstream_timeout_ms),
+                    max_attempts: config.limits.upstream_attempts,
+                    ..TransportConfig::default()
+                },
+                rate_limits,
+            )
+            .map_err(Unavailable)?,
+        );
         let instances = config
             .providers
             .iter()

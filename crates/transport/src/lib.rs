@@ -172,7 +172,10 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Whether an outcome may be retried for this method (see the module doc).
@@ -255,8 +258,14 @@ mod tests {
         ));
         assert!(!retryable(&Method::POST, &resp(500)));
         assert!(!retryable(&Method::POST, &Err(TransportError::Timeout)));
-        assert!(!retryable(&Method::POST, &Err(TransportError::Interrupted("reset".into()))));
-        assert!(retryable(&Method::GET, &Err(TransportError::Interrupted("reset".into()))));
+        assert!(!retryable(
+            &Method::POST,
+            &Err(TransportError::Interrupted("reset".into()))
+        ));
+        assert!(retryable(
+            &Method::GET,
+            &Err(TransportError::Interrupted("reset".into()))
+        ));
         assert!(!retryable(&Method::POST, &resp(422)));
     }
 
@@ -290,8 +299,14 @@ mod tests {
         assert_eq!(parse_retry_after(" 12 "), Some(Duration::from_secs(12)));
         let soon = std::time::SystemTime::now() + Duration::from_secs(30);
         let d = parse_retry_after(&httpdate::fmt_http_date(soon)).unwrap();
-        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 

@@ -125,7 +125,9 @@ fn names_fit_255_with_the_marker_or_are_refused() {
     assert!(name.ends_with("[sub_01JABCDEFGHJKMNPQRSTVWXYZ0]"));
     s.name = Some("n".repeat(223));
     let err = plan(id, &s, &events()).unwrap_err();
-    assert!(matches!(err, Error::Invalid(ref e) if e[0].pointer == "/name" && e[0].detail.contains("222")));
+    assert!(
+        matches!(err, Error::Invalid(ref e) if e[0].pointer == "/name" && e[0].detail.contains("222"))
+    );
 }
 
 #[test]
