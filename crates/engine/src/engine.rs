@@ -132,6 +132,26 @@ impl Engine {
         })
     }
 
+    /// Runs `apply` for `provider`, under the account lock when the kind
+    /// keeps one shared document per account.
+    async fn apply_locked(
+        &self,
+        provider: &ProviderInstance,
+        target: &Target<'_>,
+        old: &[NativePlan],
+        recorded: &[switchboard_store::NativeRecord],
+        new: &[NativePlan],
+    ) -> Result<Vec<switchboard_store::NativeRecord>, Error> {
+        if !provider.adapter.capabilities().serialize_account {
+            return apply(provider.adapter.as_ref(), target, old, recorded, new).await;
+        }
+        let name = format!("{}/{}", provider.key, target.account.unwrap_or_default());
+        let lock = self.store.lock_account(&name).await?;
+        let result = apply(provider.adapter.as_ref(), target, old, recorded, new).await;
+        lock.release().await;
+        result
+    }
+
     /// The plans behind what is recorded now, the base of a diff. The spec
     /// was checked when it was stored; if the catalog has changed since
     /// (an event removed), the native events recorded for its resources are
@@ -226,7 +246,10 @@ impl Engine {
             account: prepared.spec.account.as_deref(),
         };
         let wanted = self.wanted(&provider, &prepared);
-        match apply(provider.adapter.as_ref(), &target, &[], &[], wanted).await {
+        match self
+            .apply_locked(&provider, &target, &[], &[], wanted)
+            .await
+        {
             Ok(natives) => {
                 rec.natives = natives;
                 rec.status = status_for(&prepared.spec);
@@ -318,14 +341,9 @@ impl Engine {
             sub_id: id,
             account: current.spec.account.as_deref(),
         };
-        match apply(
-            provider.adapter.as_ref(),
-            &target,
-            &old,
-            &current.natives,
-            &[],
-        )
-        .await
+        match self
+            .apply_locked(&provider, &target, &old, &current.natives, &[])
+            .await
         {
             Ok(_) => self.store.delete(tenant, id).await,
             Err(e) => {
@@ -352,14 +370,9 @@ impl Engine {
             account: current.spec.account.as_deref(),
         };
         let wanted = self.wanted(&provider, &prepared);
-        match apply(
-            provider.adapter.as_ref(),
-            &target,
-            &old,
-            &current.natives,
-            wanted,
-        )
-        .await
+        match self
+            .apply_locked(&provider, &target, &old, &current.natives, wanted)
+            .await
         {
             Ok(natives) => {
                 let mut next = current;

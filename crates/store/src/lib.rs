@@ -11,4 +11,4 @@ mod store;
 pub mod testing;
 
 pub use records::{ListQuery, NativeRecord, Page, SubscriptionRecord};
-pub use store::{Store, StoreOptions};
+pub use store::{AccountLock, Store, StoreOptions, lock_key};

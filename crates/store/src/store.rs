@@ -1,14 +1,17 @@
 //! The tenant-scoped repository functions.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
 };
+use sha2::{Digest, Sha256};
 use switchboard_core::{Error, SubscriptionStatus};
 use switchboard_migration::{Migrator, MigratorTrait};
 
@@ -42,6 +45,39 @@ impl StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+}
+
+/// In-process account locks, by name, shared by every store of the process
+/// (one SQLite database is one process's). Entries are never removed: there
+/// is one per (provider, account) ever written, a few bytes each.
+static LOCAL_LOCKS: LazyLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+/// A held account lock (see [`Store::lock_account`]). Dropping it releases
+/// the lock; [`AccountLock::release`] does so and waits for the database.
+pub struct AccountLock {
+    txn: Option<DatabaseTransaction>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl AccountLock {
+    /// Releases the lock, ending its database transaction.
+    pub async fn release(mut self) {
+        if let Some(txn) = self.txn.take()
+            && let Err(e) = txn.rollback().await
+        {
+            tracing::warn!(error = %e, "releasing an account lock failed; the connection drop releases it");
+        }
+    }
+}
+
+/// The Postgres advisory-lock key of an account lock name: the first 8
+/// bytes of its SHA-256 (operators can look for it in `pg_locks`).
+pub fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 fn db_err(e: DbErr) -> Error {
@@ -93,7 +129,7 @@ impl Store {
             let db = Database::connect(Self::options(opts, opts.max_connections))
                 .await
                 .map_err(db_err)?;
-            Ok(Self { db })
+            Ok(Self::from_db(db))
         } else {
             let db = Database::connect(Self::options(opts, opts.max_connections))
                 .await
@@ -102,8 +138,39 @@ impl Store {
             // two stores opened by one process (tests, tools) from racing.
             let _guard = SQLITE_MIGRATIONS.lock().await;
             Migrator::up(&db, None).await.map_err(db_err)?;
-            Ok(Self { db })
+            Ok(Self::from_db(db))
         }
+    }
+
+    fn from_db(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Serializes every writer of one shared provider document (an
+    /// account). Within a process a tokio mutex queues the writers; on
+    /// Postgres a transaction-scoped advisory lock also excludes every
+    /// other replica until the guard is released. SQLite is the
+    /// single-process store, so the mutex is the whole lock there.
+    pub async fn lock_account(&self, name: &str) -> Result<AccountLock, Error> {
+        let local = {
+            let mut map = LOCAL_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(name.to_owned()).or_default().clone()
+        };
+        let guard = local.lock_owned().await;
+        let txn = if self.db.get_database_backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await.map_err(db_err)?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [lock_key(name).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+            Some(txn)
+        } else {
+            None
+        };
+        Ok(AccountLock { txn, _local: guard })
     }
 
     fn options(opts: &StoreOptions, max: u32) -> ConnectOptions {

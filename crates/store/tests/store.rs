@@ -224,3 +224,70 @@ async fn concurrent_migrations_are_safe() {
     a.unwrap();
     b.unwrap();
 }
+
+#[tokio::test]
+async fn account_locks_exclude_other_stores_on_the_same_database() {
+    // Two stores stand for two replicas. Each task reads a shared counter,
+    // yields, and writes it back incremented: without mutual exclusion the
+    // interleaved read-modify-write sequences lose increments.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    for (name, opts) in testing::backends() {
+        let a = Store::connect(&opts).await.unwrap();
+        let b = Store::connect(&opts).await.unwrap();
+        let counter = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let counter = counter.clone();
+            tasks.push(tokio::spawn(async move {
+                let lock = store.lock_account("sendblue/acct-1").await.unwrap();
+                let seen = counter.load(Ordering::SeqCst);
+                for _ in 0..5 {
+                    tokio::task::yield_now().await;
+                }
+                counter.store(seen + 1, Ordering::SeqCst);
+                lock.release().await;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(counter.load(Ordering::SeqCst), 40, "{name}: no lost update");
+        // A different account is not blocked by a held lock.
+        let held = a.lock_account("sendblue/acct-1").await.unwrap();
+        let other = b.lock_account("sendblue/acct-2").await.unwrap();
+        other.release().await;
+        held.release().await;
+    }
+}
+
+#[tokio::test]
+async fn a_held_account_lock_is_visible_to_other_postgres_sessions() {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    let Some(opts) = testing::postgres() else {
+        return;
+    };
+    let store = Store::connect(&opts).await.unwrap();
+    let other = Database::connect(opts.url.as_str()).await.unwrap();
+    let try_lock = |key: i64| {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_lock($1) AS got",
+            [key.into()],
+        )
+    };
+    let key = switchboard_store::lock_key("sendblue/acct-9");
+    let held = store.lock_account("sendblue/acct-9").await.unwrap();
+    let row = other.query_one_raw(try_lock(key)).await.unwrap().unwrap();
+    assert!(
+        !row.try_get::<bool>("", "got").unwrap(),
+        "another session cannot take a held lock"
+    );
+    held.release().await;
+    let row = other.query_one_raw(try_lock(key)).await.unwrap().unwrap();
+    assert!(
+        row.try_get::<bool>("", "got").unwrap(),
+        "released locks can be taken"
+    );
+}
