@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod policy;
 pub mod secret;
 pub mod subscription;
 pub mod transport;

@@ -12,7 +12,7 @@ use switchboard_api::{AppState, TokenEntry};
 use switchboard_core::{EventCatalog, Transport};
 use switchboard_engine::Engine;
 use switchboard_sim::talkover::{TalkoverConfig as SimTalkoverConfig, TalkoverSim};
-use switchboard_store::{Store, StoreOptions};
+use switchboard_store::{Cipher, SecretKey, Store, StoreOptions};
 use switchboard_transport::{HttpTransport, TransportConfig};
 use tokio::net::TcpListener;
 
@@ -121,7 +121,8 @@ impl App {
             .collect::<Result<Vec<_>, String>>()
             .map_err(Invalid)?;
 
-        let mut opts = StoreOptions::new(config.database.url.clone());
+        let cipher = cipher(&config)?;
+        let mut opts = StoreOptions::new(config.database.url.clone(), cipher);
         opts.max_connections = config.database.max_connections;
         opts.pg_schema = config.database.schema.clone();
         let store = Store::connect(&opts)
@@ -202,6 +203,63 @@ impl Running {
         let _ = self.stop.send(());
         self.task.await.map_err(std::io::Error::other)?
     }
+}
+
+/// The data-encryption keys of `config`. In demo mode without keys, a key
+/// is read from (or generated into) `secrets.demo_key_file`, with a notice.
+pub fn cipher(config: &Config) -> Result<Cipher, StartError> {
+    if !config.secrets.keys.is_empty() {
+        let keys = config
+            .secrets
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                SecretKey::from_base64(&k.id, k.key.expose())
+                    .map_err(|e| StartError::Config(format!("secrets.keys[{i}].{e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Cipher::new(keys).map_err(|e| StartError::Config(format!("secrets.keys: {e}")));
+    }
+    if !config.simulators.enabled {
+        return Err(StartError::Config(
+            "secrets.keys: at least one key is required outside demo mode".into(),
+        ));
+    }
+    let path = &config.secrets.demo_key_file;
+    let key = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let (id, b64) = text.trim().split_once(':').unwrap_or(("demo", text.trim()));
+            SecretKey::from_base64(id, b64).map_err(|e| {
+                StartError::Config(format!("secrets.demo_key_file {}: {e}", path.display()))
+            })?
+        }
+        Err(_) => {
+            let (key, b64) = SecretKey::generate("demo");
+            write_private(path, &format!("demo:{b64}\n")).map_err(|e| {
+                StartError::Unavailable(format!("secrets.demo_key_file {}: {e}", path.display()))
+            })?;
+            println!(
+                "Demo mode: generated a data-encryption key in {} (configure [secrets] keys in production).",
+                path.display()
+            );
+            key
+        }
+    };
+    Cipher::new(vec![key]).map_err(StartError::Config)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
 }
 
 fn hex_to_32(h: &str) -> Option<[u8; 32]> {

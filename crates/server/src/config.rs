@@ -141,6 +141,33 @@ pub struct SimulatorsConfig {
     pub talkover_agents: Vec<String>,
 }
 
+/// One `[[secrets.keys]]` entry: a data-encryption key.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Key id, stored next to every value it seals.
+    pub id: String,
+    /// 32 random bytes, base64 (`switchboard secrets generate-key`).
+    pub key: Secret,
+}
+
+impl fmt::Debug for KeyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyConfig({}, ***)", self.id)
+    }
+}
+
+/// `[secrets]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Data-encryption keys; the first seals, all open.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// Demo mode only, when `keys` is empty: where a generated key is kept.
+    pub demo_key_file: PathBuf,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +198,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[simulators]`.
     pub simulators: SimulatorsConfig,
+    /// `[secrets]`.
+    pub secrets: SecretsConfig,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -202,6 +231,10 @@ impl Default for Config {
                 enabled: false,
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 talkover_agents: vec![switchboard_sim::talkover::DEFAULT_AGENT.to_owned()],
+            },
+            secrets: SecretsConfig {
+                keys: Vec::new(),
+                demo_key_file: PathBuf::from("switchboard.demo-key"),
             },
             log: LogConfig {
                 format: "text".into(),
@@ -282,6 +315,18 @@ impl Config {
         {
             return Err("database.schema: letters, digits and `_` only".into());
         }
+        let demo = self.simulators.enabled;
+        if self.secrets.keys.is_empty() && !demo {
+            return Err(
+                "secrets.keys: at least one key is required outside demo mode ([simulators] enabled = true); \
+                 create one with `switchboard secrets generate-key`"
+                    .into(),
+            );
+        }
+        for (i, k) in self.secrets.keys.iter().enumerate() {
+            switchboard_store::SecretKey::from_base64(&k.id, k.key.expose())
+                .map_err(|e| format!("secrets.keys[{i}].{e}"))?;
+        }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             let at = format!("auth.tokens[{i}]");
             match (&t.token_sha256, &t.token) {
@@ -292,6 +337,12 @@ impl Config {
                             "{at}.token_sha256: must be 64 hex characters (SHA-256)"
                         ));
                     }
+                }
+                (None, Some(_)) if !demo => {
+                    return Err(format!(
+                        "{at}.token: plain tokens are only accepted in demo mode ([simulators] enabled = true); \
+                         configure token_sha256 (hex SHA-256 of the token) instead"
+                    ));
                 }
                 (None, Some(tok)) if tok.expose().len() >= 8 => {}
                 (None, Some(_)) => {
@@ -334,10 +385,38 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Parses `toml` over the defaults in demo mode (no key needed).
     fn parse(toml: &str) -> Result<Config, String> {
         Config::from_figment(
-            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)),
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string("[simulators]\nenabled = true"))
+                .merge(Toml::string(toml)),
         )
+    }
+
+    #[test]
+    fn production_needs_keys_and_hashed_tokens() {
+        let prod = "[simulators]\nenabled = false\n";
+        let e = parse(prod).unwrap_err();
+        assert!(e.starts_with("secrets.keys: at least one key"), "{e}");
+        let key = format!(
+            "[[secrets.keys]]\nid = \"k1\"\nkey = \"{}\"\n",
+            "A".repeat(43) + "="
+        );
+        parse(&format!("{prod}{key}")).unwrap();
+        let e = parse(&format!(
+            "{prod}{key}[[auth.tokens]]\nname = \"a\"\ntenant = \"t\"\ntoken = \"plain-token-1\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with("auth.tokens[0].token: plain tokens are only accepted in demo mode"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{prod}[[secrets.keys]]\nid = \"k1\"\nkey = \"short\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e, "secrets.keys[0].key: not base64");
     }
 
     #[test]

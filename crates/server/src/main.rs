@@ -33,6 +33,23 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Data-encryption keys.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Print a new random key for `[[secrets.keys]]`.
+    GenerateKey {
+        /// Id to give the key.
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Re-seal every stored secret with the first configured key.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -56,6 +73,14 @@ fn init_tracing(cfg: &Config) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Secrets {
+        action: SecretsAction::GenerateKey { id },
+    }) = &cli.command
+    {
+        let (_, b64) = switchboard_store::SecretKey::generate(id);
+        println!("[[secrets.keys]]\nid = \"{id}\"\nkey = \"{b64}\"");
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -77,25 +102,59 @@ fn main() -> ExitCode {
         Command::Migrate => {
             init_tracing(&config);
             runtime.block_on(async {
-                let mut opts = switchboard_store::StoreOptions::new(config.database.url.clone());
-                opts.max_connections = 1;
-                match switchboard_store::Store::connect(&opts).await {
+                match open_store(&config).await {
                     Ok(_) => {
                         println!("migrations applied to {}", redact_url(&config.database.url));
                         ExitCode::SUCCESS
                     }
+                    Err(code) => code,
+                }
+            })
+        }
+        Command::Secrets {
+            action: SecretsAction::Rotate,
+        } => {
+            init_tracing(&config);
+            runtime.block_on(async {
+                let store = match open_store(&config).await {
+                    Ok(s) => s,
+                    Err(code) => return code,
+                };
+                match store.rotate_keys().await {
+                    Ok(n) => {
+                        println!("re-sealed {n} subscription(s) with the first configured key");
+                        ExitCode::SUCCESS
+                    }
                     Err(e) => {
-                        eprintln!("switchboard: database.url: {e}");
+                        eprintln!("switchboard: rotation failed: {e}");
                         ExitCode::FAILURE
                     }
                 }
             })
         }
+        Command::Secrets {
+            action: SecretsAction::GenerateKey { .. },
+        } => ExitCode::SUCCESS,
         Command::Serve => {
             init_tracing(&config);
             runtime.block_on(serve(config))
         }
     }
+}
+
+/// Connects (running migrations) with the configured keys.
+async fn open_store(config: &Config) -> Result<switchboard_store::Store, ExitCode> {
+    let cipher = switchboard::app::cipher(config).map_err(|e| {
+        eprintln!("switchboard: {e}");
+        ExitCode::from(2)
+    })?;
+    let mut opts = switchboard_store::StoreOptions::new(config.database.url.clone(), cipher);
+    opts.max_connections = 2;
+    opts.pg_schema = config.database.schema.clone();
+    switchboard_store::Store::connect(&opts).await.map_err(|e| {
+        eprintln!("switchboard: database.url: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 /// `config check`: everything `serve` validates, without a database or socket.

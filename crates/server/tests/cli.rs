@@ -31,7 +31,10 @@ fn config_check_names_the_bad_key_and_exits_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("server.listen"), "{stderr}");
 
-    let cfg = write_config(&dir, "[providers.tk]\nkind = \"talkover\"\n");
+    let cfg = write_config(
+        &dir,
+        "[simulators]\nenabled = true\n[providers.tk]\nkind = \"talkover\"\n",
+    );
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "config", "check"])
         .current_dir(ROOT)
@@ -42,7 +45,7 @@ fn config_check_names_the_bad_key_and_exits_2() {
 
     let cfg = write_config(
         &dir,
-        "[providers.tk]\nkind = \"carrier-pigeon\"\ntoken = \"x\"\n",
+        "[simulators]\nenabled = true\n[providers.tk]\nkind = \"carrier-pigeon\"\ntoken = \"x\"\n",
     );
     let out = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "config", "check"])
@@ -78,6 +81,8 @@ fn config_check_names_the_bad_key_and_exits_2() {
 async fn serve_keeps_secrets_out_of_output_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sb.db");
+    let token = "ops-token-0123456789";
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
     let cfg = write_config(
         &dir,
         &format!(
@@ -85,40 +90,26 @@ async fn serve_keeps_secrets_out_of_output_and_stops_on_sigterm() {
 [server]
 listen = "127.0.0.1:0"
 [database]
-url = "sqlite://{}?mode=rwc"
+url = "sqlite://{db}?mode=rwc"
 [[auth.tokens]]
 name = "ops"
 tenant = "ops"
-token_sha256 = "{}"
+token_sha256 = "{hash}"
 [providers.talkover]
 kind = "talkover"
 token = "talq_PROVIDER_SECRET"
 [simulators]
 enabled = true
+[secrets]
+demo_key_file = "{key}"
 [log]
 level = "trace"
 format = "json"
 "#,
-            db.display(),
-            "2b33ea6e3a17e5c4d3e9daa6f7a0a3c1d1e2b9a5ab4a7f6a39eb9f23f1d6a0c3"
+            db = db.display(),
+            key = dir.path().join("demo.key").display(),
         ),
     );
-    // token_sha256 above is not the hash of the token used below; replace
-    // it with the real one so the file shows the production form.
-    let token = "ops-token-0123456789";
-    let hash = {
-        use std::fmt::Write;
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes());
-        digest.iter().fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-    };
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "2b33ea6e3a17e5c4d3e9daa6f7a0a3c1d1e2b9a5ab4a7f6a39eb9f23f1d6a0c3",
-        &hash,
-    );
-    std::fs::write(&cfg, text).unwrap();
 
     let mut child = Command::new(BIN)
         .args(["--config", cfg.to_str().unwrap(), "serve"])
@@ -147,9 +138,14 @@ format = "json"
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server did not start");
+    let Ok(base) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!(
+            "server did not start:\n{}\n{}",
+            reader.join().unwrap(),
+            err_reader.join().unwrap()
+        );
+    };
 
     let client = reqwest::Client::new();
     let body = json!({
@@ -204,6 +200,39 @@ format = "json"
     let exit = child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
     let out = reader.join().unwrap() + &err_reader.join().unwrap();
+    assert!(
+        out.contains("generated a data-encryption key"),
+        "demo mode says so"
+    );
+    let key_file = dir.path().join("demo.key");
+    assert!(key_file.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key file is private");
+    }
+    // The database (and its WAL) holds no secret in plaintext.
+    let mut stored = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", db.display())) {
+            stored.extend(bytes);
+        }
+    }
+    assert!(stored.len() > 1000, "the database was written");
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains("sub_"), "ids are stored in the clear");
+    for secret in [
+        "CALLBACK_BEARER_SECRET",
+        "SIGNING_SECRET_VALUE",
+        "ROTATED_SECRET_VALUE",
+        "billing.example.com",
+    ] {
+        assert!(
+            !stored.contains(secret),
+            "`{secret}` is in the database file"
+        );
+    }
     assert!(out.contains("\"request_id\""), "logs carry request ids");
     for secret in [
         token,

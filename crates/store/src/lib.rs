@@ -5,10 +5,12 @@
 //! the tenant and filters by it, so one tenant can never read or change
 //! another's rows through this crate.
 
+pub mod cipher;
 mod entity;
 mod records;
 mod store;
 pub mod testing;
 
+pub use cipher::{Cipher, SecretKey};
 pub use records::{ListQuery, NativeRecord, Page, SubscriptionRecord};
 pub use store::{AccountLock, Store, StoreOptions, lock_key};

@@ -16,7 +16,7 @@ use switchboard_core::{Error, SubscriptionStatus};
 use switchboard_migration::{Migrator, MigratorTrait};
 
 use crate::entity::{native_resource, subscription};
-use crate::{ListQuery, NativeRecord, Page, SubscriptionRecord};
+use crate::{Cipher, ListQuery, NativeRecord, Page, SubscriptionRecord};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -28,15 +28,18 @@ pub struct StoreOptions {
     /// Postgres only: a schema to create and use (tests isolate themselves
     /// with one schema each).
     pub pg_schema: Option<String>,
+    /// Seals every stored spec (secrets included).
+    pub cipher: Cipher,
 }
 
 impl StoreOptions {
-    /// Defaults for `url`.
-    pub fn new(url: impl Into<String>) -> Self {
+    /// Defaults for `url`, sealing with `cipher`.
+    pub fn new(url: impl Into<String>, cipher: Cipher) -> Self {
         Self {
             url: url.into(),
             max_connections: 16,
             pg_schema: None,
+            cipher,
         }
     }
 }
@@ -45,6 +48,7 @@ impl StoreOptions {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    cipher: Arc<Cipher>,
 }
 
 /// In-process account locks, by name, shared by every store of the process
@@ -129,7 +133,7 @@ impl Store {
             let db = Database::connect(Self::options(opts, opts.max_connections))
                 .await
                 .map_err(db_err)?;
-            Ok(Self::from_db(db))
+            Ok(Self::from_db(db, opts))
         } else {
             let db = Database::connect(Self::options(opts, opts.max_connections))
                 .await
@@ -138,12 +142,15 @@ impl Store {
             // two stores opened by one process (tests, tools) from racing.
             let _guard = SQLITE_MIGRATIONS.lock().await;
             Migrator::up(&db, None).await.map_err(db_err)?;
-            Ok(Self::from_db(db))
+            Ok(Self::from_db(db, opts))
         }
     }
 
-    fn from_db(db: DatabaseConnection) -> Self {
-        Self { db }
+    fn from_db(db: DatabaseConnection, opts: &StoreOptions) -> Self {
+        Self {
+            db,
+            cipher: Arc::new(opts.cipher.clone()),
+        }
     }
 
     /// Serializes every writer of one shared provider document (an
@@ -211,7 +218,7 @@ impl Store {
     /// Inserts a new subscription (with any natives it already has).
     pub async fn insert(&self, rec: &SubscriptionRecord) -> Result<(), Error> {
         let txn = self.db.begin().await.map_err(db_err)?;
-        subscription::Entity::insert(to_active(rec)?)
+        subscription::Entity::insert(self.to_active(rec)?)
             .exec_without_returning(&txn)
             .await
             .map_err(db_err)?;
@@ -239,7 +246,7 @@ impl Store {
             .all(&self.db)
             .await
             .map_err(db_err)?;
-        from_rows(row, natives)
+        self.from_rows(row, natives)
     }
 
     /// A page of `tenant`'s subscriptions ordered by id (creation time).
@@ -281,7 +288,7 @@ impl Store {
                 .into_iter()
                 .partition(|n| n.subscription_id == row.id);
             natives = rest;
-            data.push(from_rows(row, mine)?);
+            data.push(self.from_rows(row, mine)?);
         }
         let next_cursor = if has_more {
             data.last().map(|r| r.id.clone())
@@ -320,7 +327,7 @@ impl Store {
     pub async fn update(&self, rec: &SubscriptionRecord) -> Result<SubscriptionRecord, Error> {
         let txn = self.db.begin().await.map_err(db_err)?;
         let now = Utc::now();
-        let spec = serde_json::to_string(&rec.spec).map_err(json_err)?;
+        let spec = self.seal_spec(rec)?;
         let warnings = serde_json::to_string(&rec.warnings).map_err(json_err)?;
         let result = subscription::Entity::update_many()
             .col_expr(
@@ -469,48 +476,114 @@ async fn upsert_native<C: ConnectionTrait>(
     Ok(())
 }
 
-fn to_active(rec: &SubscriptionRecord) -> Result<subscription::ActiveModel, Error> {
-    Ok(subscription::ActiveModel {
-        id: Set(rec.id.clone()),
-        tenant: Set(rec.tenant.clone()),
-        provider: Set(rec.spec.provider.clone()),
-        status: Set(rec.status.as_str().to_owned()),
-        spec: Set(serde_json::to_string(&rec.spec).map_err(json_err)?),
-        warnings: Set(serde_json::to_string(&rec.warnings).map_err(json_err)?),
-        last_error: Set(rec.last_error.clone()),
-        version: Set(rec.version),
-        created_at: Set(rec.created_at),
-        updated_at: Set(rec.updated_at),
-    })
+/// Associated data of a row's sealed spec: it opens only on that row.
+fn row_aad(tenant: &str, id: &str) -> Vec<u8> {
+    format!("{tenant}\0{id}").into_bytes()
 }
 
-fn from_rows(
-    row: subscription::Model,
-    natives: Vec<native_resource::Model>,
-) -> Result<SubscriptionRecord, Error> {
-    let natives = natives
-        .into_iter()
-        .map(|n| {
-            Ok(NativeRecord {
-                key: n.key,
-                native_id: n.native_id,
-                events: serde_json::from_str(&n.events).map_err(json_err)?,
-                enabled: n.status == "active",
-                created_at: n.created_at,
-            })
+impl Store {
+    fn seal_spec(&self, rec: &SubscriptionRecord) -> Result<String, Error> {
+        let json = serde_json::to_vec(&rec.spec).map_err(json_err)?;
+        self.cipher.seal(&json, &row_aad(&rec.tenant, &rec.id))
+    }
+
+    fn open_spec(
+        &self,
+        row: &subscription::Model,
+    ) -> Result<switchboard_core::SubscriptionSpec, Error> {
+        let json = self
+            .cipher
+            .open(&row.spec, &row_aad(&row.tenant, &row.id))?;
+        serde_json::from_slice(&json).map_err(json_err)
+    }
+
+    /// Re-seals every stored spec that is not sealed with the current key
+    /// (`switchboard secrets rotate`). Rows changed concurrently are left
+    /// for the next run rather than overwritten. Returns how many rows
+    /// were re-sealed.
+    pub async fn rotate_keys(&self) -> Result<u64, Error> {
+        let current = self.cipher.current_key_id().to_owned();
+        let mut after: Option<String> = None;
+        let mut rotated = 0;
+        loop {
+            let mut q = subscription::Entity::find();
+            if let Some(a) = &after {
+                q = q.filter(subscription::Column::Id.gt(a.as_str()));
+            }
+            let rows = q
+                .order_by_asc(subscription::Column::Id)
+                .limit(200)
+                .all(&self.db)
+                .await
+                .map_err(db_err)?;
+            let Some(last) = rows.last() else {
+                return Ok(rotated);
+            };
+            after = Some(last.id.clone());
+            for row in rows {
+                if Cipher::key_id_of(&row.spec) == Some(current.as_str()) {
+                    continue;
+                }
+                let aad = row_aad(&row.tenant, &row.id);
+                let plain = self.cipher.open(&row.spec, &aad)?;
+                let sealed = self.cipher.seal(&plain, &aad)?;
+                let res = subscription::Entity::update_many()
+                    .col_expr(subscription::Column::Spec, Expr::value(sealed))
+                    .filter(subscription::Column::Id.eq(row.id.as_str()))
+                    .filter(subscription::Column::Spec.eq(row.spec.as_str()))
+                    .exec(&self.db)
+                    .await
+                    .map_err(db_err)?;
+                rotated += res.rows_affected;
+            }
+        }
+    }
+
+    fn to_active(&self, rec: &SubscriptionRecord) -> Result<subscription::ActiveModel, Error> {
+        Ok(subscription::ActiveModel {
+            id: Set(rec.id.clone()),
+            tenant: Set(rec.tenant.clone()),
+            provider: Set(rec.spec.provider.clone()),
+            status: Set(rec.status.as_str().to_owned()),
+            spec: Set(self.seal_spec(rec)?),
+            warnings: Set(serde_json::to_string(&rec.warnings).map_err(json_err)?),
+            last_error: Set(rec.last_error.clone()),
+            version: Set(rec.version),
+            created_at: Set(rec.created_at),
+            updated_at: Set(rec.updated_at),
         })
-        .collect::<Result<_, Error>>()?;
-    Ok(SubscriptionRecord {
-        status: SubscriptionStatus::parse(&row.status)
-            .ok_or_else(|| Error::Internal(format!("unknown stored status `{}`", row.status)))?,
-        spec: serde_json::from_str(&row.spec).map_err(json_err)?,
-        warnings: serde_json::from_str(&row.warnings).map_err(json_err)?,
-        id: row.id,
-        tenant: row.tenant,
-        last_error: row.last_error,
-        version: row.version,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        natives,
-    })
+    }
+
+    fn from_rows(
+        &self,
+        row: subscription::Model,
+        natives: Vec<native_resource::Model>,
+    ) -> Result<SubscriptionRecord, Error> {
+        let natives = natives
+            .into_iter()
+            .map(|n| {
+                Ok(NativeRecord {
+                    key: n.key,
+                    native_id: n.native_id,
+                    events: serde_json::from_str(&n.events).map_err(json_err)?,
+                    enabled: n.status == "active",
+                    created_at: n.created_at,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(SubscriptionRecord {
+            status: SubscriptionStatus::parse(&row.status).ok_or_else(|| {
+                Error::Internal(format!("unknown stored status `{}`", row.status))
+            })?,
+            spec: self.open_spec(&row)?,
+            warnings: serde_json::from_str(&row.warnings).map_err(json_err)?,
+            id: row.id,
+            tenant: row.tenant,
+            last_error: row.last_error,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            natives,
+        })
+    }
 }

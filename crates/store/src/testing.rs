@@ -3,7 +3,12 @@
 //! is not set, the skip is printed so nobody mistakes a green run for a
 //! Postgres-tested one.
 
-use crate::StoreOptions;
+use crate::{Cipher, SecretKey, StoreOptions};
+
+/// A cipher with one fresh random key.
+pub fn cipher() -> Cipher {
+    Cipher::new(vec![SecretKey::generate("test").0]).expect("one key")
+}
 
 /// Environment variable naming the Postgres server for tests.
 pub const POSTGRES_ENV: &str = "SWITCHBOARD_TEST_POSTGRES_URL";
@@ -16,7 +21,7 @@ fn unique() -> String {
 /// Options for a new, empty SQLite database file in the temp directory.
 pub fn sqlite() -> StoreOptions {
     let path = std::env::temp_dir().join(format!("switchboard-test-{}.db", unique()));
-    StoreOptions::new(format!("sqlite://{}?mode=rwc", path.display()))
+    StoreOptions::new(format!("sqlite://{}?mode=rwc", path.display()), cipher())
 }
 
 /// Options for a new, empty Postgres schema, or `None` (with a printed
@@ -24,7 +29,7 @@ pub fn sqlite() -> StoreOptions {
 pub fn postgres() -> Option<StoreOptions> {
     match std::env::var(POSTGRES_ENV) {
         Ok(url) if !url.is_empty() => {
-            let mut o = StoreOptions::new(url);
+            let mut o = StoreOptions::new(url, cipher());
             o.pg_schema = Some(format!("t_{}", unique()));
             o.max_connections = 4;
             Some(o)

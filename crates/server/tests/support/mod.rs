@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use switchboard::config::{Config, ProviderConfig, TokenConfig};
+use switchboard::config::{Config, KeyConfig, ProviderConfig, TokenConfig};
 use switchboard::{App, Running};
 use switchboard_core::Secret;
 use switchboard_sim::talkover::{DEFAULT_AGENT, TalkoverConfig, TalkoverSim};
@@ -27,12 +27,13 @@ pub struct Env {
     _sim_running: switchboard_sim::Running,
 }
 
+/// Production form: only the hash of the token is configured.
 fn token(name: &str, tenant: &str, token: &str, scopes: &[&str]) -> TokenConfig {
     TokenConfig {
         name: name.into(),
         tenant: tenant.into(),
-        token_sha256: None,
-        token: Some(Secret::new(token)),
+        token_sha256: Some(hex::encode(switchboard_api::auth::hash_token(token))),
+        token: None,
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -61,6 +62,11 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
     config.database.max_connections = 4;
     config.events.file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/events.toml").into();
     config.limits.upstream_attempts = 1;
+    let (_, key) = switchboard_store::SecretKey::generate("k1");
+    config.secrets.keys = vec![KeyConfig {
+        id: "k1".into(),
+        key: Secret::new(key),
+    }];
     config.auth.tokens = vec![
         token(
             "a",
