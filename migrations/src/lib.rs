@@ -4,6 +4,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_subscriptions;
+mod m20261123_000002_audit_log;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -11,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_subscriptions::Migration)]
+        vec![
+            Box::new(m20261123_000001_subscriptions::Migration),
+            Box::new(m20261123_000002_audit_log::Migration),
+        ]
     }
 }

@@ -45,7 +45,66 @@ pub struct Caller {
     scopes: Vec<String>,
 }
 
+/// Per-token request rate: a token bucket of `burst` requests refilled at
+/// `per_second`, one bucket per token name. Held in memory, so with
+/// several replicas each enforces it separately.
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_second` sustained, `burst` at once; `per_second == 0` disables it.
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst.max(1)),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Takes one request from `key`'s bucket, or says how long to wait.
+    pub fn check(&self, key: &str) -> Result<(), Error> {
+        if self.per_second <= 0.0 {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, at) = map.entry(key.to_owned()).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - *tokens) / self.per_second).ceil().max(1.0);
+            Err(Error::RateLimited {
+                retry_after_secs: wait as u64,
+            })
+        }
+    }
+}
+
 impl Caller {
+    /// Whether the token may act on every tenant.
+    pub fn is_admin(&self) -> bool {
+        self.scopes.iter().any(|s| s == ADMIN)
+    }
+
+    /// The tenant whose subscription `id` this caller may act on: its own,
+    /// or for an admin the subscription's owner. Another tenant's
+    /// subscription is then simply not found (404, not 403).
+    pub async fn tenant_for(&self, state: &AppState, id: &str) -> Result<String, Error> {
+        if self.is_admin() {
+            state.engine.store().tenant_of(id).await
+        } else {
+            Ok(self.tenant.clone())
+        }
+    }
+
     /// Fails with 403 unless the token has `scope` (or `admin`).
     pub fn require(&self, scope: &'static str) -> Result<(), Error> {
         if self.scopes.iter().any(|s| s == scope || s == ADMIN) {
@@ -87,6 +146,7 @@ impl FromRequestParts<AppState> for Caller {
             })
             .ok_or(Error::Unauthenticated)?;
         let entry = authenticate(&state.tokens, presented).ok_or(Error::Unauthenticated)?;
+        state.rate_limiter.check(&entry.name)?;
         Ok(Caller {
             name: entry.name.clone(),
             tenant: entry.tenant.clone(),
@@ -98,6 +158,22 @@ impl FromRequestParts<AppState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limiter_allows_the_burst_then_asks_to_wait() {
+        let rl = RateLimiter::new(1, 3);
+        for _ in 0..3 {
+            rl.check("a").unwrap();
+        }
+        assert!(matches!(
+            rl.check("a"),
+            Err(Error::RateLimited {
+                retry_after_secs: 1
+            })
+        ));
+        rl.check("b").unwrap();
+        RateLimiter::new(0, 0).check("a").unwrap();
+    }
 
     #[test]
     fn finds_the_matching_token_only() {

@@ -2,6 +2,7 @@
 //! into problem+json with field pointers, bearer-token tenancy, and the
 //! OpenAPI document generated from the handlers.
 
+pub mod audit;
 pub mod auth;
 pub mod dto;
 pub mod extract;
@@ -25,6 +26,37 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::TokenEntry;
 
+/// Request limits (`[limits]` in config).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body.
+    pub body_bytes: usize,
+    /// Largest total size of the request headers.
+    pub header_bytes: usize,
+    /// Longest a request may take before the caller gets a 503; a change
+    /// already under way upstream still completes in the background.
+    pub request_timeout: std::time::Duration,
+    /// Requests served at once; more are refused with 503.
+    pub max_concurrent_requests: usize,
+    /// Sustained requests per second per token (0: unlimited).
+    pub per_token_rps: u32,
+    /// Burst per token.
+    pub per_token_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 64 * 1024,
+            header_bytes: 16 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            max_concurrent_requests: 512,
+            per_token_rps: 50,
+            per_token_burst: 100,
+        }
+    }
+}
+
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
@@ -32,8 +64,25 @@ pub struct AppState {
     pub engine: Engine,
     /// Configured API tokens.
     pub tokens: Arc<Vec<TokenEntry>>,
-    /// Largest accepted request body in bytes.
-    pub body_limit: usize,
+    /// Request limits.
+    pub limits: Arc<Limits>,
+    /// Per-token request rate.
+    pub rate_limiter: Arc<auth::RateLimiter>,
+}
+
+impl AppState {
+    /// State with its rate limiter built from `limits`.
+    pub fn new(engine: Engine, tokens: Vec<TokenEntry>, limits: Limits) -> Self {
+        Self {
+            engine,
+            tokens: Arc::new(tokens),
+            rate_limiter: Arc::new(auth::RateLimiter::new(
+                limits.per_token_rps,
+                limits.per_token_burst,
+            )),
+            limits: Arc::new(limits),
+        }
+    }
 }
 
 /// Header carrying the request id in both directions.
@@ -62,18 +111,55 @@ async fn method_not_allowed() -> impl IntoResponse {
     problem::ApiError(Error::MethodNotAllowed)
 }
 
+/// Refuses requests whose headers are larger than the limit (431).
+async fn header_limit(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if size > limit {
+        return problem::ApiError(Error::HeadersTooLarge { limit }).into_response();
+    }
+    next.run(req).await
+}
+
+/// Maps the load-shedding and timeout layers' errors to problems. Both
+/// are 503 with `Retry-After`: the server is busy or slow, the request was
+/// well-formed. A change cut off by the timeout still completes in the
+/// background (handlers run engine work detached).
+async fn overload_or_timeout(err: tower::BoxError) -> axum::response::Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!("request timed out");
+    }
+    problem::ApiError(Error::Overloaded).into_response()
+}
+
 /// The whole application with its middleware.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.body_limit;
+    let limits = state.limits.clone();
     Router::new()
         .merge(routes::subscriptions::router())
+        .merge(routes::audit::router())
         .merge(routes::catalog::router())
         .merge(routes::health::router())
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overload_or_timeout))
+                .load_shed()
+                .concurrency_limit(limits.max_concurrent_requests)
+                .timeout(limits.request_timeout),
+        )
+        .layer(axum::middleware::from_fn_with_state(limits.header_bytes, header_limit))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::routes::{catalog, health, subscriptions};
+use crate::routes::{audit, catalog, health, subscriptions};
 
 struct BearerAuth;
 
@@ -28,18 +28,21 @@ impl Modify for BearerAuth {
     paths(
         subscriptions::create, subscriptions::list, subscriptions::fetch, subscriptions::patch,
         subscriptions::remove, subscriptions::enable, subscriptions::disable, subscriptions::preview,
+        subscriptions::rotate_secret, audit::list,
         catalog::providers, catalog::events, health::healthz, health::readyz,
     ),
     components(schemas(
         crate::dto::SubscriptionRequest, crate::dto::AuthRequest, crate::dto::FilterBody,
         crate::dto::SubscriptionView, crate::dto::AuthView, crate::dto::NativeView,
         crate::dto::SubscriptionPage, crate::problem::Problem,
+        subscriptions::RotateRequest, subscriptions::RotatedSecret, audit::AuditPage,
         catalog::ProviderList, catalog::ProviderView, catalog::EventList, catalog::EventView,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "subscriptions", description = "Normalized webhook subscriptions"),
         (name = "catalog", description = "Providers and events"),
+        (name = "audit", description = "The audit log (admin)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -204,6 +204,33 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
             ),
             None,
         ),
+        Error::RateLimited { retry_after_secs } => (
+            problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!("this token exceeded its request rate; retry in {retry_after_secs} s"),
+            ),
+            Some(retry_after_secs),
+        ),
+        Error::Overloaded => (
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Server busy",
+                "too many requests are in flight; retry shortly".into(),
+            ),
+            Some(1),
+        ),
+        Error::HeadersTooLarge { limit } => (
+            problem(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request headers too large",
+                format!("the request headers must be at most {limit} bytes"),
+            ),
+            None,
+        ),
         e @ Error::NotFound { .. } => (
             problem(
                 StatusCode::NOT_FOUND,

@@ -106,7 +106,7 @@ impl UpstreamError {
 }
 
 /// Everything that can go wrong in Switchboard, classified once.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request is well-formed JSON but its content is invalid (422).
     #[error("the request is invalid")]
@@ -139,6 +139,21 @@ pub enum Error {
     Forbidden {
         /// The scope the operation needs.
         scope: &'static str,
+    },
+    /// The caller exceeded its request rate (429).
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds until a request will be accepted.
+        retry_after_secs: u64,
+    },
+    /// The server is at its concurrency limit (503).
+    #[error("the server is busy")]
+    Overloaded,
+    /// The request headers exceed the configured limit (431).
+    #[error("request headers exceed {limit} bytes")]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
     },
     /// Nothing with that id exists for this tenant (404).
     #[error("{what} `{id}` was not found")]

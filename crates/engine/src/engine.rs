@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde::Serialize;
 use switchboard_core::{
-    Error, EventCatalog, FieldError, NativePlan, ProviderAdapter, SubscriptionSpec,
+    Error, EventCatalog, FieldError, NativePlan, ProviderAdapter, Secret, SubscriptionSpec,
     SubscriptionStatus,
 };
 use switchboard_store::{ListQuery, Page, Store, SubscriptionRecord};
@@ -72,7 +72,7 @@ impl Engine {
         }
     }
 
-    /// The store (for readiness checks).
+    /// The store (readiness checks, audit, admin lookups).
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -271,8 +271,8 @@ impl Engine {
         self.store.get(tenant, id).await
     }
 
-    /// A page of subscriptions.
-    pub async fn list(&self, tenant: &str, q: &ListQuery) -> Result<Page, Error> {
+    /// A page of subscriptions of `tenant`, or of all tenants (admins).
+    pub async fn list(&self, tenant: Option<&str>, q: &ListQuery) -> Result<Page, Error> {
         self.store.list(tenant, q).await
     }
 
@@ -327,6 +327,44 @@ impl Engine {
         spec.enabled = enabled;
         let prepared = self.prepare(id, spec)?;
         self.transition(current, prepared).await
+    }
+
+    /// Replaces the signing secret on every native resource (Talkover PUT,
+    /// Bird PATCH, Sendblue remove + re-add) and returns the new secret,
+    /// generated unless given. On failure nothing changes.
+    pub async fn rotate_secret(
+        &self,
+        tenant: &str,
+        id: &str,
+        given: Option<Secret>,
+    ) -> Result<(SubscriptionRecord, Secret), Error> {
+        let current = self.store.get(tenant, id).await?;
+        let provider = self.provider(&current.spec.provider)?;
+        if provider
+            .adapter
+            .capabilities()
+            .signing_secret_max_len
+            .is_none()
+        {
+            return Err(Error::Invalid(vec![FieldError::provider(
+                "/signing_secret",
+                format!(
+                    "provider `{}` (kind {}) does not sign deliveries; there is no secret to rotate",
+                    provider.key,
+                    provider.adapter.kind()
+                ),
+                provider.key.clone(),
+            )]));
+        }
+        let secret = given.unwrap_or_else(generate_secret);
+        let mut spec = current.spec.clone();
+        spec.signing_secret = Some(secret.clone());
+        // The secret must reach the provider: never drop it silently.
+        spec.on_unsupported = switchboard_core::OnUnsupported::Reject;
+        let mut prepared = self.prepare(id, spec)?;
+        prepared.spec.on_unsupported = current.spec.on_unsupported;
+        let rec = self.transition(current, prepared).await?;
+        Ok((rec, secret))
     }
 
     /// Deletes every native resource, then the subscription.
@@ -416,6 +454,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// A new signing secret: `whsec_` and 32 random bytes, base64url.
+fn generate_secret() -> Secret {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    Secret::new(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
 }
 
 fn status_for(spec: &SubscriptionSpec) -> SubscriptionStatus {

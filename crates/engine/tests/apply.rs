@@ -248,7 +248,7 @@ async fn a_failed_fan_out_leaves_nothing_behind() {
         events_at_provider(&fake).is_empty(),
         "a and b were removed again"
     );
-    let page = engine.list("t", &all()).await.unwrap();
+    let page = engine.list(Some("t"), &all()).await.unwrap();
     assert!(page.data.is_empty(), "nothing stored");
     let calls = fake.0.lock().unwrap().calls.clone();
     assert_eq!(

@@ -129,12 +129,16 @@ impl App {
             .await
             .map_err(|e| Unavailable(format!("database.url: {e}")))?;
         let engine = Engine::new(store, Arc::new(catalog), instances);
+        let limits = switchboard_api::Limits {
+            body_bytes: config.limits.body_bytes,
+            header_bytes: config.limits.header_bytes,
+            request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
+            max_concurrent_requests: config.limits.max_concurrent_requests,
+            per_token_rps: config.limits.per_token_rps,
+            per_token_burst: config.limits.per_token_burst,
+        };
         Ok(Self {
-            state: AppState {
-                engine,
-                tokens: Arc::new(tokens),
-                body_limit: config.limits.body_bytes,
-            },
+            state: AppState::new(engine, tokens, limits),
             config,
             simulators,
         })

@@ -122,6 +122,16 @@ impl fmt::Debug for ProviderConfig {
 pub struct LimitsConfig {
     /// Largest request body.
     pub body_bytes: usize,
+    /// Largest total size of a request's headers.
+    pub header_bytes: usize,
+    /// Longest a request may take before the caller gets a 503.
+    pub request_timeout_ms: u64,
+    /// Requests served at once; more are refused with 503.
+    pub max_concurrent_requests: usize,
+    /// Sustained requests per second per token (0: unlimited).
+    pub per_token_rps: u32,
+    /// Requests a token may burst above its rate.
+    pub per_token_burst: u32,
     /// Timeout of one upstream attempt.
     pub upstream_timeout_ms: u64,
     /// Upstream attempts (1 = no retry).
@@ -224,6 +234,11 @@ impl Default for Config {
             providers: BTreeMap::new(),
             limits: LimitsConfig {
                 body_bytes: 64 * 1024,
+                header_bytes: 16 * 1024,
+                request_timeout_ms: 30_000,
+                max_concurrent_requests: 512,
+                per_token_rps: 50,
+                per_token_burst: 100,
                 upstream_timeout_ms: 10_000,
                 upstream_attempts: 3,
             },
@@ -296,6 +311,15 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.limits.body_bytes < 1024 {
             return Err("limits.body_bytes: must be at least 1024".into());
+        }
+        if self.limits.header_bytes < 1024 {
+            return Err("limits.header_bytes: must be at least 1024".into());
+        }
+        if self.limits.max_concurrent_requests == 0 {
+            return Err("limits.max_concurrent_requests: must be at least 1".into());
+        }
+        if self.limits.request_timeout_ms < 100 {
+            return Err("limits.request_timeout_ms: must be at least 100".into());
         }
         if self.limits.upstream_attempts == 0 {
             return Err("limits.upstream_attempts: must be at least 1".into());

@@ -12,5 +12,5 @@ mod store;
 pub mod testing;
 
 pub use cipher::{Cipher, SecretKey};
-pub use records::{ListQuery, NativeRecord, Page, SubscriptionRecord};
+pub use records::{AuditEntry, ListQuery, NativeRecord, Page, SubscriptionRecord};
 pub use store::{AccountLock, Store, StoreOptions, lock_key};

@@ -64,3 +64,26 @@ pub struct Page {
     /// Cursor of the next page, if there is one.
     pub next_cursor: Option<String>,
 }
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditEntry {
+    /// `aud_<ulid>`.
+    pub id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Tenant.
+    pub tenant: String,
+    /// Token name.
+    pub actor: String,
+    /// Subscription concerned.
+    pub subscription_id: Option<String>,
+    /// Operation name.
+    pub operation: String,
+    /// Changed non-secret fields: `{field: {"from": …, "to": …}}`.
+    pub diff: serde_json::Value,
+    /// `201`, `422 validation`, ….
+    pub outcome: String,
+    /// Request id.
+    pub request_id: Option<String>,
+}

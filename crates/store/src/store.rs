@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use switchboard_core::{Error, SubscriptionStatus};
 use switchboard_migration::{Migrator, MigratorTrait};
 
-use crate::entity::{native_resource, subscription};
-use crate::{Cipher, ListQuery, NativeRecord, Page, SubscriptionRecord};
+use crate::entity::{audit, native_resource, subscription};
+use crate::{AuditEntry, Cipher, ListQuery, NativeRecord, Page, SubscriptionRecord};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -249,10 +249,13 @@ impl Store {
         self.from_rows(row, natives)
     }
 
-    /// A page of `tenant`'s subscriptions ordered by id (creation time).
-    pub async fn list(&self, tenant: &str, q: &ListQuery) -> Result<Page, Error> {
-        let mut select =
-            subscription::Entity::find().filter(subscription::Column::Tenant.eq(tenant));
+    /// A page of `tenant`'s subscriptions ordered by id (creation time);
+    /// `None` lists every tenant's (admin tokens only).
+    pub async fn list(&self, tenant: Option<&str>, q: &ListQuery) -> Result<Page, Error> {
+        let mut select = subscription::Entity::find();
+        if let Some(t) = tenant {
+            select = select.filter(subscription::Column::Tenant.eq(t));
+        }
         if let Some(p) = &q.provider {
             select = select.filter(subscription::Column::Provider.eq(p.as_str()));
         }
@@ -274,8 +277,8 @@ impl Store {
         let mut natives = if ids.is_empty() {
             Vec::new()
         } else {
+            // The ids are already the tenant's (or any, for admins).
             native_resource::Entity::find()
-                .filter(native_resource::Column::Tenant.eq(tenant))
                 .filter(native_resource::Column::SubscriptionId.is_in(ids))
                 .order_by_asc(native_resource::Column::Key)
                 .all(&self.db)
@@ -414,6 +417,84 @@ impl Store {
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    /// Appends an audit entry.
+    pub async fn append_audit(&self, e: &AuditEntry) -> Result<(), Error> {
+        let am = audit::ActiveModel {
+            id: Set(e.id.clone()),
+            at: Set(e.at),
+            tenant: Set(e.tenant.clone()),
+            actor: Set(e.actor.clone()),
+            subscription_id: Set(e.subscription_id.clone()),
+            operation: Set(e.operation.clone()),
+            diff: Set(e.diff.to_string()),
+            outcome: Set(e.outcome.clone()),
+            request_id: Set(e.request_id.clone()),
+        };
+        audit::Entity::insert(am)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A page of the audit log, oldest first; `tenant` narrows it.
+    pub async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        limit: u64,
+        after: Option<&str>,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), Error> {
+        let mut q = audit::Entity::find();
+        if let Some(t) = tenant {
+            q = q.filter(audit::Column::Tenant.eq(t));
+        }
+        if let Some(a) = after {
+            q = q.filter(audit::Column::Id.gt(a));
+        }
+        let mut rows = q
+            .order_by_asc(audit::Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        let entries = rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id,
+                at: r.at,
+                tenant: r.tenant,
+                actor: r.actor,
+                subscription_id: r.subscription_id,
+                operation: r.operation,
+                diff: serde_json::from_str(&r.diff).unwrap_or(serde_json::Value::Null),
+                outcome: r.outcome,
+                request_id: r.request_id,
+            })
+            .collect();
+        Ok((entries, next))
+    }
+
+    /// The tenant owning subscription `id`, for admin tokens that act
+    /// across tenants.
+    pub async fn tenant_of(&self, id: &str) -> Result<String, Error> {
+        subscription::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+            .map(|r| r.tenant)
+            .ok_or_else(|| Error::NotFound {
+                what: "subscription",
+                id: id.to_owned(),
+            })
     }
 
     /// Deletes a subscription and its native records.

@@ -110,7 +110,7 @@ async fn list_pages_by_cursor_and_filters() {
         loop {
             let page = store
                 .list(
-                    "t1",
+                    Some("t1"),
                     &ListQuery {
                         limit: 2,
                         after: after.clone(),
@@ -131,7 +131,7 @@ async fn list_pages_by_cursor_and_filters() {
 
         let only_a = store
             .list(
-                "t1",
+                Some("t1"),
                 &ListQuery {
                     limit: 50,
                     provider: Some("a".into()),
@@ -143,7 +143,7 @@ async fn list_pages_by_cursor_and_filters() {
         assert_eq!(only_a.data.len(), 3);
         let disabled = store
             .list(
-                "t1",
+                Some("t1"),
                 &ListQuery {
                     limit: 50,
                     status: Some(SubscriptionStatus::Disabled),

@@ -1,5 +1,6 @@
 //! One router per resource (the svix-server layout).
 
+pub mod audit;
 pub mod catalog;
 pub mod health;
 pub mod subscriptions;

@@ -2,21 +2,22 @@
 //! preview.
 
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use switchboard_core::{Error, SubscriptionStatus};
+use serde::{Deserialize, Serialize};
+use switchboard_core::{Error, Secret, SubscriptionStatus};
 use switchboard_engine::Preview;
 use switchboard_store::ListQuery;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::auth::{Caller, READ, WRITE};
 use crate::dto::{SubscriptionPage, SubscriptionRequest, SubscriptionView, merge_patch};
 use crate::extract::{ApiJson, parse_json};
 use crate::problem::{ApiError, Problem};
+use crate::{AppState, audit};
 
 /// The router of this resource.
 pub fn router() -> Router<AppState> {
@@ -29,6 +30,22 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/subscriptions/{id}/enable", post(enable))
         .route("/v1/subscriptions/{id}/disable", post(disable))
+        .route("/v1/subscriptions/{id}/rotate-secret", post(rotate_secret))
+}
+
+/// Runs engine work in its own task: a client that disconnects or a
+/// request that times out must not cancel a change half way through its
+/// upstream calls; it completes (or is undone) regardless.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("a change task failed: {e}")))?
+}
+
+fn view_json(rec: &switchboard_store::SubscriptionRecord) -> serde_json::Value {
+    serde_json::to_value(SubscriptionView::from(rec)).unwrap_or_default()
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -63,11 +80,32 @@ fn with_etag(status: StatusCode, view: SubscriptionView, location: bool) -> Resp
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SubscriptionRequest>,
 ) -> ApiResult<Response> {
     caller.require(WRITE)?;
-    let spec = body.into_spec()?;
-    let rec = state.engine.create(&caller.tenant, spec).await?;
+    let result = match body.into_spec() {
+        Ok(spec) => {
+            let (engine, tenant) = (state.engine.clone(), caller.tenant.clone());
+            detached(async move { engine.create(&tenant, spec).await }).await
+        }
+        Err(e) => Err(e),
+    };
+    audit::record(
+        &state,
+        &caller,
+        &headers,
+        audit::Change {
+            operation: "create",
+            subscription_id: result.as_ref().ok().map(|r| r.id.as_str()),
+            tenant: &caller.tenant,
+            before: None,
+            after: result.as_ref().ok().map(view_json),
+            outcome: audit::outcome(&result, 201),
+        },
+    )
+    .await;
+    let rec = result?;
     tracing::info!(tenant = %caller.tenant, token = %caller.name, id = %rec.id, "subscription created");
     Ok(with_etag(
         StatusCode::CREATED,
@@ -117,25 +155,39 @@ pub struct ListParams {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    params: Result<Query<std::collections::HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult<axum::Json<SubscriptionPage>> {
     caller.require(READ)?;
-    let q = list_query(params)?;
-    let page = state.engine.list(&caller.tenant, &q).await?;
+    let Query(params) = params.map_err(|e| Error::Malformed {
+        detail: format!("the query string could not be parsed: {e}"),
+        pointer: None,
+    })?;
+    let (q, tenant) = list_query(params, caller.is_admin())?;
+    let scope = if caller.is_admin() {
+        tenant.as_deref()
+    } else {
+        Some(caller.tenant.as_str())
+    };
+    let page = state.engine.list(scope, &q).await?;
     Ok(axum::Json(SubscriptionPage {
         data: page.data.iter().map(SubscriptionView::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }
 
-fn list_query(params: std::collections::HashMap<String, String>) -> Result<ListQuery, Error> {
+fn list_query(
+    params: std::collections::HashMap<String, String>,
+    admin: bool,
+) -> Result<(ListQuery, Option<String>), Error> {
     let mut q = ListQuery {
         limit: 50,
         ..Default::default()
     };
+    let mut tenant = None;
     let mut errors = Vec::new();
     for (k, v) in params {
         match k.as_str() {
+            "tenant" if admin => tenant = Some(v),
             "provider" => q.provider = Some(v),
             "status" => match SubscriptionStatus::parse(&v) {
                 Some(s) => q.status = Some(s),
@@ -168,7 +220,7 @@ fn list_query(params: std::collections::HashMap<String, String>) -> Result<ListQ
         }
     }
     if errors.is_empty() {
-        Ok(q)
+        Ok((q, tenant))
     } else {
         Err(Error::Invalid(errors))
     }
@@ -188,7 +240,8 @@ pub async fn fetch(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     caller.require(READ)?;
-    let rec = state.engine.get(&caller.tenant, &id).await?;
+    let tenant = caller.tenant_for(&state, &id).await?;
+    let rec = state.engine.get(&tenant, &id).await?;
     Ok(with_etag(
         StatusCode::OK,
         SubscriptionView::from(&rec),
@@ -233,21 +286,38 @@ pub async fn patch(
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<Response> {
     caller.require(WRITE)?;
-    if !patch.is_object() {
-        return Err(Error::field("/", "a merge patch must be a JSON object").into());
+    let tenant = caller.tenant_for(&state, &id).await?;
+    let current = state.engine.get(&tenant, &id).await?;
+    let result = async {
+        if !patch.is_object() {
+            return Err(Error::field("/", "a merge patch must be a JSON object"));
+        }
+        let version = if_match(&headers)?;
+        let mut merged = serde_json::to_value(SubscriptionRequest::from_spec(&current.spec))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        merge_patch(&mut merged, &patch);
+        let body: SubscriptionRequest = parse_json(merged.to_string().as_bytes())?;
+        let spec = body.into_spec()?;
+        let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
+        detached(async move { engine.update(&t, &i, spec, version).await }).await
     }
-    let version = if_match(&headers)?;
-    let current = state.engine.get(&caller.tenant, &id).await?;
-    let mut merged = serde_json::to_value(SubscriptionRequest::from_spec(&current.spec))
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    merge_patch(&mut merged, &patch);
-    let body: SubscriptionRequest = parse_json(merged.to_string().as_bytes())?;
-    let spec = body.into_spec()?;
-    let rec = state
-        .engine
-        .update(&caller.tenant, &id, spec, version)
-        .await?;
-    tracing::info!(tenant = %caller.tenant, token = %caller.name, id = %rec.id, "subscription updated");
+    .await;
+    audit::record(
+        &state,
+        &caller,
+        &headers,
+        audit::Change {
+            operation: "update",
+            subscription_id: Some(&id),
+            tenant: &tenant,
+            before: Some(view_json(&current)),
+            after: result.as_ref().ok().map(view_json),
+            outcome: audit::outcome(&result, 200),
+        },
+    )
+    .await;
+    let rec = result?;
+    tracing::info!(%tenant, token = %caller.name, id = %rec.id, "subscription updated");
     Ok(with_etag(
         StatusCode::OK,
         SubscriptionView::from(&rec),
@@ -267,26 +337,61 @@ pub async fn patch(
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(WRITE)?;
-    state.engine.delete(&caller.tenant, &id).await?;
-    tracing::info!(tenant = %caller.tenant, token = %caller.name, %id, "subscription deleted");
+    let tenant = caller.tenant_for(&state, &id).await?;
+    let current = state.engine.get(&tenant, &id).await?;
+    let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
+    let result = detached(async move { engine.delete(&t, &i).await }).await;
+    audit::record(
+        &state,
+        &caller,
+        &headers,
+        audit::Change {
+            operation: "delete",
+            subscription_id: Some(&id),
+            tenant: &tenant,
+            before: Some(view_json(&current)),
+            after: None,
+            outcome: audit::outcome(&result, 204),
+        },
+    )
+    .await;
+    result?;
+    tracing::info!(%tenant, token = %caller.name, %id, "subscription deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_enabled(
     state: AppState,
     caller: Caller,
+    headers: HeaderMap,
     id: String,
     enabled: bool,
 ) -> ApiResult<Response> {
     caller.require(WRITE)?;
-    let rec = state
-        .engine
-        .set_enabled(&caller.tenant, &id, enabled)
-        .await?;
-    tracing::info!(tenant = %caller.tenant, token = %caller.name, %id, enabled, "subscription switched");
+    let tenant = caller.tenant_for(&state, &id).await?;
+    let current = state.engine.get(&tenant, &id).await?;
+    let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
+    let result = detached(async move { engine.set_enabled(&t, &i, enabled).await }).await;
+    audit::record(
+        &state,
+        &caller,
+        &headers,
+        audit::Change {
+            operation: if enabled { "enable" } else { "disable" },
+            subscription_id: Some(&id),
+            tenant: &tenant,
+            before: Some(view_json(&current)),
+            after: result.as_ref().ok().map(view_json),
+            outcome: audit::outcome(&result, 200),
+        },
+    )
+    .await;
+    let rec = result?;
+    tracing::info!(%tenant, token = %caller.name, %id, enabled, "subscription switched");
     Ok(with_etag(
         StatusCode::OK,
         SubscriptionView::from(&rec),
@@ -304,9 +409,10 @@ async fn set_enabled(
 pub async fn enable(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    set_enabled(state, caller, id, true).await
+    set_enabled(state, caller, headers, id, true).await
 }
 
 /// Switch deliveries off, keeping the subscription.
@@ -318,7 +424,93 @@ pub async fn enable(
 pub async fn disable(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    set_enabled(state, caller, id, false).await
+    set_enabled(state, caller, headers, id, false).await
+}
+
+/// Body of `rotate-secret`: a secret to use, or none to have one generated.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// The new signing secret; generated when absent.
+    pub signing_secret: Option<String>,
+}
+
+/// The subscription and its new secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    /// The subscription after the rotation.
+    pub subscription: SubscriptionView,
+    /// The new signing secret. It is never returned again.
+    pub signing_secret: String,
+}
+
+/// Replace the signing secret at every native resource and return the new
+/// secret once. On failure nothing changes.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body(content = Option<RotateRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Rotated; the secret is shown once", body = RotatedSecret),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The provider does not sign deliveries", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Provider failed; nothing changed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    caller.require(WRITE)?;
+    let tenant = caller.tenant_for(&state, &id).await?;
+    let current = state.engine.get(&tenant, &id).await?;
+    let result = async {
+        let req: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            RotateRequest::default()
+        } else {
+            parse_json(&body)?
+        };
+        let given = match req.signing_secret {
+            Some(s) if s.is_empty() || s.chars().count() > crate::dto::MAX_SECRET_LEN => {
+                return Err(Error::field(
+                    "/signing_secret",
+                    format!("must be 1 to {} characters", crate::dto::MAX_SECRET_LEN),
+                ));
+            }
+            other => other.map(Secret::new),
+        };
+        let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
+        detached(async move { engine.rotate_secret(&t, &i, given).await }).await
+    }
+    .await;
+    audit::record(
+        &state,
+        &caller,
+        &headers,
+        audit::Change {
+            operation: "rotate_secret",
+            subscription_id: Some(&id),
+            tenant: &tenant,
+            before: Some(view_json(&current)),
+            after: result.as_ref().ok().map(|(r, _)| view_json(r)),
+            outcome: audit::outcome(&result, 200),
+        },
+    )
+    .await;
+    let (rec, secret) = result?;
+    tracing::info!(%tenant, token = %caller.name, %id, "signing secret rotated");
+    let body = RotatedSecret {
+        subscription: SubscriptionView::from(&rec),
+        signing_secret: secret.expose().to_owned(),
+    };
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    // The body carries a secret: keep it out of every cache.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }

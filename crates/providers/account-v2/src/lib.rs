@@ -1,1 +1,25 @@
-//! placeholder: being written
+//! Sendblue account webhooks (kind `account-v2`): the whole account holds one
+//! webhook configuration document of per-event-type buckets, and a
+//! subscription owns one (bucket, URL) entry per event in it
+//! (providers.md §4, seed 004).
+//!
+//! Entries have no ids; an entry's identity is the string `"<bucket> <url>"`
+//! ([`translate::Entry::identity`]). Switchboard only appends (`POST`) and
+//! removes (`DELETE`) its own entries and never uses the replace-all `PUT`,
+//! so entries other tools configured survive every change. All writes to one
+//! account are serialized by the engine (`Capabilities::serialize_account`).
+//!
+//! `translate` is pure (capabilities, plan, request builders, document
+//! parsing, collision check, error classification); `adapter` sends through
+//! the injected transport; `config` is the `[providers.<key>]` table for this
+//! kind. See `docs.md`.
+
+pub mod adapter;
+pub mod config;
+pub mod translate;
+
+pub use adapter::AccountV2Adapter;
+pub use config::AccountV2Config;
+
+/// The kind name used in config (`kind = "account-v2"`).
+pub const KIND: &str = "account-v2";

@@ -16,6 +16,7 @@ use switchboard_store::StoreOptions;
 pub const TOKEN_A: &str = "token-tenant-a-0001";
 pub const TOKEN_B: &str = "token-tenant-b-0002";
 pub const TOKEN_A_READ: &str = "token-tenant-a-read";
+pub const TOKEN_ADMIN: &str = "token-platform-admin";
 pub const PROVIDER_TOKEN: &str = "talq_e2e_token";
 pub const AGENT: &str = DEFAULT_AGENT;
 
@@ -45,6 +46,8 @@ pub struct Opts {
     pub talkover_base_url: Option<String>,
     /// Provider token instead of the one the simulator accepts.
     pub provider_token: Option<String>,
+    /// Adjusts the configuration before the server is built.
+    pub tweak: Option<fn(&mut Config)>,
 }
 
 pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
@@ -81,6 +84,7 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
             &["subscriptions:read", "subscriptions:write"],
         ),
         token("a-read", "tenant-a", TOKEN_A_READ, &["subscriptions:read"]),
+        token("ops", "platform", TOKEN_ADMIN, &["admin"]),
     ];
     let base_url = opts
         .talkover_base_url
@@ -99,6 +103,9 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
             ]),
         },
     );
+    if let Some(tweak) = opts.tweak {
+        tweak(&mut config);
+    }
     let app = App::build(config).await.unwrap();
     let server = app.spawn().await.unwrap();
     Env {

@@ -1,4 +1,5 @@
 //! sea-orm entities, private to the store: callers see [`crate::records`].
 
+pub mod audit;
 pub mod native_resource;
 pub mod subscription;
