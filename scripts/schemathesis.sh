@@ -11,7 +11,7 @@
 #   ST_SERVER_BIN     server binary (default: target/debug/switchboard,
 #                     built with `cargo build -p switchboard` when missing;
 #                     not SWITCHBOARD_…: the server reads those as config)
-#   ST_MAX_EXAMPLES   examples per operation and phase (default 30)
+#   ST_MAX_EXAMPLES   examples per operation and phase (default 100)
 #   ST_TIME_LIMIT     hard cap in seconds for the Schemathesis run (default 150)
 #   ST_SEED           fixed seed to reproduce a run (default: random, printed)
 #   ST_REPORT_DIR     where the JUnit report goes (default: target/schemathesis)
@@ -21,10 +21,13 @@ set -euo pipefail
 # a floating version would let a Schemathesis release break CI.
 SCHEMATHESIS_VERSION="4.32.5"
 TOKEN="schemathesis-token-1"
+# The Talkover agent the simulator knows; seeded data and generated bodies
+# use it so that creates can succeed and the {id} operations see real rows.
+AGENT="9fbef0b7-8d4e-4a08-9207-66c22155721d"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${ST_SERVER_BIN:-$ROOT/target/debug/switchboard}"
-MAX_EXAMPLES="${ST_MAX_EXAMPLES:-30}"
+MAX_EXAMPLES="${ST_MAX_EXAMPLES:-100}"
 TIME_LIMIT="${ST_TIME_LIMIT:-150}"
 REPORT_DIR="${ST_REPORT_DIR:-$ROOT/target/schemathesis}"
 
@@ -96,6 +99,7 @@ token = "talq_demo_token"
 [simulators]
 enabled = true
 listen = "127.0.0.1:0"
+talkover_agents = ["$AGENT"]
 
 [secrets]
 # >>> PLACEHOLDER: demo key setting. Demo mode (simulators on, no keys)
@@ -134,12 +138,68 @@ until curl -fs -o /dev/null --max-time 2 "$BASE/healthz"; do
 done
 log "server is up"
 
+# Seed a few subscriptions. Generated data rarely gets past validation, so
+# without these the {id} operations would only ever answer 404. A known-good
+# body that is not accepted is itself a finding.
+ids=()
+for i in 1 2 3; do
+    resp="$(curl -sS --max-time 20 -w '\n%{http_code}' \
+        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"provider\":\"talkover\",\"account\":\"$AGENT\",\"name\":\"seed $i\",\"url\":\"https://hooks.example.com/seed/$i\",\"events\":[\"call.ended\"]}" \
+        "$BASE/v1/subscriptions")"
+    code="${resp##*$'\n'}"
+    body="${resp%$'\n'*}"
+    if [[ "$code" != 201 ]]; then
+        log "seeding a subscription failed: HTTP $code: $body"
+        exit 1
+    fi
+    id="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$body")"
+    ids+=("\"$id\"")
+done
+log "seeded ${#ids[@]} subscriptions"
+
+# Steer most generated values towards ones this server accepts (dictionary
+# bindings; the rest stay random), so creates and patches reach the engine,
+# the adapter and the simulator instead of stopping at validation.
+cat >"$WORK/schemathesis.toml" <<EOF
+[dictionaries.ids]
+values = [$(IFS=,; echo "${ids[*]}")]
+[dictionaries.providers]
+values = ["talkover"]
+[dictionaries.accounts]
+values = ["$AGENT"]
+[dictionaries.urls]
+values = ["https://hooks.example.com/st", "https://hooks.example.com:8443/st?x=1"]
+[dictionaries.events]
+values = ["call.ended", "call.started", "call.failed", "native:event_action", "native:event_recording"]
+[dictionaries.auth_types]
+values = ["none", "basic", "bearer", "api_key"]
+[dictionaries.methods]
+values = ["POST", "PUT", "PATCH"]
+[dictionaries.formats]
+values = ["json", "xml"]
+[dictionaries.on_unsupported]
+values = ["reject", "ignore"]
+
+[parameters]
+"path.id" = { dictionary = "ids", probability = 0.7 }
+"body.provider" = { dictionary = "providers", probability = 0.9 }
+"body.account" = { dictionary = "accounts", probability = 0.9 }
+"body.url" = { dictionary = "urls", probability = 0.9 }
+"body.events[*]" = { dictionary = "events", probability = 0.9 }
+"body.auth.type" = { dictionary = "auth_types", probability = 0.8 }
+"body.method" = { dictionary = "methods", probability = 0.8 }
+"body.format" = { dictionary = "formats", probability = 0.8 }
+"body.on_unsupported" = { dictionary = "on_unsupported", probability = 0.8 }
+EOF
+
 # (c) The run. not_a_server_error: no 5xx for any input, valid or not.
 # response_schema_conformance: every documented response matches its
 # schema. `timeout` is the hard cap (exit 124 counts as a failure);
 # --max-examples bounds each phase so a normal run ends well before it.
 mkdir -p "$REPORT_DIR"
 args=(
+    --config-file "$WORK/schemathesis.toml"
     run "$BASE/openapi.json"
     --header "Authorization: Bearer $TOKEN"
     --checks not_a_server_error,response_schema_conformance

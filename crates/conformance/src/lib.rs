@@ -98,7 +98,9 @@ pub async fn preview_is_what_create_sends(h: &dyn Harness) {
     assert_eq!(sent, previewed);
 }
 
-/// An update changes the callback URL and nothing is recreated.
+/// An update changes the callback URL; the resource is found under the id
+/// the update returns (kinds whose identity is the URL get a new one, and
+/// then the old identity is gone), and a no-op update changes nothing.
 pub async fn update_changes_only_what_differs(h: &dyn Harness) {
     let a = h.adapter();
     let spec = h.spec();
@@ -110,19 +112,32 @@ pub async fn update_changes_only_what_differs(h: &dyn Harness) {
     for (o, n) in old.iter().zip(&new) {
         let created = a.create(account, o).await.expect("create");
         let updated = a.update(account, &created.id, o, n).await.expect("update");
-        assert_eq!(updated.id, created.id, "updated in place");
-        let got = a.get(account, &created.id).await.expect("get");
+        let got = a.get(account, &updated.id).await.expect("get");
         assert_eq!(
             got.url.as_deref(),
             Some("https://changed.example.com/hooks")
         );
         assert_eq!(got.events, n.events);
+        if updated.id != created.id {
+            assert_eq!(
+                upstream_kind(a.get(account, &created.id).await.unwrap_err()),
+                UpstreamErrorKind::NotFound,
+                "a replaced resource is gone"
+            );
+        }
+        let before = h.received_bodies().len();
         let unchanged = a
-            .update(account, &created.id, n, n)
+            .update(account, &updated.id, n, n)
             .await
             .expect("no-op update");
-        assert_eq!(unchanged.id, created.id);
+        assert_eq!(unchanged.id, updated.id);
+        assert_eq!(
+            h.received_bodies().len(),
+            before,
+            "a no-op update writes nothing"
+        );
     }
+    assert_eq!(a.list(account).await.expect("list").len(), new.len());
 }
 
 /// Disable and enable, where the kind can switch natively.

@@ -1,23 +1,16 @@
 //! The conformance suite for the Sendblue adapter (kind `account-v2`)
-//! against the Sendblue simulator, over real HTTP on loopback.
-//!
-//! The cases are listed one by one instead of through `conformance_suite!`
-//! because the suite's `update_changes_only_what_differs` asserts that a URL
-//! change keeps the native id. A Sendblue entry has no id: its identity is
-//! (type, URL), so a new URL is a new identity, which `update` returns and
-//! the engine records. Every other case runs unchanged; the update case runs
-//! in the form below, which checks the same behaviour through the identity
-//! `update` returns.
+//! against the Sendblue simulator, over real HTTP on loopback. A Sendblue
+//! entry's identity is (type, URL), so the suite's update case sees a new
+//! id after a URL change, which it allows for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_account_v2::{AccountV2Adapter, AccountV2Config};
-use switchboard_conformance::Harness;
+use switchboard_conformance::{Harness, conformance_suite};
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, Error, EventName, OnUnsupported, ProviderAdapter, Secret,
-    SubscriptionSpec, UpstreamErrorKind,
+    CallbackAuth, CallbackUrl, EventName, OnUnsupported, ProviderAdapter, Secret, SubscriptionSpec,
 };
 use switchboard_sim::faults::Fault;
 use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
@@ -127,66 +120,4 @@ impl Harness for AccountV2 {
     }
 }
 
-#[tokio::test]
-async fn conformance_create_get_list_delete() {
-    switchboard_conformance::create_get_list_delete(&AccountV2::start().await).await
-}
-
-#[tokio::test]
-async fn conformance_preview_is_what_create_sends() {
-    switchboard_conformance::preview_is_what_create_sends(&AccountV2::start().await).await
-}
-
-#[tokio::test]
-async fn conformance_disable_and_enable() {
-    switchboard_conformance::disable_and_enable(&AccountV2::start().await).await
-}
-
-#[tokio::test]
-async fn conformance_errors_are_classified() {
-    switchboard_conformance::errors_are_classified(&AccountV2::start().await).await
-}
-
-/// The suite's update case for a kind whose identity includes the URL: the
-/// URL changes, the entry is found under the identity `update` returned,
-/// the old identity is gone, and a no-op update keeps the identity.
-#[tokio::test]
-async fn conformance_update_changes_only_what_differs() {
-    let h = AccountV2::start().await;
-    let a = h.adapter();
-    let spec = h.spec();
-    let plan = |s: &SubscriptionSpec| {
-        a.plan("sub_01CONFORMANCE0000000000000", s, &h.native_events())
-            .unwrap()
-    };
-    let old = plan(&spec);
-    let mut changed = spec.clone();
-    changed.url = CallbackUrl::parse("https://changed.example.com/hooks").unwrap();
-    let new = plan(&changed);
-    for (o, n) in old.iter().zip(&new) {
-        let created = a.create(None, o).await.expect("create");
-        let updated = a.update(None, &created.id, o, n).await.expect("update");
-        let got = a.get(None, &updated.id).await.expect("get");
-        assert_eq!(
-            got.url.as_deref(),
-            Some("https://changed.example.com/hooks")
-        );
-        assert_eq!(got.events, n.events);
-        match a.get(None, &created.id).await.unwrap_err() {
-            Error::Upstream(u) => assert_eq!(u.kind, UpstreamErrorKind::NotFound),
-            other => panic!("{other:?}"),
-        }
-        let before = h.sim.requests().len();
-        let unchanged = a
-            .update(None, &updated.id, n, n)
-            .await
-            .expect("no-op update");
-        assert_eq!(unchanged.id, updated.id);
-        assert_eq!(
-            h.sim.requests().len(),
-            before,
-            "a no-op update sends nothing"
-        );
-    }
-    assert_eq!(a.list(None).await.unwrap().len(), new.len());
-}
+conformance_suite!(AccountV2::start().await);

@@ -11,7 +11,6 @@ use std::time::Duration;
 use switchboard_api::{AppState, TokenEntry};
 use switchboard_core::{EventCatalog, Transport};
 use switchboard_engine::Engine;
-use switchboard_sim::talkover::{TalkoverConfig as SimTalkoverConfig, TalkoverSim};
 use switchboard_store::{Cipher, SecretKey, Store, StoreOptions};
 use switchboard_transport::{HttpTransport, TransportConfig};
 use tokio::net::TcpListener;
@@ -45,17 +44,6 @@ pub struct App {
     simulators: Vec<switchboard_sim::Running>,
 }
 
-/// Where a simulated kind's API root sits below the simulator's address.
-fn simulated_base(kind: &str, sim_url: &str) -> Option<String> {
-    match kind {
-        switchboard_talkover::KIND => Some(format!(
-            "{sim_url}{}",
-            switchboard_sim::talkover::API_PREFIX
-        )),
-        _ => None,
-    }
-}
-
 impl App {
     /// Validates and wires everything; starts the simulators in demo mode.
     pub async fn build(mut config: Config) -> Result<Self, StartError> {
@@ -77,7 +65,11 @@ impl App {
         let rate_limits: HashMap<String, u32> = config
             .providers
             .iter()
-            .filter_map(|(k, p)| p.rate_limit_per_minute.map(|r| (k.clone(), r)))
+            .filter_map(|(k, p)| {
+                p.rate_limit_per_minute
+                    .or_else(|| providers::default_rate_limit(&p.kind))
+                    .map(|r| (k.clone(), r))
+            })
             .collect();
         let transport: Arc<dyn Transport> = Arc::new(
             HttpTransport::new(
@@ -270,37 +262,92 @@ fn hex_to_32(h: &str) -> Option<[u8; 32]> {
     hex::decode(h).ok()?.try_into().ok()
 }
 
-/// Starts one simulator per simulated kind in use and points the
-/// providers of that kind at it, accepting their configured credentials.
-async fn start_simulators(config: &mut Config) -> Result<Vec<switchboard_sim::Running>, String> {
-    let mut running = Vec::new();
-    let talkover_tokens: Vec<String> = config
+/// The string settings `key` of every provider of `kind`.
+fn settings_of<'a>(
+    config: &'a Config,
+    kind: &'a str,
+    key: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    config
         .providers
         .values()
-        .filter(|p| p.kind == switchboard_talkover::KIND)
-        .filter_map(|p| {
+        .filter(move |p| p.kind == kind)
+        .filter_map(move |p| {
             p.settings
-                .get("token")
-                .and_then(|t| t.as_str())
+                .get(key)
+                .and_then(|v| v.as_str())
                 .map(str::to_owned)
         })
-        .collect();
-    if !talkover_tokens.is_empty() {
-        let sim = TalkoverSim::new(SimTalkoverConfig {
-            tokens: talkover_tokens,
-            agents: config.simulators.talkover_agents.clone(),
-        });
-        let r = switchboard_sim::serve(sim.router(), config.simulators.listen)
+}
+
+/// Starts one simulator per simulated kind in use, accepting the
+/// providers' configured credentials, and points those providers at it.
+async fn start_simulators(config: &mut Config) -> Result<Vec<switchboard_sim::Running>, String> {
+    use switchboard_sim::{bird, sendblue, talkover, telegent};
+    let mut running = Vec::new();
+    let kinds: Vec<String> = config.providers.values().map(|p| p.kind.clone()).collect();
+    for kind in KINDS_WITH_SIMULATORS {
+        if !kinds.iter().any(|k| k == kind) {
+            continue;
+        }
+        let (router, prefix) = match kind {
+            switchboard_talkover::KIND => (
+                talkover::TalkoverSim::new(talkover::TalkoverConfig {
+                    tokens: settings_of(config, kind, "token").collect(),
+                    agents: config.simulators.talkover_agents.clone(),
+                })
+                .router(),
+                talkover::API_PREFIX,
+            ),
+            switchboard_telegent::KIND => {
+                let keys: Vec<String> = settings_of(config, kind, "account_key").collect();
+                let secrets: Vec<String> = settings_of(config, kind, "account_secret").collect();
+                (
+                    telegent::TelegentSim::new(telegent::TelegentConfig {
+                        account_keys: keys.into_iter().zip(secrets).collect(),
+                        accounts: config.simulators.telegent_accounts.clone(),
+                        ..telegent::TelegentConfig::default()
+                    })
+                    .router(),
+                    telegent::API_PREFIX,
+                )
+            }
+            switchboard_accesskey_workspace::KIND => (
+                bird::BirdSim::new(bird::BirdConfig {
+                    access_keys: settings_of(config, kind, "access_key").collect(),
+                    workspaces: config.simulators.bird_workspaces.clone(),
+                    organizations: settings_of(config, kind, "organization_id").collect(),
+                    ..bird::BirdConfig::default()
+                })
+                .router(),
+                bird::API_PREFIX,
+            ),
+            switchboard_account_v2::KIND => {
+                let ids: Vec<String> = settings_of(config, kind, "api_key_id").collect();
+                let keys: Vec<String> = settings_of(config, kind, "api_secret_key").collect();
+                (
+                    sendblue::SendblueSim::new(sendblue::SendblueConfig {
+                        credentials: ids.into_iter().zip(keys).collect(),
+                    })
+                    .router(),
+                    sendblue::API_PREFIX,
+                )
+            }
+            _ => continue,
+        };
+        let r = switchboard_sim::serve(router, config.simulators.listen)
             .await
             .map_err(|e| format!("simulators.listen: {e}"))?;
-        tracing::info!(kind = "talkover", url = %r.base_url, "simulator listening");
-        for p in config.providers.values_mut() {
-            if let Some(base) = simulated_base(&p.kind, &r.base_url) {
-                p.settings
-                    .insert("base_url".into(), serde_json::Value::String(base));
-            }
+        tracing::info!(kind, url = %r.base_url, "simulator listening");
+        let base = format!("{}{prefix}", r.base_url);
+        for p in config.providers.values_mut().filter(|p| p.kind == kind) {
+            p.settings
+                .insert("base_url".into(), serde_json::Value::String(base.clone()));
         }
         running.push(r);
     }
     Ok(running)
 }
+
+/// Kinds with a built-in simulator (all of them).
+const KINDS_WITH_SIMULATORS: [&str; 4] = providers::KINDS;

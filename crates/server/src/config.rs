@@ -149,6 +149,10 @@ pub struct SimulatorsConfig {
     pub listen: SocketAddr,
     /// Agents the Talkover simulator knows.
     pub talkover_agents: Vec<String>,
+    /// Accounts (`AccountId`) the Telegent simulator knows.
+    pub telegent_accounts: Vec<String>,
+    /// Workspaces the Bird simulator knows.
+    pub bird_workspaces: Vec<String>,
 }
 
 /// One `[[secrets.keys]]` entry: a data-encryption key.
@@ -246,6 +250,8 @@ impl Default for Config {
                 enabled: false,
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 talkover_agents: vec![switchboard_sim::talkover::DEFAULT_AGENT.to_owned()],
+                telegent_accounts: vec![switchboard_sim::telegent::DEFAULT_ACCOUNT.to_owned()],
+                bird_workspaces: vec![switchboard_sim::bird::DEFAULT_WORKSPACE.to_owned()],
             },
             secrets: SecretsConfig {
                 keys: Vec::new(),
