@@ -246,7 +246,7 @@ impl Store {
             .all(&self.db)
             .await
             .map_err(db_err)?;
-        self.from_rows(row, natives)
+        self.record_from_rows(row, natives)
     }
 
     /// A page of `tenant`'s subscriptions ordered by id (creation time);
@@ -291,7 +291,7 @@ impl Store {
                 .into_iter()
                 .partition(|n| n.subscription_id == row.id);
             natives = rest;
-            data.push(self.from_rows(row, mine)?);
+            data.push(self.record_from_rows(row, mine)?);
         }
         let next_cursor = if has_more {
             data.last().map(|r| r.id.clone())
@@ -635,7 +635,7 @@ impl Store {
         })
     }
 
-    fn from_rows(
+    fn record_from_rows(
         &self,
         row: subscription::Model,
         natives: Vec<native_resource::Model>,
