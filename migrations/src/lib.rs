@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_subscriptions;
 mod m20261123_000002_audit_log;
+mod m20261123_000003_idempotency;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_subscriptions::Migration),
             Box::new(m20261123_000002_audit_log::Migration),
+            Box::new(m20261123_000003_idempotency::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod dto;
 pub mod extract;
+pub mod idempotency;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
@@ -150,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(

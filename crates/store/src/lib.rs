@@ -7,10 +7,12 @@
 
 pub mod cipher;
 mod entity;
+pub mod idempotency;
 mod records;
 mod store;
 pub mod testing;
 
 pub use cipher::{Cipher, SecretKey};
+pub use idempotency::Begin;
 pub use records::{AuditEntry, ListQuery, NativeRecord, Page, SubscriptionRecord};
 pub use store::{AccountLock, Store, StoreOptions, lock_key};

@@ -47,8 +47,8 @@ impl StoreOptions {
 /// Handle to the database; cheap to clone (it is a pool).
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: DatabaseConnection,
-    cipher: Arc<Cipher>,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) cipher: Arc<Cipher>,
 }
 
 /// In-process account locks, by name, shared by every store of the process
@@ -84,7 +84,7 @@ pub fn lock_key(name: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
-fn db_err(e: DbErr) -> Error {
+pub(crate) fn db_err(e: DbErr) -> Error {
     Error::Store(e.to_string())
 }
 

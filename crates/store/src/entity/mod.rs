@@ -1,5 +1,6 @@
 //! sea-orm entities, private to the store: callers see [`crate::records`].
 
 pub mod audit;
+pub mod idempotency;
 pub mod native_resource;
 pub mod subscription;
