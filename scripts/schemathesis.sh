@@ -13,8 +13,13 @@
 #                     not SWITCHBOARD_…: the server reads those as config)
 #   ST_MAX_EXAMPLES   examples per operation and phase (default 100)
 #   ST_TIME_LIMIT     hard cap in seconds for the Schemathesis run (default 150)
+#   ST_CHECKS         checks to run (default: not_a_server_error,
+#                     response_schema_conformance; `all` for an exploratory
+#                     run that also flags undocumented statuses)
 #   ST_SEED           fixed seed to reproduce a run (default: random, printed)
-#   ST_REPORT_DIR     where the JUnit report goes (default: target/schemathesis)
+#   ST_REPORT_DIR     where reports go (default: target/schemathesis)
+#   ST_REPORTS        report formats (default: junit; `junit,har` also
+#                     records every request, to find what broke the server)
 set -euo pipefail
 
 # Pinned: 4.x changed the CLI (check names, --max-examples, --report), and
@@ -30,6 +35,8 @@ BIN="${ST_SERVER_BIN:-$ROOT/target/debug/switchboard}"
 MAX_EXAMPLES="${ST_MAX_EXAMPLES:-100}"
 TIME_LIMIT="${ST_TIME_LIMIT:-150}"
 REPORT_DIR="${ST_REPORT_DIR:-$ROOT/target/schemathesis}"
+REPORTS="${ST_REPORTS:-junit}"
+CHECKS="${ST_CHECKS:-not_a_server_error,response_schema_conformance}"
 
 log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
 
@@ -48,11 +55,12 @@ fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-st.XXXXXX")"
 SERVER_PID=""
+# (d) Always stop the server: graceful first, SIGKILL after 5 s.
 cleanup() {
     local rc=$?
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
-        # Graceful shutdown first; do not let a stuck server hang CI.
+        # Do not let a stuck server hang CI.
         for _ in $(seq 1 50); do
             kill -0 "$SERVER_PID" 2>/dev/null || break
             sleep 0.1
@@ -96,6 +104,11 @@ kind = "talkover"
 base_url = "https://app.talkover.ai/api/v1"
 token = "talq_demo_token"
 
+[limits]
+# 0: no per-token rate limit. The run sends far more than the default 50
+# requests/s, and 429s would stop requests before the logic under test.
+per_token_rps = 0
+
 [simulators]
 enabled = true
 listen = "127.0.0.1:0"
@@ -108,7 +121,9 @@ talkover_agents = ["$AGENT"]
 demo_key_file = "$WORK/demo-key"
 
 [log]
-level = "warn"
+# info: a failed run's log tail then shows why the server went away (a
+# panic, or "shutdown requested" when something signalled it).
+level = "info"
 EOF
 
 log "starting $BIN on $BASE"
@@ -202,24 +217,27 @@ args=(
     --config-file "$WORK/schemathesis.toml"
     run "$BASE/openapi.json"
     --header "Authorization: Bearer $TOKEN"
-    --checks not_a_server_error,response_schema_conformance
+    --checks "$CHECKS"
     --max-examples "$MAX_EXAMPLES"
     --workers 2
     --request-timeout 10
-    --report junit
+    --report "$REPORTS"
     --report-dir "$REPORT_DIR"
 )
 if [[ -n "${ST_SEED:-}" ]]; then
     args+=(--seed "$ST_SEED")
 fi
 
+# From the temp dir: Schemathesis and Hypothesis keep caches (.schemathesis/,
+# .hypothesis/) in the working directory, and they do not belong in the repo.
 status=0
-timeout --signal=INT --kill-after=10 "$TIME_LIMIT" python3 -m schemathesis.cli "${args[@]}" || status=$?
+(cd "$WORK" && exec timeout --signal=INT --kill-after=10 "$TIME_LIMIT" \
+    python3 -m schemathesis.cli "${args[@]}") || status=$?
 if ((status == 124)); then
     log "time limit of ${TIME_LIMIT}s exceeded"
 fi
 if ((status != 0)); then
-    log "FAILED (exit $status); JUnit report in $REPORT_DIR"
+    log "FAILED (exit $status); reports ($REPORTS) in $REPORT_DIR"
     exit "$status"
 fi
 log "passed"

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_subscriptions;
 mod m20261123_000002_audit_log;
 mod m20261123_000003_idempotency;
+mod m20261123_000004_operations;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_subscriptions::Migration),
             Box::new(m20261123_000002_audit_log::Migration),
             Box::new(m20261123_000003_idempotency::Migration),
+            Box::new(m20261123_000004_operations::Migration),
         ]
     }
 }

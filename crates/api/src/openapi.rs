@@ -28,14 +28,14 @@ impl Modify for BearerAuth {
     paths(
         subscriptions::create, subscriptions::list, subscriptions::fetch, subscriptions::patch,
         subscriptions::remove, subscriptions::enable, subscriptions::disable, subscriptions::preview,
-        subscriptions::rotate_secret, audit::list,
+        subscriptions::rotate_secret, subscriptions::operations, audit::list,
         catalog::providers, catalog::events, health::healthz, health::readyz,
     ),
     components(schemas(
         crate::dto::SubscriptionRequest, crate::dto::AuthRequest, crate::dto::FilterBody,
         crate::dto::SubscriptionView, crate::dto::AuthView, crate::dto::NativeView,
         crate::dto::SubscriptionPage, crate::problem::Problem,
-        subscriptions::RotateRequest, subscriptions::RotatedSecret, audit::AuditPage,
+        subscriptions::RotateRequest, subscriptions::RotatedSecret, subscriptions::OperationView, subscriptions::OperationPage, audit::AuditPage,
         catalog::ProviderList, catalog::ProviderView, catalog::EventList, catalog::EventView,
     )),
     modifiers(&BearerAuth),

@@ -19,6 +19,22 @@ pub(crate) struct Target<'a> {
     pub tenant: &'a str,
     pub sub_id: &'a str,
     pub account: Option<&'a str>,
+    /// The journal entry of the change.
+    pub op_id: &'a str,
+}
+
+impl Target<'_> {
+    /// Journals one completed native step. The native record itself is
+    /// already written; a journal failure only loses history, so it is
+    /// logged rather than failing the change.
+    async fn step(&self, action: &str, key: &str, native_id: &str) {
+        let step = serde_json::json!({
+            "action": action, "key": key, "native_id": native_id, "at": Utc::now().to_rfc3339(),
+        });
+        if let Err(e) = self.store.add_step(self.op_id, step).await {
+            tracing::warn!(op = self.op_id, error = %e, "journal step not written");
+        }
+    }
 }
 
 /// Moves the provider from `recorded` (made from `old` plans) to `new`.
@@ -88,6 +104,7 @@ pub(crate) async fn apply(
                         Err(e) => return Err(e),
                     };
                     target.store.record_native(target.tenant, target.sub_id, &rec).await?;
+                    target.step("update", &rec.key, &rec.native_id).await;
                     done.push(Done::Updated {
                         key: plan.key.clone(),
                         native_id: rec.native_id.clone(),
@@ -100,6 +117,7 @@ pub(crate) async fn apply(
             if !new_by_key.contains_key(rec.key.as_str()) {
                 adapter.delete(target.account, &rec.native_id).await?;
                 target.store.forget_native(target.tenant, target.sub_id, &rec.key).await?;
+                target.step("delete", &rec.key, &rec.native_id).await;
                 done.push(Done::Deleted { key: rec.key.clone() });
                 result.remove(&rec.key);
             }
@@ -145,7 +163,58 @@ async fn create(
         let _ = adapter.delete(target.account, &rec.native_id).await;
         return Err(e);
     }
+    target.step("create", &rec.key, &rec.native_id).await;
     Ok(rec)
+}
+
+/// Records, as this subscription's, every resource the provider holds that
+/// matches a planned-but-unrecorded native (same callback URL and events)
+/// and that no subscription has recorded: resources created just before a
+/// crash, before their record was written. Returns the recorded set with
+/// the adopted ones added.
+pub(crate) async fn adopt_orphans(
+    adapter: &dyn ProviderAdapter,
+    target: &Target<'_>,
+    url: &str,
+    plans: &[NativePlan],
+    recorded: &[NativeRecord],
+) -> Result<Vec<NativeRecord>, Error> {
+    let mut out = recorded.to_vec();
+    let missing: Vec<&NativePlan> = plans
+        .iter()
+        .filter(|p| !recorded.iter().any(|r| r.key == p.key))
+        .collect();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let found = adapter.list(target.account).await?;
+    for plan in missing {
+        for candidate in &found {
+            if candidate.url.as_deref() != Some(url) || candidate.events != plan.events {
+                continue;
+            }
+            if out.iter().any(|r| r.native_id == candidate.id)
+                || target.store.native_is_recorded(&candidate.id).await?
+            {
+                continue;
+            }
+            let rec = NativeRecord {
+                key: plan.key.clone(),
+                native_id: candidate.id.clone(),
+                events: plan.events.clone(),
+                enabled: candidate.enabled,
+                created_at: Utc::now(),
+            };
+            target
+                .store
+                .record_native(target.tenant, target.sub_id, &rec)
+                .await?;
+            target.step("adopt", &rec.key, &rec.native_id).await;
+            out.push(rec);
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Reverses `done`, newest first.
@@ -164,6 +233,7 @@ async fn undo(
                     .store
                     .forget_native(target.tenant, target.sub_id, &key)
                     .await?;
+                target.step("undo-create", &key, &native_id).await;
             }
             Done::Updated { key, native_id } => {
                 let (Some(old_plan), Some(new_plan)) =
@@ -185,6 +255,7 @@ async fn undo(
                     .store
                     .record_native(target.tenant, target.sub_id, &rec)
                     .await?;
+                target.step("undo-update", &rec.key, &rec.native_id).await;
             }
             Done::Deleted { key } => {
                 if let Some(old_plan) = old.get(key.as_str()) {

@@ -1,15 +1,17 @@
 //! `Engine`: the subscription use cases over the store and the adapters.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
+use switchboard_core::policy::UrlPolicy;
 use switchboard_core::{
     Error, EventCatalog, FieldError, NativePlan, ProviderAdapter, Secret, SubscriptionSpec,
     SubscriptionStatus,
 };
-use switchboard_store::{ListQuery, Page, Store, SubscriptionRecord};
+use switchboard_store::{ListQuery, NewOperation, Page, Store, SubscriptionRecord};
 
 use crate::apply::{Target, apply};
 
@@ -59,7 +61,16 @@ pub struct Engine {
     store: Store,
     catalog: Arc<EventCatalog>,
     providers: Arc<BTreeMap<String, ProviderInstance>>,
+    /// How long a journalled change holds its lease without renewal.
+    lease: Duration,
+    /// Journal entries this process is running, whose leases it renews.
+    running: Arc<Mutex<HashSet<String>>>,
+    /// Which callback URLs are accepted on create, update and preview.
+    url_policy: Arc<UrlPolicy>,
 }
+
+/// Actor name of changes Switchboard makes on its own (recovery).
+pub const SYSTEM_ACTOR: &str = "switchboard";
 
 impl Engine {
     /// Wires the engine.
@@ -69,6 +80,138 @@ impl Engine {
             store,
             catalog,
             providers: Arc::new(providers),
+            lease: Duration::from_secs(30),
+            running: Arc::default(),
+            url_policy: Arc::default(),
+        }
+    }
+
+    /// Sets the callback URL policy.
+    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
+        self.url_policy = Arc::new(policy);
+        self
+    }
+
+    /// Applies the URL policy to a new or changed callback URL. Stored
+    /// subscriptions are not re-checked when they are enabled, disabled or
+    /// deleted: a tightened policy must not strand them.
+    fn check_url(&self, spec: &SubscriptionSpec) -> Result<(), Error> {
+        self.url_policy
+            .check(&spec.url)
+            .map_err(|detail| Error::field("/url", detail))
+    }
+
+    /// Sets how long a change's journal lease lasts without renewal; a
+    /// crashed process's changes are recovered once it has passed.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The journal lease.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Journal entries this process is running.
+    pub(crate) fn running_ids(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Marks a claimed journal entry as run by this process.
+    pub(crate) fn track(&self, op_id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(op_id.to_owned());
+    }
+
+    /// Closes a journal entry (recovery's entry point to `end`).
+    pub(crate) async fn finish(&self, op_id: &str, state: &str, error: Option<&Error>) {
+        self.end(op_id, state, error).await;
+    }
+
+    /// A provider instance by key.
+    pub(crate) fn provider_instance(&self, key: &str) -> Result<ProviderInstance, Error> {
+        self.provider(key).cloned()
+    }
+
+    /// Plans of `spec` for subscription `id`, falling back to the recorded
+    /// native events when the catalog no longer resolves them.
+    pub(crate) fn plans_for(
+        &self,
+        id: &str,
+        spec: &SubscriptionSpec,
+        natives: &[switchboard_store::NativeRecord],
+    ) -> Result<Vec<NativePlan>, Error> {
+        let provider = self.provider(&spec.provider)?;
+        let kind = provider.adapter.kind();
+        let events = self
+            .catalog
+            .resolve(kind, &provider.key, &spec.events)
+            .unwrap_or_else(|_| {
+                let mut recorded: Vec<String> = Vec::new();
+                for e in natives.iter().flat_map(|n| &n.events) {
+                    if !recorded.contains(e) {
+                        recorded.push(e.clone());
+                    }
+                }
+                recorded
+            });
+        provider.adapter.plan(id, spec, &events)
+    }
+
+    /// A checked and translated target state: (spec, plans, warnings).
+    pub(crate) fn prepare_for_recovery(
+        &self,
+        id: &str,
+        spec: SubscriptionSpec,
+    ) -> Result<(SubscriptionSpec, Vec<NativePlan>, Vec<String>), Error> {
+        let p = self.prepare(id, spec)?;
+        Ok((p.spec, p.plans, p.warnings))
+    }
+
+    /// The plans that should exist for a target state.
+    pub(crate) fn wanted_plans(
+        &self,
+        provider: &ProviderInstance,
+        spec: &SubscriptionSpec,
+        plans: &[NativePlan],
+    ) -> Vec<NativePlan> {
+        if spec.enabled || provider.adapter.capabilities().native_disable {
+            plans.to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Journals a change before its first upstream call.
+    async fn begin(&self, op: NewOperation<'_>) -> Result<String, Error> {
+        let id = self.store.start_operation(&op, self.lease).await?;
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
+        Ok(id)
+    }
+
+    /// Closes a journalled change.
+    async fn end(&self, op_id: &str, state: &str, error: Option<&Error>) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(op_id);
+        if let Err(e) = self
+            .store
+            .finish_operation(op_id, state, error.map(ToString::to_string))
+            .await
+        {
+            tracing::error!(op = op_id, error = %e, "journal entry not closed; recovery will close it");
         }
     }
 
@@ -134,7 +277,7 @@ impl Engine {
 
     /// Runs `apply` for `provider`, under the account lock when the kind
     /// keeps one shared document per account.
-    async fn apply_locked(
+    pub(crate) async fn apply_locked(
         &self,
         provider: &ProviderInstance,
         target: &Target<'_>,
@@ -158,21 +301,7 @@ impl Engine {
     /// what really exists upstream and are used instead, so an old
     /// subscription can still be changed or deleted.
     fn old_plans(&self, rec: &SubscriptionRecord) -> Result<Vec<NativePlan>, Error> {
-        let provider = self.provider(&rec.spec.provider)?;
-        let kind = provider.adapter.kind();
-        let events = self
-            .catalog
-            .resolve(kind, &provider.key, &rec.spec.events)
-            .unwrap_or_else(|_| {
-                let mut recorded: Vec<String> = Vec::new();
-                for e in rec.natives.iter().flat_map(|n| &n.events) {
-                    if !recorded.contains(e) {
-                        recorded.push(e.clone());
-                    }
-                }
-                recorded
-            });
-        provider.adapter.plan(&rec.id, &rec.spec, &events)
+        self.plans_for(&rec.id, &rec.spec, &rec.natives)
     }
 
     /// The plans that should exist for `prepared`: all of them while
@@ -189,6 +318,7 @@ impl Engine {
 
     /// What creating `spec` would send, with nothing sent.
     pub fn preview(&self, spec: SubscriptionSpec) -> Result<Preview, Error> {
+        self.check_url(&spec)?;
         let provider = self.provider(&spec.provider)?.clone();
         let prepared = self.prepare("sub_PREVIEW", spec)?;
         let wanted = self.wanted(&provider, &prepared);
@@ -217,12 +347,24 @@ impl Engine {
     pub async fn create(
         &self,
         tenant: &str,
+        actor: &str,
         spec: SubscriptionSpec,
     ) -> Result<SubscriptionRecord, Error> {
+        self.check_url(&spec)?;
         let id = switchboard_core::ids::subscription_id();
         let provider = self.provider(&spec.provider)?.clone();
         let prepared = self.prepare(&id, spec)?;
         let now = Utc::now();
+        let op_id = self
+            .begin(NewOperation {
+                tenant,
+                subscription_id: &id,
+                kind: "create",
+                actor,
+                before: None,
+                after: Some(&prepared.spec),
+            })
+            .await?;
         // Written before the first upstream call, so every native resource
         // created below is recorded against a row that already exists.
         let mut rec = SubscriptionRecord {
@@ -238,12 +380,16 @@ impl Engine {
             updated_at: now,
             natives: Vec::new(),
         };
-        self.store.insert(&rec).await?;
+        if let Err(e) = self.store.insert(&rec).await {
+            self.end(&op_id, "failed", Some(&e)).await;
+            return Err(e);
+        }
         let target = Target {
             store: &self.store,
             tenant,
             sub_id: &id,
             account: prepared.spec.account.as_deref(),
+            op_id: &op_id,
         };
         let wanted = self.wanted(&provider, &prepared);
         match self
@@ -253,14 +399,23 @@ impl Engine {
             Ok(natives) => {
                 rec.natives = natives;
                 rec.status = status_for(&prepared.spec);
-                self.store.update(&rec).await
+                let saved = self.store.update(&rec).await;
+                self.end(
+                    &op_id,
+                    if saved.is_ok() { "succeeded" } else { "failed" },
+                    saved.as_ref().err(),
+                )
+                .await;
+                saved
             }
             Err(e @ Error::Internal(_)) => {
                 self.mark_failed(tenant, &id, &e).await;
+                self.end(&op_id, "failed", Some(&e)).await;
                 Err(e)
             }
             Err(e) => {
                 self.store.delete(tenant, &id).await?;
+                self.end(&op_id, "undone", Some(&e)).await;
                 Err(e)
             }
         }
@@ -282,6 +437,7 @@ impl Engine {
     pub async fn update(
         &self,
         tenant: &str,
+        actor: &str,
         id: &str,
         new_spec: SubscriptionSpec,
         if_version: Option<i64>,
@@ -294,6 +450,9 @@ impl Engine {
                 "If-Match version {v} is not the current version {}",
                 current.version
             )));
+        }
+        if new_spec.url != current.spec.url {
+            self.check_url(&new_spec)?;
         }
         let mut immutable = Vec::new();
         if new_spec.provider != current.spec.provider {
@@ -312,13 +471,14 @@ impl Engine {
             return Err(Error::Invalid(immutable));
         }
         let prepared = self.prepare(id, new_spec)?;
-        self.transition(current, prepared).await
+        self.transition(current, prepared, "update", actor).await
     }
 
     /// Switches deliveries on or off.
     pub async fn set_enabled(
         &self,
         tenant: &str,
+        actor: &str,
         id: &str,
         enabled: bool,
     ) -> Result<SubscriptionRecord, Error> {
@@ -326,7 +486,8 @@ impl Engine {
         let mut spec = current.spec.clone();
         spec.enabled = enabled;
         let prepared = self.prepare(id, spec)?;
-        self.transition(current, prepared).await
+        let kind = if enabled { "enable" } else { "disable" };
+        self.transition(current, prepared, kind, actor).await
     }
 
     /// Replaces the signing secret on every native resource (Talkover PUT,
@@ -335,6 +496,7 @@ impl Engine {
     pub async fn rotate_secret(
         &self,
         tenant: &str,
+        actor: &str,
         id: &str,
         given: Option<Secret>,
     ) -> Result<(SubscriptionRecord, Secret), Error> {
@@ -363,29 +525,55 @@ impl Engine {
         spec.on_unsupported = switchboard_core::OnUnsupported::Reject;
         let mut prepared = self.prepare(id, spec)?;
         prepared.spec.on_unsupported = current.spec.on_unsupported;
-        let rec = self.transition(current, prepared).await?;
+        let rec = self
+            .transition(current, prepared, "rotate_secret", actor)
+            .await?;
         Ok((rec, secret))
     }
 
     /// Deletes every native resource, then the subscription.
-    pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
+    pub async fn delete(&self, tenant: &str, actor: &str, id: &str) -> Result<(), Error> {
         let current = self.store.get(tenant, id).await?;
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.old_plans(&current)?;
-        self.store.claim(tenant, id, current.version).await?;
+        let op_id = self
+            .begin(NewOperation {
+                tenant,
+                subscription_id: id,
+                kind: "delete",
+                actor,
+                before: Some(&current.spec),
+                after: None,
+            })
+            .await?;
+        if let Err(e) = self.store.claim(tenant, id, current.version).await {
+            self.end(&op_id, "failed", Some(&e)).await;
+            return Err(e);
+        }
         let target = Target {
             store: &self.store,
             tenant,
             sub_id: id,
             account: current.spec.account.as_deref(),
+            op_id: &op_id,
         };
         match self
             .apply_locked(&provider, &target, &old, &current.natives, &[])
             .await
         {
-            Ok(_) => self.store.delete(tenant, id).await,
+            Ok(_) => {
+                let deleted = self.store.delete(tenant, id).await;
+                let state = if deleted.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                };
+                self.end(&op_id, state, deleted.as_ref().err()).await;
+                deleted
+            }
             Err(e) => {
                 self.release(&current, &e).await;
+                self.end(&op_id, undo_state(&e), Some(&e)).await;
                 Err(e)
             }
         }
@@ -395,17 +583,37 @@ impl Engine {
         &self,
         current: SubscriptionRecord,
         prepared: Prepared,
+        kind: &str,
+        actor: &str,
     ) -> Result<SubscriptionRecord, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.old_plans(&current)?;
-        self.store
-            .claim(&current.tenant, &current.id, current.version)
+        // Journalled before the claim, so a subscription is never pending
+        // without an entry that recovery can finish.
+        let op_id = self
+            .begin(NewOperation {
+                tenant: &current.tenant,
+                subscription_id: &current.id,
+                kind,
+                actor,
+                before: Some(&current.spec),
+                after: Some(&prepared.spec),
+            })
             .await?;
+        if let Err(e) = self
+            .store
+            .claim(&current.tenant, &current.id, current.version)
+            .await
+        {
+            self.end(&op_id, "failed", Some(&e)).await;
+            return Err(e);
+        }
         let target = Target {
             store: &self.store,
             tenant: &current.tenant,
             sub_id: &current.id,
             account: current.spec.account.as_deref(),
+            op_id: &op_id,
         };
         let wanted = self.wanted(&provider, &prepared);
         match self
@@ -419,10 +627,14 @@ impl Engine {
                 next.warnings = prepared.warnings;
                 next.last_error = None;
                 next.natives = natives;
-                self.store.update(&next).await
+                let saved = self.store.update(&next).await;
+                let state = if saved.is_ok() { "succeeded" } else { "failed" };
+                self.end(&op_id, state, saved.as_ref().err()).await;
+                saved
             }
             Err(e) => {
                 self.release(&current, &e).await;
+                self.end(&op_id, undo_state(&e), Some(&e)).await;
                 Err(e)
             }
         }
@@ -466,7 +678,17 @@ fn generate_secret() -> Secret {
     ))
 }
 
-fn status_for(spec: &SubscriptionSpec) -> SubscriptionStatus {
+/// The journal state of a change that failed: undone, unless the undo
+/// itself failed.
+fn undo_state(e: &Error) -> &'static str {
+    if matches!(e, Error::Internal(_)) {
+        "failed"
+    } else {
+        "undone"
+    }
+}
+
+pub(crate) fn status_for(spec: &SubscriptionSpec) -> SubscriptionStatus {
     if spec.enabled {
         SubscriptionStatus::Active
     } else {

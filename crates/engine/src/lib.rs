@@ -12,5 +12,6 @@
 
 mod apply;
 mod engine;
+mod recovery;
 
-pub use engine::{Engine, Preview, PreviewResource, ProviderInstance};
+pub use engine::{Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};

@@ -183,17 +183,17 @@ async fn a_subscription_outlives_an_event_removed_from_the_catalog() {
     let store = Store::connect(&testing::sqlite()).await.unwrap();
     let fake = FanOut::default();
     let before = engine_on(store.clone(), &fake, CATALOG);
-    let rec = before.create("t", spec(&["a", "b"])).await.unwrap();
+    let rec = before.create("t", "test", spec(&["a", "b"])).await.unwrap();
     let after = engine_on(store, &fake, "[native]\nfanout = [\"a\", \"c\"]\n");
     // Changing it to valid events works: b's resource is removed.
     let changed = after
-        .update("t", &rec.id, spec(&["a", "c"]), None)
+        .update("t", "test", &rec.id, spec(&["a", "c"]), None)
         .await
         .unwrap();
     assert_eq!(events_at_provider(&fake), ["a", "c"]);
     assert_eq!(changed.natives.len(), 2);
-    let rec = before.create("t", spec(&["b"])).await.unwrap();
-    after.delete("t", &rec.id).await.unwrap();
+    let rec = before.create("t", "test", spec(&["b"])).await.unwrap();
+    after.delete("t", "test", &rec.id).await.unwrap();
     assert_eq!(events_at_provider(&fake), ["a", "c"]);
 }
 
@@ -240,7 +240,7 @@ async fn a_failed_fan_out_leaves_nothing_behind() {
     let (engine, fake) = engine().await;
     fake.0.lock().unwrap().fail_create_of = Some("c".into());
     let err = engine
-        .create("t", spec(&["a", "b", "c", "d"]))
+        .create("t", "test", spec(&["a", "b", "c", "d"]))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Upstream(_)));
@@ -267,7 +267,10 @@ fn all() -> switchboard_store::ListQuery {
 #[tokio::test]
 async fn an_event_change_touches_only_the_affected_resources() {
     let (engine, fake) = engine().await;
-    let rec = engine.create("t", spec(&["a", "b", "c"])).await.unwrap();
+    let rec = engine
+        .create("t", "test", spec(&["a", "b", "c"]))
+        .await
+        .unwrap();
     assert_eq!(rec.natives.len(), 3);
     let a_id = rec
         .natives
@@ -279,7 +282,7 @@ async fn an_event_change_touches_only_the_affected_resources() {
     fake.0.lock().unwrap().calls.clear();
 
     let rec = engine
-        .update("t", &rec.id, spec(&["a", "d"]), None)
+        .update("t", "test", &rec.id, spec(&["a", "d"]), None)
         .await
         .unwrap();
     let calls = fake.0.lock().unwrap().calls.clone();
@@ -296,11 +299,14 @@ async fn an_event_change_touches_only_the_affected_resources() {
 #[tokio::test]
 async fn a_failed_update_is_undone_and_the_store_is_unchanged() {
     let (engine, fake) = engine().await;
-    let rec = engine.create("t", spec(&["a", "b"])).await.unwrap();
+    let rec = engine.create("t", "test", spec(&["a", "b"])).await.unwrap();
     fake.0.lock().unwrap().fail_create_of = Some("d".into());
     let mut next = spec(&["a", "c", "d"]);
     next.url = CallbackUrl::parse("https://hooks.example.com/new").unwrap();
-    let err = engine.update("t", &rec.id, next, None).await.unwrap_err();
+    let err = engine
+        .update("t", "test", &rec.id, next, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Upstream(_)));
     // a's URL change and c's creation were undone; b was never deleted.
     assert_eq!(events_at_provider(&fake), ["a", "b"]);
@@ -322,12 +328,18 @@ async fn a_failed_update_is_undone_and_the_store_is_unchanged() {
 #[tokio::test]
 async fn disable_without_a_native_switch_deletes_and_enable_recreates() {
     let (engine, fake) = engine().await;
-    let rec = engine.create("t", spec(&["a", "b"])).await.unwrap();
-    let off = engine.set_enabled("t", &rec.id, false).await.unwrap();
+    let rec = engine.create("t", "test", spec(&["a", "b"])).await.unwrap();
+    let off = engine
+        .set_enabled("t", "test", &rec.id, false)
+        .await
+        .unwrap();
     assert_eq!(off.status, SubscriptionStatus::Disabled);
     assert!(off.natives.is_empty());
     assert!(events_at_provider(&fake).is_empty());
-    let on = engine.set_enabled("t", &rec.id, true).await.unwrap();
+    let on = engine
+        .set_enabled("t", "test", &rec.id, true)
+        .await
+        .unwrap();
     assert_eq!(on.status, SubscriptionStatus::Active);
     assert_eq!(on.natives.len(), 2);
     assert_eq!(events_at_provider(&fake), ["a", "b"]);
@@ -335,7 +347,7 @@ async fn disable_without_a_native_switch_deletes_and_enable_recreates() {
     // Creating disabled creates nothing upstream.
     let mut s = spec(&["c"]);
     s.enabled = false;
-    let rec = engine.create("t", s).await.unwrap();
+    let rec = engine.create("t", "test", s).await.unwrap();
     assert_eq!(rec.status, SubscriptionStatus::Disabled);
     assert!(rec.natives.is_empty());
 }
@@ -343,9 +355,9 @@ async fn disable_without_a_native_switch_deletes_and_enable_recreates() {
 #[tokio::test]
 async fn a_failed_delete_restores_what_it_removed() {
     let (engine, fake) = engine().await;
-    let rec = engine.create("t", spec(&["a", "b"])).await.unwrap();
+    let rec = engine.create("t", "test", spec(&["a", "b"])).await.unwrap();
     fake.0.lock().unwrap().deletes_left = Some(1);
-    let err = engine.delete("t", &rec.id).await.unwrap_err();
+    let err = engine.delete("t", "test", &rec.id).await.unwrap_err();
     assert!(matches!(err, Error::Upstream(_)));
     // The first resource was deleted, the second refused: the first is
     // recreated (with a new native id) and the subscription is kept.
@@ -363,7 +375,7 @@ async fn a_failed_delete_restores_what_it_removed() {
     }
 
     fake.0.lock().unwrap().deletes_left = None;
-    engine.delete("t", &rec.id).await.unwrap();
+    engine.delete("t", "test", &rec.id).await.unwrap();
     assert!(events_at_provider(&fake).is_empty());
     assert!(matches!(
         engine.get("t", &rec.id).await,

@@ -120,7 +120,20 @@ impl App {
         let store = Store::connect(&opts)
             .await
             .map_err(|e| Unavailable(format!("database.url: {e}")))?;
-        let engine = Engine::new(store, Arc::new(catalog), instances);
+        let single_process = store.backend() == "sqlite";
+        let engine = Engine::new(store, Arc::new(catalog), instances)
+            .with_lease(Duration::from_millis(config.reliability.operation_lease_ms))
+            .with_url_policy(config.policy.to_policy().map_err(Invalid)?);
+        // Changes a previous process left half done are finished or undone
+        // before serving. On SQLite (one process) every running entry is
+        // abandoned; on Postgres only those whose lease has passed.
+        match engine.recover(single_process).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "recovered interrupted changes"),
+            Err(e) => {
+                tracing::warn!(error = %e, "start-up recovery failed; the maintenance task retries")
+            }
+        }
         let limits = switchboard_api::Limits {
             body_bytes: config.limits.body_bytes,
             header_bytes: config.limits.header_bytes,
@@ -159,10 +172,14 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let maintenance = self.state.engine.spawn_maintenance(Duration::from_millis(
+            self.config.reliability.maintenance_interval_ms,
+        ));
         let router = switchboard_api::router(self.state);
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
+        maintenance.abort();
         for sim in self.simulators {
             let _ = sim.shutdown().await;
         }

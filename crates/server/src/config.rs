@@ -182,6 +182,39 @@ pub struct SecretsConfig {
     pub demo_key_file: PathBuf,
 }
 
+/// `[policy]`: which callback URLs are accepted (see `UrlPolicy`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Accept `http://` callbacks.
+    pub allow_http: bool,
+    /// Accept private, loopback, link-local and metadata hosts.
+    pub allow_private: bool,
+    /// Networks accepted although not public (`"10.1.0.0/16"`).
+    pub allowed_subnets: Vec<String>,
+    /// Longest accepted URL.
+    pub max_len: usize,
+}
+
+impl PolicyConfig {
+    /// The validated policy.
+    pub fn to_policy(&self) -> Result<switchboard_core::policy::UrlPolicy, String> {
+        let value = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        switchboard_core::config::parse_table(value).map_err(|e| format!("policy.{e}"))
+    }
+}
+
+/// `[reliability]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReliabilityConfig {
+    /// How long a change's journal lease lasts; a change whose process
+    /// died is recovered once its lease has passed.
+    pub operation_lease_ms: u64,
+    /// How often leases are renewed and abandoned changes are looked for.
+    pub maintenance_interval_ms: u64,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,6 +247,10 @@ pub struct Config {
     pub simulators: SimulatorsConfig,
     /// `[secrets]`.
     pub secrets: SecretsConfig,
+    /// `[reliability]`.
+    pub reliability: ReliabilityConfig,
+    /// `[policy]`.
+    pub policy: PolicyConfig,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -257,6 +294,16 @@ impl Default for Config {
                 keys: Vec::new(),
                 demo_key_file: PathBuf::from("switchboard.demo-key"),
             },
+            policy: PolicyConfig {
+                allow_http: false,
+                allow_private: false,
+                allowed_subnets: Vec::new(),
+                max_len: 2048,
+            },
+            reliability: ReliabilityConfig {
+                operation_lease_ms: 30_000,
+                maintenance_interval_ms: 5_000,
+            },
             log: LogConfig {
                 format: "text".into(),
                 level: "info".into(),
@@ -265,8 +312,21 @@ impl Default for Config {
     }
 }
 
-/// Environment variables under the prefix that are not config keys.
-const NOT_CONFIG: [&str; 2] = ["config", "test_postgres_url"];
+/// The top-level config sections. Other `SWITCHBOARD_…` variables
+/// (`SWITCHBOARD_CONFIG`, test switches) are not configuration.
+const SECTIONS: [&str; 11] = [
+    "server",
+    "database",
+    "events",
+    "auth",
+    "providers",
+    "limits",
+    "simulators",
+    "secrets",
+    "reliability",
+    "policy",
+    "log",
+];
 
 impl Config {
     /// Loads defaults → file → environment. `file` is `--config` /
@@ -287,9 +347,10 @@ impl Config {
             }
         }
         fig = fig.merge(Env::prefixed("SWITCHBOARD_").split("__").filter(|k| {
-            !NOT_CONFIG
-                .iter()
-                .any(|n| k.as_str().eq_ignore_ascii_case(n))
+            // The section is what precedes the first `_` or `.` (section
+            // names have no underscore), before or after figment's split.
+            let first = k.as_str().split(['_', '.']).next().unwrap_or_default();
+            SECTIONS.iter().any(|s| first.eq_ignore_ascii_case(s))
         }));
         Self::from_figment(fig)
     }
@@ -318,6 +379,7 @@ impl Config {
         if self.limits.body_bytes < 1024 {
             return Err("limits.body_bytes: must be at least 1024".into());
         }
+        self.policy.to_policy()?;
         if self.limits.header_bytes < 1024 {
             return Err("limits.header_bytes: must be at least 1024".into());
         }
@@ -326,6 +388,14 @@ impl Config {
         }
         if self.limits.request_timeout_ms < 100 {
             return Err("limits.request_timeout_ms: must be at least 100".into());
+        }
+        if self.reliability.maintenance_interval_ms < 100
+            || self.reliability.operation_lease_ms < 3 * self.reliability.maintenance_interval_ms
+        {
+            return Err(
+                "reliability: maintenance_interval_ms must be at least 100, and operation_lease_ms at least three times it (leases are renewed each interval)"
+                    .into(),
+            );
         }
         if self.limits.upstream_attempts == 0 {
             return Err("limits.upstream_attempts: must be at least 1".into());

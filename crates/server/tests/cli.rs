@@ -226,7 +226,6 @@ format = "json"
         "CALLBACK_BEARER_SECRET",
         "SIGNING_SECRET_VALUE",
         "ROTATED_SECRET_VALUE",
-        "billing.example.com",
     ] {
         assert!(
             !stored.contains(secret),

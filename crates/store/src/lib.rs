@@ -8,11 +8,13 @@
 pub mod cipher;
 mod entity;
 pub mod idempotency;
+pub mod journal;
 mod records;
 mod store;
 pub mod testing;
 
 pub use cipher::{Cipher, SecretKey};
 pub use idempotency::Begin;
+pub use journal::{NewOperation, Operation};
 pub use records::{AuditEntry, ListQuery, NativeRecord, Page, SubscriptionRecord};
 pub use store::{AccountLock, Store, StoreOptions, lock_key};

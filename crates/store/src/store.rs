@@ -312,6 +312,16 @@ impl Store {
         upsert_native(&self.db, tenant, sub_id, n).await
     }
 
+    /// Whether any subscription has recorded native resource `native_id`.
+    pub async fn native_is_recorded(&self, native_id: &str) -> Result<bool, Error> {
+        Ok(native_resource::Entity::find()
+            .filter(native_resource::Column::NativeId.eq(native_id))
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+            .is_some())
+    }
+
     /// Forgets one native resource after it was deleted upstream.
     pub async fn forget_native(&self, tenant: &str, sub_id: &str, key: &str) -> Result<(), Error> {
         native_resource::Entity::delete_many()

@@ -31,6 +31,121 @@ pub fn router() -> Router<AppState> {
         .route("/v1/subscriptions/{id}/enable", post(enable))
         .route("/v1/subscriptions/{id}/disable", post(disable))
         .route("/v1/subscriptions/{id}/rotate-secret", post(rotate_secret))
+        .route("/v1/subscriptions/{id}/operations", get(operations))
+}
+
+/// One journalled change, as shown in the history. The journal also keeps
+/// the specs before and after (sealed, secrets included); they are not shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationView {
+    /// `op_<ulid>`.
+    pub id: String,
+    /// `create`, `update`, `enable`, `disable`, `rotate_secret`, `delete`.
+    pub kind: String,
+    /// Token name, or `switchboard` for recovery.
+    pub actor: String,
+    /// `running`, `succeeded`, `failed`, `undone`, `recovered`.
+    pub state: String,
+    /// Native steps as they completed (`create`, `update`, `delete`,
+    /// `adopt`, `undo-create`, `undo-update`), with native ids.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Vec<serde_json::Value>,
+    /// The upstream or internal error, when not `succeeded`.
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, when finished.
+    pub finished_at: Option<String>,
+}
+
+/// A page of history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperationPage {
+    /// Newest first.
+    pub data: Vec<OperationView>,
+    /// Pass as `cursor` for older entries; null at the first change.
+    pub next_cursor: Option<String>,
+}
+
+/// What was done to a subscription, when, by which token, with which
+/// upstream outcome (newest first).
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/operations", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id"),
+           ("limit" = Option<u64>, Query, description = "1..=200, default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses(
+        (status = 200, description = "History", body = OperationPage),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn operations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Result<Query<std::collections::HashMap<String, String>>, QueryRejection>,
+) -> ApiResult<axum::Json<OperationPage>> {
+    caller.require(READ)?;
+    let Query(params) = params.map_err(|e| Error::Malformed {
+        detail: format!("the query string could not be parsed: {e}"),
+        pointer: None,
+    })?;
+    let mut limit = 50;
+    let mut cursor = None;
+    let mut errors = Vec::new();
+    for (k, v) in params {
+        match k.as_str() {
+            "limit" => match v.parse::<u64>() {
+                Ok(n) if (1..=200).contains(&n) => limit = n,
+                _ => errors.push(switchboard_core::FieldError::new(
+                    "/limit",
+                    "must be an integer from 1 to 200",
+                )),
+            },
+            "cursor" if v.starts_with("op_") => cursor = Some(v),
+            "cursor" => errors.push(switchboard_core::FieldError::new(
+                "/cursor",
+                "is not a cursor returned by this API",
+            )),
+            other => errors.push(switchboard_core::FieldError::new(
+                format!("/{other}"),
+                "unknown query parameter; known: limit, cursor",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors).into());
+    }
+    let tenant = caller.tenant_for(&state, &id).await?;
+    // 404 for a subscription this tenant does not have, even if history of
+    // a deleted one exists.
+    let store = state.engine.store();
+    if let Err(e) = store.get(&tenant, &id).await {
+        let (ops, _) = store.list_operations(&tenant, &id, 1, None).await?;
+        if ops.is_empty() {
+            return Err(e.into());
+        }
+    }
+    let (ops, next_cursor) = store
+        .list_operations(&tenant, &id, limit, cursor.as_deref())
+        .await?;
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Ok(axum::Json(OperationPage {
+        data: ops
+            .into_iter()
+            .map(|o| OperationView {
+                id: o.id,
+                kind: o.kind,
+                actor: o.actor,
+                state: o.state,
+                steps: o.steps,
+                error: o.error,
+                started_at: fmt(o.started_at),
+                finished_at: o.finished_at.map(fmt),
+            })
+            .collect(),
+        next_cursor,
+    }))
 }
 
 /// Runs engine work in its own task: a client that disconnects or a
@@ -86,8 +201,12 @@ pub async fn create(
     caller.require(WRITE)?;
     let result = match body.into_spec() {
         Ok(spec) => {
-            let (engine, tenant) = (state.engine.clone(), caller.tenant.clone());
-            detached(async move { engine.create(&tenant, spec).await }).await
+            let (engine, tenant, actor) = (
+                state.engine.clone(),
+                caller.tenant.clone(),
+                caller.name.clone(),
+            );
+            detached(async move { engine.create(&tenant, &actor, spec).await }).await
         }
         Err(e) => Err(e),
     };
@@ -298,8 +417,13 @@ pub async fn patch(
         merge_patch(&mut merged, &patch);
         let body: SubscriptionRequest = parse_json(merged.to_string().as_bytes())?;
         let spec = body.into_spec()?;
-        let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
-        detached(async move { engine.update(&t, &i, spec, version).await }).await
+        let (engine, t, i, actor) = (
+            state.engine.clone(),
+            tenant.clone(),
+            id.clone(),
+            caller.name.clone(),
+        );
+        detached(async move { engine.update(&t, &actor, &i, spec, version).await }).await
     }
     .await;
     audit::record(
@@ -343,8 +467,13 @@ pub async fn remove(
     caller.require(WRITE)?;
     let tenant = caller.tenant_for(&state, &id).await?;
     let current = state.engine.get(&tenant, &id).await?;
-    let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
-    let result = detached(async move { engine.delete(&t, &i).await }).await;
+    let (engine, t, i, actor) = (
+        state.engine.clone(),
+        tenant.clone(),
+        id.clone(),
+        caller.name.clone(),
+    );
+    let result = detached(async move { engine.delete(&t, &actor, &i).await }).await;
     audit::record(
         &state,
         &caller,
@@ -374,8 +503,13 @@ async fn set_enabled(
     caller.require(WRITE)?;
     let tenant = caller.tenant_for(&state, &id).await?;
     let current = state.engine.get(&tenant, &id).await?;
-    let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
-    let result = detached(async move { engine.set_enabled(&t, &i, enabled).await }).await;
+    let (engine, t, i, actor) = (
+        state.engine.clone(),
+        tenant.clone(),
+        id.clone(),
+        caller.name.clone(),
+    );
+    let result = detached(async move { engine.set_enabled(&t, &actor, &i, enabled).await }).await;
     audit::record(
         &state,
         &caller,
@@ -484,8 +618,13 @@ pub async fn rotate_secret(
             }
             other => other.map(Secret::new),
         };
-        let (engine, t, i) = (state.engine.clone(), tenant.clone(), id.clone());
-        detached(async move { engine.rotate_secret(&t, &i, given).await }).await
+        let (engine, t, i, actor) = (
+            state.engine.clone(),
+            tenant.clone(),
+            id.clone(),
+            caller.name.clone(),
+        );
+        detached(async move { engine.rotate_secret(&t, &actor, &i, given).await }).await
     }
     .await;
     audit::record(

@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod idempotency;
 pub mod native_resource;
+pub mod operation;
 pub mod subscription;

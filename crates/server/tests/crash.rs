@@ -1,0 +1,294 @@
+//! Crash safety: `kill -9` of the server at points of a multi-resource
+//! change, then a restart; the store and an independent provider (the Bird
+//! simulator, running in this test process so it survives the kill) must
+//! agree, with nothing orphaned at the provider.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_sim::bird::{BirdConfig, BirdSim};
+use switchboard_sim::faults::Fault;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+const TOKEN: &str = "crash-test-token-1";
+const WORKSPACE: &str = "2f4a7c1e-8b5d-4e6f-9a0b-1c2d3e4f5a6b";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn config(dir: &std::path::Path, bird_url: &str) -> std::path::PathBuf {
+    let (_, key) = switchboard_store::SecretKey::generate("k1");
+    let hash = hex::encode(switchboard_api::auth::hash_token(TOKEN));
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[database]
+url = "sqlite://{db}?mode=rwc"
+[[auth.tokens]]
+name = "ops"
+tenant = "ops"
+token_sha256 = "{hash}"
+[providers.bird]
+kind = "accesskey-workspace"
+base_url = "{bird_url}"
+access_key = "bird_crash_key"
+[limits]
+upstream_attempts = 1
+[[secrets.keys]]
+id = "k1"
+key = "{key}"
+[log]
+level = "warn"
+"#,
+        db = dir.join("sb.db").display(),
+    );
+    let path = dir.join("switchboard.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(cfg: &std::path::Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "serve"])
+        .current_dir(ROOT)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("Switchboard listening on ") {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server started");
+    Server { child, base }
+}
+
+fn kill9(s: Server) {
+    drop(s);
+}
+
+impl Drop for Server {
+    /// SIGKILL: no shutdown hook runs, exactly like `kill -9`.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sim() -> BirdSim {
+    BirdSim::new(BirdConfig {
+        access_keys: vec!["bird_crash_key".into()],
+        workspaces: vec![WORKSPACE.into()],
+        ..BirdConfig::default()
+    })
+}
+
+fn body() -> Value {
+    json!({
+        "provider": "bird", "account": WORKSPACE,
+        "url": "https://billing.example.com/hooks",
+        "events": ["message.received", "message.sent", "conversation.created", "conversation.updated"],
+        "signing_secret": "whsec_crash"
+    })
+}
+
+/// Waits until `seen` POSTs/PATCHes reached the simulator. The server is
+/// another process, so this polls its effect at the provider (every 2 ms,
+/// for at most 60 s) rather than waiting a fixed time.
+async fn wait_for_calls(sim: &BirdSim, method: &str, seen: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if sim.requests().iter().filter(|r| r.method == method).count() >= seen {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("the server never sent {seen} {method} requests");
+}
+
+async fn subs(client: &reqwest::Client, base: &str) -> Vec<Value> {
+    let page: Value = client
+        .get(format!("{base}/v1/subscriptions?limit=200"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// The store's native ids equal the provider's subscription ids.
+fn assert_agree(sim: &BirdSim, stored: &[Value]) {
+    let mut at_provider: Vec<String> = sim
+        .subscriptions(WORKSPACE)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut recorded: Vec<String> = stored
+        .iter()
+        .flat_map(|s| s["native"].as_array().cloned().unwrap_or_default())
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+    at_provider.sort();
+    recorded.sort();
+    assert_eq!(
+        recorded, at_provider,
+        "store and provider agree; nothing orphaned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_fan_out_create_leaves_nothing_behind() {
+    let bird = sim();
+    let running = switchboard_sim::serve(bird.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    // Each point: the number of creates the provider has received when the
+    // process is killed (the last one still in flight).
+    for point in 1..=4 {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &running.base_url);
+        bird.clear_requests();
+        let server = start(&cfg);
+        // Every create is held at the provider long enough to be cut off.
+        bird.inject(Fault::latency(400).on_method("POST").times(8))
+            .unwrap();
+        let base = server.base.clone();
+        let c = client.clone();
+        let request = tokio::spawn(async move {
+            let _ = c
+                .post(format!("{base}/v1/subscriptions"))
+                .bearer_auth(TOKEN)
+                .json(&body())
+                .send()
+                .await;
+        });
+        wait_for_calls(&bird, "POST", point).await;
+        kill9(server);
+        let _ = request.await;
+        bird.clear_faults();
+
+        let server = start(&cfg);
+        let stored = subs(&client, &server.base).await;
+        assert!(
+            stored.is_empty(),
+            "point {point}: an unanswered create is undone: {stored:?}"
+        );
+        assert_agree(&bird, &stored);
+        kill9(server);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_an_update_finishes_it_after_restart() {
+    let bird = sim();
+    let running = switchboard_sim::serve(bird.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    for point in 1..=3 {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &running.base_url);
+        let server = start(&cfg);
+        let created: Value = client
+            .post(format!("{}/v1/subscriptions", server.base))
+            .bearer_auth(TOKEN)
+            .json(&body())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        bird.clear_requests();
+        bird.inject(Fault::latency(400).on_method("PATCH").times(8))
+            .unwrap();
+        let (base, c, path) = (
+            server.base.clone(),
+            client.clone(),
+            format!("/v1/subscriptions/{id}"),
+        );
+        let request = tokio::spawn(async move {
+            let _ = c
+                .patch(format!("{base}{path}"))
+                .bearer_auth(TOKEN)
+                .json(&json!({"url": "https://billing.example.com/v2"}))
+                .send()
+                .await;
+        });
+        wait_for_calls(&bird, "PATCH", point).await;
+        kill9(server);
+        let _ = request.await;
+        bird.clear_faults();
+
+        let server = start(&cfg);
+        let stored = subs(&client, &server.base).await;
+        let mine: Vec<Value> = stored
+            .iter()
+            .filter(|s| s["id"] == id.as_str())
+            .cloned()
+            .collect();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0]["status"], "active", "point {point}: {:?}", mine[0]);
+        assert_eq!(
+            mine[0]["url"], "https://billing.example.com/v2",
+            "the change was finished"
+        );
+        assert_eq!(mine[0]["native"].as_array().unwrap().len(), 4);
+        for s in bird.subscriptions(WORKSPACE).iter().filter(|s| {
+            mine[0]["native"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["id"] == s["id"])
+        }) {
+            assert_eq!(s["url"], "https://billing.example.com/v2");
+        }
+        assert_agree(&bird, &stored);
+        let history: Value = client
+            .get(format!("{}/v1/subscriptions/{id}/operations", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kinds: Vec<(&str, &str)> = history["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["kind"].as_str().unwrap(), o["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(kinds, [("update", "recovered"), ("create", "succeeded")]);
+        // Clean up so the next point starts from an empty provider.
+        let r = client
+            .delete(format!("{}/v1/subscriptions/{id}", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        assert!(bird.subscriptions(WORKSPACE).is_empty());
+        kill9(server);
+    }
+}

@@ -1,0 +1,262 @@
+//! The operations journal: each change is written here before its first
+//! upstream call, its native steps are appended as they complete, and its
+//! outcome closes it. A `running` entry whose lease has passed belongs to
+//! a process that died; recovery claims it (one replica at a time, by a
+//! compare-and-set on the lease) and finishes or undoes the change.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::Value;
+use switchboard_core::{Error, SubscriptionSpec};
+
+use crate::entity::operation;
+use crate::store::{Store, db_err};
+
+/// A journal entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// `op_<ulid>`.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Subscription.
+    pub subscription_id: String,
+    /// `create`, `update`, `enable`, `disable`, `rotate_secret`, `delete`.
+    pub kind: String,
+    /// Token name, or `switchboard`.
+    pub actor: String,
+    /// `running`, `succeeded`, `failed`, `undone`, `recovered`.
+    pub state: String,
+    /// Spec before (none for a create).
+    pub before: Option<SubscriptionSpec>,
+    /// Spec after (none for a delete).
+    pub after: Option<SubscriptionSpec>,
+    /// Completed native steps, oldest first.
+    pub steps: Vec<Value>,
+    /// Last error.
+    pub error: Option<String>,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A change about to start.
+pub struct NewOperation<'a> {
+    /// Tenant.
+    pub tenant: &'a str,
+    /// Subscription.
+    pub subscription_id: &'a str,
+    /// Kind of change.
+    pub kind: &'a str,
+    /// Token name.
+    pub actor: &'a str,
+    /// Spec before.
+    pub before: Option<&'a SubscriptionSpec>,
+    /// Spec after.
+    pub after: Option<&'a SubscriptionSpec>,
+}
+
+fn aad(id: &str) -> Vec<u8> {
+    format!("operation\0{id}").into_bytes()
+}
+
+fn lease_end(lease: std::time::Duration) -> DateTime<Utc> {
+    Utc::now() + Duration::from_std(lease).unwrap_or(Duration::seconds(60))
+}
+
+impl Store {
+    fn seal_opt(&self, id: &str, spec: Option<&SubscriptionSpec>) -> Result<Option<String>, Error> {
+        spec.map(|s| {
+            let json = serde_json::to_vec(s).map_err(|e| Error::Internal(e.to_string()))?;
+            self.cipher.seal(&json, &aad(id))
+        })
+        .transpose()
+    }
+
+    fn open_opt(&self, id: &str, sealed: Option<&str>) -> Result<Option<SubscriptionSpec>, Error> {
+        sealed
+            .map(|s| {
+                let json = self.cipher.open(s, &aad(id))?;
+                serde_json::from_slice(&json).map_err(|e| Error::Internal(e.to_string()))
+            })
+            .transpose()
+    }
+
+    fn to_operation(&self, m: operation::Model) -> Result<Operation, Error> {
+        Ok(Operation {
+            before: self.open_opt(&m.id, m.before_spec.as_deref())?,
+            after: self.open_opt(&m.id, m.after_spec.as_deref())?,
+            steps: serde_json::from_str(&m.steps).unwrap_or_default(),
+            id: m.id,
+            tenant: m.tenant,
+            subscription_id: m.subscription_id,
+            kind: m.kind,
+            actor: m.actor,
+            state: m.state,
+            error: m.error,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+        })
+    }
+
+    /// Journals a change before its first upstream call; returns its id.
+    pub async fn start_operation(
+        &self,
+        op: &NewOperation<'_>,
+        lease: std::time::Duration,
+    ) -> Result<String, Error> {
+        let id = format!("op_{}", ulid::Ulid::new());
+        let am = operation::ActiveModel {
+            id: Set(id.clone()),
+            tenant: Set(op.tenant.to_owned()),
+            subscription_id: Set(op.subscription_id.to_owned()),
+            kind: Set(op.kind.to_owned()),
+            actor: Set(op.actor.to_owned()),
+            state: Set("running".into()),
+            before_spec: Set(self.seal_opt(&id, op.before)?),
+            after_spec: Set(self.seal_opt(&id, op.after)?),
+            steps: Set("[]".into()),
+            error: Set(None),
+            started_at: Set(Utc::now()),
+            finished_at: Set(None),
+            lease_until: Set(lease_end(lease)),
+        };
+        operation::Entity::insert(am)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(id)
+    }
+
+    /// Appends one completed native step.
+    pub async fn add_step(&self, op_id: &str, step: Value) -> Result<(), Error> {
+        let Some(row) = operation::Entity::find_by_id(op_id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(());
+        };
+        let mut steps: Vec<Value> = serde_json::from_str(&row.steps).unwrap_or_default();
+        steps.push(step);
+        operation::Entity::update_many()
+            .col_expr(
+                operation::Column::Steps,
+                Expr::value(Value::Array(steps).to_string()),
+            )
+            .filter(operation::Column::Id.eq(op_id))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Closes an operation.
+    pub async fn finish_operation(
+        &self,
+        op_id: &str,
+        state: &str,
+        error: Option<String>,
+    ) -> Result<(), Error> {
+        operation::Entity::update_many()
+            .col_expr(operation::Column::State, Expr::value(state))
+            .col_expr(operation::Column::Error, Expr::value(error))
+            .col_expr(operation::Column::FinishedAt, Expr::value(Some(Utc::now())))
+            .filter(operation::Column::Id.eq(op_id))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Extends the leases of operations this process is running.
+    pub async fn renew_leases(
+        &self,
+        ids: &[String],
+        lease: std::time::Duration,
+    ) -> Result<(), Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        operation::Entity::update_many()
+            .col_expr(operation::Column::LeaseUntil, Expr::value(lease_end(lease)))
+            .filter(operation::Column::Id.is_in(ids.iter().cloned()))
+            .filter(operation::Column::State.eq("running"))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Claims running operations whose lease has passed (all running ones
+    /// when `all` is set: a single-process store at start-up). Each claim
+    /// is a compare-and-set on the lease, so one replica wins each.
+    pub async fn claim_abandoned(
+        &self,
+        lease: std::time::Duration,
+        all: bool,
+    ) -> Result<Vec<Operation>, Error> {
+        let now = Utc::now();
+        let mut q = operation::Entity::find().filter(operation::Column::State.eq("running"));
+        if !all {
+            q = q.filter(operation::Column::LeaseUntil.lt(now));
+        }
+        let rows = q
+            .order_by_asc(operation::Column::Id)
+            .limit(100)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        let mut claimed = Vec::new();
+        for row in rows {
+            let res = operation::Entity::update_many()
+                .col_expr(operation::Column::LeaseUntil, Expr::value(lease_end(lease)))
+                .filter(operation::Column::Id.eq(row.id.as_str()))
+                .filter(operation::Column::LeaseUntil.eq(row.lease_until))
+                .filter(operation::Column::State.eq("running"))
+                .exec(&self.db)
+                .await
+                .map_err(db_err)?;
+            if res.rows_affected == 1 {
+                claimed.push(self.to_operation(row)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// The operations of one subscription, newest first.
+    pub async fn list_operations(
+        &self,
+        tenant: &str,
+        subscription_id: &str,
+        limit: u64,
+        before: Option<&str>,
+    ) -> Result<(Vec<Operation>, Option<String>), Error> {
+        let mut q = operation::Entity::find()
+            .filter(operation::Column::Tenant.eq(tenant))
+            .filter(operation::Column::SubscriptionId.eq(subscription_id));
+        if let Some(b) = before {
+            q = q.filter(operation::Column::Id.lt(b));
+        }
+        let mut rows = q
+            .order_by_desc(operation::Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        let ops = rows
+            .into_iter()
+            .map(|r| self.to_operation(r))
+            .collect::<Result<_, _>>()?;
+        Ok((ops, next))
+    }
+}
