@@ -115,9 +115,8 @@ listen = "127.0.0.1:0"
 talkover_agents = ["$AGENT"]
 
 [secrets]
-# >>> PLACEHOLDER: demo key setting. Demo mode (simulators on, no keys)
-# >>> keeps a generated data-encryption key in this file; adjust or replace
-# >>> this line if the [secrets] keys change.
+# Demo mode (simulators on, no keys) keeps its generated data-encryption
+# key here, inside the throw-away directory.
 demo_key_file = "$WORK/demo-key"
 
 [log]
