@@ -7,6 +7,7 @@ mod m20261123_000001_subscriptions;
 mod m20261123_000002_audit_log;
 mod m20261123_000003_idempotency;
 mod m20261123_000004_operations;
+mod m20261123_000005_reconciliation;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_audit_log::Migration),
             Box::new(m20261123_000003_idempotency::Migration),
             Box::new(m20261123_000004_operations::Migration),
+            Box::new(m20261123_000005_reconciliation::Migration),
         ]
     }
 }

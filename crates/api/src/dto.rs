@@ -566,6 +566,13 @@ pub struct SubscriptionView {
     /// Last error, when `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the provider's state was last compared with this subscription.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reconciled_at: Option<String>,
+    /// What that comparison found: `{kind: missing|drifted|unknown, key,
+    /// native_id, detail, repaired}`.
+    #[schema(value_type = Vec<Object>)]
+    pub findings: Vec<Value>,
     /// Optimistic-concurrency version (also the `ETag`).
     pub version: i64,
     /// RFC 3339.
@@ -653,6 +660,10 @@ impl From<&SubscriptionRecord> for SubscriptionView {
                 .collect(),
             warnings: r.warnings.clone(),
             last_error: r.last_error.clone(),
+            last_reconciled_at: r
+                .last_reconciled_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            findings: r.findings.clone(),
             version: r.version,
             created_at: r
                 .created_at
@@ -761,6 +772,8 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             natives: vec![],
+            last_reconciled_at: None,
+            findings: vec![],
         };
         let shown = serde_json::to_string(&SubscriptionView::from(&rec)).unwrap();
         assert!(!shown.contains("pw-123") && !shown.contains("sig-456"));

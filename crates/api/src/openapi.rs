@@ -28,7 +28,7 @@ impl Modify for BearerAuth {
     paths(
         subscriptions::create, subscriptions::list, subscriptions::fetch, subscriptions::patch,
         subscriptions::remove, subscriptions::enable, subscriptions::disable, subscriptions::preview,
-        subscriptions::rotate_secret, subscriptions::operations, audit::list,
+        subscriptions::rotate_secret, subscriptions::operations, subscriptions::reconcile, audit::list,
         catalog::providers, catalog::events, health::healthz, health::readyz,
     ),
     components(schemas(

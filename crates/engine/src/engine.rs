@@ -131,6 +131,11 @@ impl Engine {
             .insert(op_id.to_owned());
     }
 
+    /// Journals a change (reconciliation's entry point to `begin`).
+    pub(crate) async fn begin_op(&self, op: NewOperation<'_>) -> Result<String, Error> {
+        self.begin(op).await
+    }
+
     /// Closes a journal entry (recovery's entry point to `end`).
     pub(crate) async fn finish(&self, op_id: &str, state: &str, error: Option<&Error>) {
         self.end(op_id, state, error).await;
@@ -379,6 +384,8 @@ impl Engine {
             created_at: now,
             updated_at: now,
             natives: Vec::new(),
+            last_reconciled_at: None,
+            findings: Vec::new(),
         };
         if let Err(e) = self.store.insert(&rec).await {
             self.end(&op_id, "failed", Some(&e)).await;

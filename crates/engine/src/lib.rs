@@ -12,6 +12,7 @@
 
 mod apply;
 mod engine;
+mod reconcile;
 mod recovery;
 
 pub use engine::{Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};

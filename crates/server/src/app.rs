@@ -175,11 +175,19 @@ impl App {
         let maintenance = self.state.engine.spawn_maintenance(Duration::from_millis(
             self.config.reliability.maintenance_interval_ms,
         ));
+        let reconciler = (self.config.reliability.reconcile_interval_ms > 0).then(|| {
+            self.state.engine.spawn_reconciler(Duration::from_millis(
+                self.config.reliability.reconcile_interval_ms,
+            ))
+        });
         let router = switchboard_api::router(self.state);
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         maintenance.abort();
+        if let Some(r) = reconciler {
+            r.abort();
+        }
         for sim in self.simulators {
             let _ = sim.shutdown().await;
         }

@@ -213,6 +213,9 @@ pub struct ReliabilityConfig {
     pub operation_lease_ms: u64,
     /// How often leases are renewed and abandoned changes are looked for.
     pub maintenance_interval_ms: u64,
+    /// How often every subscription is compared with its provider and
+    /// repaired (one replica at a time); 0 turns the background pass off.
+    pub reconcile_interval_ms: u64,
 }
 
 /// `[log]`.
@@ -303,6 +306,7 @@ impl Default for Config {
             reliability: ReliabilityConfig {
                 operation_lease_ms: 30_000,
                 maintenance_interval_ms: 5_000,
+                reconcile_interval_ms: 300_000,
             },
             log: LogConfig {
                 format: "text".into(),

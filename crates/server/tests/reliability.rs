@@ -100,3 +100,149 @@ async fn idempotency(store: &StoreOptions) {
 async fn idempotency_keys_replay_refuse_and_conflict() {
     each_backend!(idempotency);
 }
+
+/// Calls the Talkover simulator directly, as someone changing things at the
+/// provider behind Switchboard's back.
+async fn at_provider(
+    env: &Env,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let base = env.sim_base.clone();
+    let mut req = env
+        .client
+        .request(
+            method.parse().unwrap(),
+            format!("{base}/api/v1/agents/{AGENT}/webhooks{path}"),
+        )
+        .bearer_auth(PROVIDER_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    assert!(
+        r.status().is_success(),
+        "provider call {method} {path}: {}",
+        r.status()
+    );
+    r.json().await.unwrap_or(serde_json::Value::Null)
+}
+
+async fn reconciliation(store: &StoreOptions) {
+    let env = start(store, Opts::default()).await;
+    let sub = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await
+        .json();
+    let id = sub["id"].as_str().unwrap().to_owned();
+    let native = sub["native"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/subscriptions/{id}/reconcile");
+
+    // Nothing differs: nothing found.
+    let r = env.call("POST", &path, TOKEN_A, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["findings"], json!([]));
+    assert!(r.json()["last_reconciled_at"].is_string());
+
+    // Deleted at the provider: recreated.
+    at_provider(&env, "DELETE", &format!("/{native}"), None).await;
+    let r = env.call("POST", &path, TOKEN_A, None).await.json();
+    assert_eq!(r["status"], "active");
+    assert_eq!(r["findings"][0]["kind"], "missing");
+    assert_eq!(r["findings"][0]["repaired"], true);
+    let hooks = env.sim_webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(r["native"][0]["id"], hooks[0]["id"]);
+    assert_eq!(
+        hooks[0]["webhook_secret"], "whsec-SECRET-2",
+        "recreated from the plan, secret included"
+    );
+
+    // Changed at the provider: replaced by one matching the plan.
+    let current = hooks[0]["id"].as_str().unwrap().to_owned();
+    at_provider(
+        &env,
+        "PUT",
+        &format!("/{current}"),
+        Some(json!({"webhook_url": "https://evil.example.com/x"})),
+    )
+    .await;
+    let r = env.call("POST", &path, TOKEN_A, None).await.json();
+    assert_eq!(r["findings"][0]["kind"], "drifted");
+    assert!(
+        r["findings"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example.com")
+    );
+    let hooks = env.sim_webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["webhook_url"], "https://billing.example.com/hooks");
+
+    // A lookalike nobody recorded: reported, removed only on request.
+    at_provider(
+        &env,
+        "POST",
+        "",
+        Some(json!({"name": "copy", "webhook_url": "https://billing.example.com/hooks", "events": ["event_action"]})),
+    )
+    .await;
+    let r = env.call("POST", &path, TOKEN_A, None).await.json();
+    assert_eq!(r["findings"][0]["kind"], "unknown");
+    assert_eq!(r["findings"][0]["repaired"], false);
+    assert_eq!(
+        r["status"], "active",
+        "an unknown lookalike does not degrade"
+    );
+    assert_eq!(env.sim_webhooks().len(), 2);
+    let r = env
+        .call(
+            "POST",
+            &format!("{path}?remove_unknown=true"),
+            TOKEN_A,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(r["findings"][0]["repaired"], true);
+    assert_eq!(env.sim_webhooks().len(), 1);
+
+    // A repair the provider refuses leaves the subscription degraded.
+    let current = env.sim_webhooks()[0]["id"].as_str().unwrap().to_owned();
+    at_provider(&env, "DELETE", &format!("/{current}"), None).await;
+    env.sim
+        .inject(Fault::status(500).on_method("POST"))
+        .unwrap();
+    let r = env.call("POST", &path, TOKEN_A, None).await.json();
+    assert_eq!(r["status"], "degraded", "{r}");
+    assert_eq!(r["findings"][0]["repaired"], false);
+    // The next pass repairs it.
+    let r = env.call("POST", &path, TOKEN_A, None).await.json();
+    assert_eq!(r["status"], "active");
+    assert_eq!(env.sim_webhooks().len(), 1);
+
+    let history = env
+        .call(
+            "GET",
+            &format!("/v1/subscriptions/{id}/operations"),
+            TOKEN_A,
+            None,
+        )
+        .await
+        .json();
+    let kinds: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.last(), Some(&"create"));
+    assert_eq!(kinds.iter().filter(|k| **k == "reconcile").count(), 7);
+    assert_eq!(history["data"][0]["actor"], "a");
+}
+
+#[tokio::test]
+async fn reconcile_repairs_drift_and_reports_lookalikes() {
+    each_backend!(reconciliation);
+}

@@ -41,6 +41,10 @@ pub struct SubscriptionRecord {
     pub updated_at: DateTime<Utc>,
     /// Native resources, ordered by key.
     pub natives: Vec<NativeRecord>,
+    /// When the provider's state was last compared with this record.
+    pub last_reconciled_at: Option<DateTime<Utc>>,
+    /// What that comparison found (empty when all matched).
+    pub findings: Vec<serde_json::Value>,
 }
 
 /// Filters and paging of a list.

@@ -355,6 +355,14 @@ impl Store {
             )
             .col_expr(subscription::Column::Version, Expr::value(rec.version + 1))
             .col_expr(subscription::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                subscription::Column::LastReconciledAt,
+                Expr::value(rec.last_reconciled_at),
+            )
+            .col_expr(
+                subscription::Column::Findings,
+                Expr::value(serde_json::to_string(&rec.findings).map_err(json_err)?),
+            )
             .filter(subscription::Column::Tenant.eq(rec.tenant.as_str()))
             .filter(subscription::Column::Id.eq(rec.id.as_str()))
             .filter(subscription::Column::Version.eq(rec.version))
@@ -507,6 +515,40 @@ impl Store {
             })
     }
 
+    /// Takes the lock `name` if nobody holds it, without waiting: for
+    /// background work that one replica at a time should do.
+    pub async fn try_lock(&self, name: &str) -> Result<Option<AccountLock>, Error> {
+        let local = {
+            let mut map = LOCAL_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(name.to_owned()).or_default().clone()
+        };
+        let Ok(guard) = local.try_lock_owned() else {
+            return Ok(None);
+        };
+        let txn = if self.db.get_database_backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await.map_err(db_err)?;
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_try_advisory_xact_lock($1) AS got",
+                    [lock_key(name).into()],
+                ))
+                .await
+                .map_err(db_err)?;
+            let got = row
+                .map(|r| r.try_get::<bool>("", "got"))
+                .transpose()
+                .map_err(db_err)?;
+            if got != Some(true) {
+                return Ok(None);
+            }
+            Some(txn)
+        } else {
+            None
+        };
+        Ok(Some(AccountLock { txn, _local: guard }))
+    }
+
     /// Deletes a subscription and its native records.
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
         let txn = self.db.begin().await.map_err(db_err)?;
@@ -642,6 +684,8 @@ impl Store {
             version: Set(rec.version),
             created_at: Set(rec.created_at),
             updated_at: Set(rec.updated_at),
+            last_reconciled_at: Set(rec.last_reconciled_at),
+            findings: Set(serde_json::to_string(&rec.findings).map_err(json_err)?),
         })
     }
 
@@ -674,6 +718,8 @@ impl Store {
             version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            last_reconciled_at: row.last_reconciled_at,
+            findings: serde_json::from_str(&row.findings).unwrap_or_default(),
             natives,
         })
     }

@@ -46,6 +46,8 @@ fn record(tenant: &str, provider: &str) -> SubscriptionRecord {
             enabled: true,
             created_at: now,
         }],
+        last_reconciled_at: None,
+        findings: vec![],
     }
 }
 

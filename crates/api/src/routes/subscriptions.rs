@@ -32,6 +32,79 @@ pub fn router() -> Router<AppState> {
         .route("/v1/subscriptions/{id}/disable", post(disable))
         .route("/v1/subscriptions/{id}/rotate-secret", post(rotate_secret))
         .route("/v1/subscriptions/{id}/operations", get(operations))
+        .route("/v1/subscriptions/{id}/reconcile", post(reconcile))
+}
+
+/// Compare the subscription with what its provider reports and repair
+/// drift: a native resource deleted or changed at the provider is
+/// recreated. Lookalike resources nobody recorded are reported, and
+/// removed with `?remove_unknown=true`.
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/reconcile", tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id"),
+           ("remove_unknown" = Option<bool>, Query, description = "also delete unrecorded lookalikes")),
+    responses(
+        (status = 200, description = "Compared; `findings` says what differed", body = SubscriptionView),
+        (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A change is in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Provider failed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reconcile(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Result<Query<std::collections::HashMap<String, String>>, QueryRejection>,
+) -> ApiResult<Response> {
+    caller.require(WRITE)?;
+    let Query(params) = params.map_err(|e| Error::Malformed {
+        detail: format!("the query string could not be parsed: {e}"),
+        pointer: None,
+    })?;
+    let mut remove_unknown = false;
+    for (k, v) in params {
+        match (k.as_str(), v.as_str()) {
+            ("remove_unknown", "true") => remove_unknown = true,
+            ("remove_unknown", "false") => remove_unknown = false,
+            (other, _) => {
+                return Err(Error::field(
+                    format!("/{other}"),
+                    "unknown query parameter or value; known: remove_unknown=true|false",
+                )
+                .into());
+            }
+        }
+    }
+    let tenant = caller.tenant_for(&state, &id).await?;
+    let current = state.engine.get(&tenant, &id).await?;
+    let (engine, t, i, actor) = (
+        state.engine.clone(),
+        tenant.clone(),
+        id.clone(),
+        caller.name.clone(),
+    );
+    let result =
+        detached(async move { engine.reconcile(&t, &actor, &i, remove_unknown).await }).await;
+    audit::record(
+        &state,
+        &caller,
+        &headers,
+        audit::Change {
+            operation: "reconcile",
+            subscription_id: Some(&id),
+            tenant: &tenant,
+            before: Some(view_json(&current)),
+            after: result.as_ref().ok().map(view_json),
+            outcome: audit::outcome(&result, 200),
+        },
+    )
+    .await;
+    let rec = result?;
+    Ok(with_etag(
+        StatusCode::OK,
+        SubscriptionView::from(&rec),
+        false,
+    ))
 }
 
 /// One journalled change, as shown in the history. The journal also keeps

@@ -22,6 +22,8 @@ pub const AGENT: &str = DEFAULT_AGENT;
 
 pub struct Env {
     pub base: String,
+    /// The Talkover simulator's address (API under `/api/v1`).
+    pub sim_base: String,
     pub sim: TalkoverSim,
     pub client: reqwest::Client,
     pub server: Option<Running>,
@@ -110,6 +112,7 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
     let server = app.spawn().await.unwrap();
     Env {
         base: server.base_url.clone(),
+        sim_base: sim_running.base_url.clone(),
         sim,
         client: reqwest::Client::new(),
         server: Some(server),

@@ -32,6 +32,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// Last change.
     pub updated_at: DateTimeUtc,
+    /// When the provider's state was last compared with this row.
+    pub last_reconciled_at: Option<DateTimeUtc>,
+    /// JSON array of what that comparison found.
+    #[sea_orm(column_type = "Text")]
+    pub findings: String,
 }
 
 /// Relations.
