@@ -69,10 +69,13 @@ pub struct SubscriptionRequest {
     pub account: Option<String>,
     /// Optional name, at most 255 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 255)]
     pub name: Option<String>,
     /// Callback URL.
+    #[schema(max_length = 2048)]
     pub url: String,
     /// Normalized names, or native names prefixed `native:`.
+    #[schema(min_items = 1, max_items = 100)]
     pub events: Vec<String>,
     /// Delivery authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,9 +88,11 @@ pub struct SubscriptionRequest {
     pub headers: Option<BTreeMap<String, String>>,
     /// `POST`, `PUT` or `PATCH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(POST|PUT|PATCH)$")]
     pub method: Option<String>,
     /// `json` or `xml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(json|xml)$")]
     pub format: Option<String>,
     /// Delivery timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +116,7 @@ pub struct SubscriptionRequest {
     pub metadata: Option<Map<String, Value>>,
     /// `reject` (default) or `ignore`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(reject|ignore)$")]
     pub on_unsupported: Option<String>,
 }
 

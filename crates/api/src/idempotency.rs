@@ -57,6 +57,8 @@ fn replay(status: u16, body: Vec<u8>) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(REPLAYED, HeaderValue::from_static("true"));
+    // A replay may carry a secret (rotate-secret): keep it out of caches.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
         h.insert(header::LOCATION, v);
     }

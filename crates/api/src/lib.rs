@@ -101,10 +101,10 @@ impl MakeRequestId for MakeUlid {
     }
 }
 
-async fn not_found() -> impl IntoResponse {
+async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
     problem::ApiError(Error::NotFound {
         what: "route",
-        id: "this path".into(),
+        id: uri.path().to_owned(),
     })
 }
 

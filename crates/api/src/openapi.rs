@@ -18,6 +18,50 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Every authenticated operation can answer these; declaring them
+        // once here keeps the per-handler annotations about the handler.
+        let common = [
+            ("401", "Missing or unknown bearer token"),
+            ("403", "The token lacks a scope"),
+            ("415", "The body is not application/json"),
+            ("429", "This token exceeded its request rate"),
+            ("431", "Request headers too large"),
+            ("503", "Busy, timed out, or the database is unavailable"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+                item.put.as_mut(),
+            ];
+            for op in ops.into_iter().flatten() {
+                if op.security.is_none() {
+                    continue;
+                }
+                for (code, what) in common {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| {
+                            utoipa::openapi::RefOr::T(
+                                utoipa::openapi::ResponseBuilder::new()
+                                    .description(what)
+                                    .content(
+                                        crate::problem::PROBLEM_JSON,
+                                        utoipa::openapi::ContentBuilder::new()
+                                            .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                                                "Problem",
+                                            )))
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                        });
+                }
+            }
+        }
     }
 }
 

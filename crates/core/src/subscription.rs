@@ -50,7 +50,10 @@ impl CallbackUrl {
 
     /// Whether the scheme is https.
     pub fn is_https(&self) -> bool {
-        self.0.starts_with("https://")
+        // Schemes are case-insensitive (RFC 3986 §3.1).
+        self.0
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
     }
 }
 

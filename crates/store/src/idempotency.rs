@@ -32,6 +32,11 @@ pub enum Begin {
     InProgress,
 }
 
+/// Associated data of a kept reply.
+pub(crate) fn reply_aad(tenant: &str, key: &str) -> Vec<u8> {
+    aad(tenant, key)
+}
+
 fn aad(tenant: &str, key: &str) -> Vec<u8> {
     format!("idempotency\0{tenant}\0{key}").into_bytes()
 }

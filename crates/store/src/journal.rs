@@ -58,6 +58,11 @@ pub struct NewOperation<'a> {
     pub after: Option<&'a SubscriptionSpec>,
 }
 
+/// Associated data of an operation's sealed specs.
+pub(crate) fn operation_aad(id: &str) -> Vec<u8> {
+    aad(id)
+}
+
 fn aad(id: &str) -> Vec<u8> {
     format!("operation\0{id}").into_bytes()
 }

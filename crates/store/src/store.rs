@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use switchboard_core::{Error, SubscriptionStatus};
 use switchboard_migration::{Migrator, MigratorTrait};
 
-use crate::entity::{audit, native_resource, subscription};
+use crate::entity::{audit, idempotency, native_resource, operation, subscription};
 use crate::{AuditEntry, Cipher, ListQuery, NativeRecord, Page, SubscriptionRecord};
 
 /// Connection settings.
@@ -630,14 +630,17 @@ impl Store {
         serde_json::from_slice(&json).map_err(json_err)
     }
 
-    /// Re-seals every stored spec that is not sealed with the current key
+    /// Re-seals everything sealed with another key than the current one:
+    /// subscription specs, journalled specs and kept idempotent replies
     /// (`switchboard secrets rotate`). Rows changed concurrently are left
-    /// for the next run rather than overwritten. Returns how many rows
+    /// for the next run rather than overwritten. Returns how many values
     /// were re-sealed.
     pub async fn rotate_keys(&self) -> Result<u64, Error> {
         let current = self.cipher.current_key_id().to_owned();
-        let mut after: Option<String> = None;
+        let stale = |v: &str| Cipher::key_id_of(v) != Some(current.as_str());
         let mut rotated = 0;
+
+        let mut after: Option<String> = None;
         loop {
             let mut q = subscription::Entity::find();
             if let Some(a) = &after {
@@ -649,17 +652,13 @@ impl Store {
                 .all(&self.db)
                 .await
                 .map_err(db_err)?;
-            let Some(last) = rows.last() else {
-                return Ok(rotated);
-            };
+            let Some(last) = rows.last() else { break };
             after = Some(last.id.clone());
-            for row in rows {
-                if Cipher::key_id_of(&row.spec) == Some(current.as_str()) {
-                    continue;
-                }
+            for row in rows.into_iter().filter(|r| stale(&r.spec)) {
                 let aad = row_aad(&row.tenant, &row.id);
-                let plain = self.cipher.open(&row.spec, &aad)?;
-                let sealed = self.cipher.seal(&plain, &aad)?;
+                let sealed = self
+                    .cipher
+                    .seal(&self.cipher.open(&row.spec, &aad)?, &aad)?;
                 let res = subscription::Entity::update_many()
                     .col_expr(subscription::Column::Spec, Expr::value(sealed))
                     .filter(subscription::Column::Id.eq(row.id.as_str()))
@@ -670,6 +669,66 @@ impl Store {
                 rotated += res.rows_affected;
             }
         }
+
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = operation::Entity::find();
+            if let Some(a) = &after {
+                q = q.filter(operation::Column::Id.gt(a.as_str()));
+            }
+            let rows = q
+                .order_by_asc(operation::Column::Id)
+                .limit(200)
+                .all(&self.db)
+                .await
+                .map_err(db_err)?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.id.clone());
+            for row in rows {
+                let aad = crate::journal::operation_aad(&row.id);
+                for (col, value) in [
+                    (operation::Column::BeforeSpec, &row.before_spec),
+                    (operation::Column::AfterSpec, &row.after_spec),
+                ] {
+                    let Some(v) = value.as_deref().filter(|v| stale(v)) else {
+                        continue;
+                    };
+                    let sealed = self.cipher.seal(&self.cipher.open(v, &aad)?, &aad)?;
+                    let res = operation::Entity::update_many()
+                        .col_expr(col, Expr::value(sealed))
+                        .filter(operation::Column::Id.eq(row.id.as_str()))
+                        .filter(col.eq(v))
+                        .exec(&self.db)
+                        .await
+                        .map_err(db_err)?;
+                    rotated += res.rows_affected;
+                }
+            }
+        }
+
+        // Kept replies live 24 h; there are few of them at any time.
+        let rows = idempotency::Entity::find()
+            .filter(idempotency::Column::ResponseBody.is_not_null())
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        for row in rows {
+            let Some(v) = row.response_body.as_deref().filter(|v| stale(v)) else {
+                continue;
+            };
+            let aad = crate::idempotency::reply_aad(&row.tenant, &row.key);
+            let sealed = self.cipher.seal(&self.cipher.open(v, &aad)?, &aad)?;
+            let res = idempotency::Entity::update_many()
+                .col_expr(idempotency::Column::ResponseBody, Expr::value(sealed))
+                .filter(idempotency::Column::Tenant.eq(row.tenant.as_str()))
+                .filter(idempotency::Column::Key.eq(row.key.as_str()))
+                .filter(idempotency::Column::ResponseBody.eq(v))
+                .exec(&self.db)
+                .await
+                .map_err(db_err)?;
+            rotated += res.rows_affected;
+        }
+        Ok(rotated)
     }
 
     fn to_active(&self, rec: &SubscriptionRecord) -> Result<subscription::ActiveModel, Error> {

@@ -293,3 +293,50 @@ async fn a_held_account_lock_is_visible_to_other_postgres_sessions() {
         "released locks can be taken"
     );
 }
+
+#[tokio::test]
+async fn key_rotation_reseals_everything_with_the_new_key() {
+    use switchboard_store::{Cipher, NewOperation, SecretKey};
+    for (name, mut opts) in testing::backends() {
+        let old = SecretKey::generate("old").0;
+        let new = SecretKey::generate("new").0;
+        opts.cipher = Cipher::new(vec![old.clone()]).unwrap();
+        let before = Store::connect(&opts).await.unwrap();
+        let rec = record("t", "a");
+        before.insert(&rec).await.unwrap();
+        let op = before
+            .start_operation(
+                &NewOperation {
+                    tenant: "t",
+                    subscription_id: &rec.id,
+                    kind: "update",
+                    actor: "x",
+                    before: Some(&rec.spec),
+                    after: Some(&rec.spec),
+                },
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+
+        opts.cipher = Cipher::new(vec![new.clone(), old]).unwrap();
+        let both = Store::connect(&opts).await.unwrap();
+        let n = both.rotate_keys().await.unwrap();
+        assert!(n >= 3, "{name}: spec and both journalled specs, got {n}");
+        assert_eq!(both.rotate_keys().await.unwrap(), 0, "{name}: idempotent");
+
+        opts.cipher = Cipher::new(vec![new]).unwrap();
+        let only_new = Store::connect(&opts).await.unwrap();
+        assert_eq!(
+            only_new.get("t", &rec.id).await.unwrap().spec,
+            rec.spec,
+            "{name}"
+        );
+        let (ops, _) = only_new
+            .list_operations("t", &rec.id, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(ops[0].id, op);
+        assert_eq!(ops[0].before.as_ref(), Some(&rec.spec));
+    }
+}

@@ -445,12 +445,18 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Error> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    v.to_str()
-        .ok()
-        .map(|s| s.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|s| s.parse::<i64>().ok())
+    let text = v.to_str().unwrap_or_default().trim();
+    // If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak
+    // validator never matches.
+    if text.starts_with("W/") {
+        return Err(Error::PreconditionFailed(
+            "If-Match needs the strong ETag (\"3\"), not a weak one".into(),
+        ));
+    }
+    text.trim_matches('"')
+        .parse::<i64>()
         .map(Some)
-        .ok_or_else(|| Error::Malformed {
+        .map_err(|_| Error::Malformed {
             detail: "If-Match must be the ETag of the subscription, e.g. \"3\"".into(),
             pointer: None,
         })
@@ -671,9 +677,21 @@ pub async fn rotate_secret(
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     caller.require(WRITE)?;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge {
+                limit: state.limits.body_bytes,
+            }
+        } else {
+            Error::Malformed {
+                detail: format!("the body could not be read: {r}"),
+                pointer: None,
+            }
+        }
+    })?;
     let tenant = caller.tenant_for(&state, &id).await?;
     let current = state.engine.get(&tenant, &id).await?;
     let result = async {
