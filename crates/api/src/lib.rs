@@ -39,6 +39,9 @@ pub struct Limits {
     pub request_timeout: std::time::Duration,
     /// Requests served at once; more are refused with 503.
     pub max_concurrent_requests: usize,
+    /// How long a create waits for its upstream work before answering
+    /// `202` with `status: pending` (the work finishes in the background).
+    pub upstream_budget: std::time::Duration,
     /// Sustained requests per second per token (0: unlimited).
     pub per_token_rps: u32,
     /// Burst per token.
@@ -52,6 +55,7 @@ impl Default for Limits {
             header_bytes: 16 * 1024,
             request_timeout: std::time::Duration::from_secs(30),
             max_concurrent_requests: 512,
+            upstream_budget: std::time::Duration::from_secs(10),
             per_token_rps: 50,
             per_token_burst: 100,
         }

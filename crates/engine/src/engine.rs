@@ -69,6 +69,24 @@ pub struct Engine {
     url_policy: Arc<UrlPolicy>,
 }
 
+/// Set once the caller has been answered `202 pending`: from then on a
+/// failure must stay visible on the subscription rather than undo
+/// silently.
+#[derive(Debug, Clone, Default)]
+pub struct Detached(Arc<std::sync::atomic::AtomicBool>);
+
+impl Detached {
+    /// Marks the work as running on after its caller was answered.
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the caller was already answered.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Actor name of changes Switchboard makes on its own (recovery).
 pub const SYSTEM_ACTOR: &str = "switchboard";
 
@@ -355,8 +373,26 @@ impl Engine {
         actor: &str,
         spec: SubscriptionSpec,
     ) -> Result<SubscriptionRecord, Error> {
-        self.check_url(&spec)?;
         let id = switchboard_core::ids::subscription_id();
+        self.create_with_id(tenant, actor, &id, spec, &Detached::default())
+            .await
+    }
+
+    /// [`Engine::create`] with an id chosen by the caller (so it can answer
+    /// `202` with it while the work goes on). When `detached` is set by the
+    /// time the work fails, the caller has already been told the change is
+    /// pending: the subscription is kept as `failed` with the error, with
+    /// every native resource removed, instead of vanishing.
+    pub async fn create_with_id(
+        &self,
+        tenant: &str,
+        actor: &str,
+        id: &str,
+        spec: SubscriptionSpec,
+        detached: &Detached,
+    ) -> Result<SubscriptionRecord, Error> {
+        self.check_url(&spec)?;
+        let id = id.to_owned();
         let provider = self.provider(&spec.provider)?.clone();
         let prepared = self.prepare(&id, spec)?;
         let now = Utc::now();
@@ -418,6 +454,11 @@ impl Engine {
             Err(e @ Error::Internal(_)) => {
                 self.mark_failed(tenant, &id, &e).await;
                 self.end(&op_id, "failed", Some(&e)).await;
+                Err(e)
+            }
+            Err(e) if detached.is_set() => {
+                self.mark_failed(tenant, &id, &e).await;
+                self.end(&op_id, "undone", Some(&e)).await;
                 Err(e)
             }
             Err(e) => {

@@ -15,4 +15,4 @@ mod engine;
 mod reconcile;
 mod recovery;
 
-pub use engine::{Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};
+pub use engine::{Detached, Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};

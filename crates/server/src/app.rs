@@ -80,7 +80,14 @@ impl App {
                 },
                 rate_limits,
             )
-            .map_err(Unavailable)?,
+            .map_err(Unavailable)?
+            .with_concurrency(
+                config
+                    .providers
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.max_concurrent_requests.unwrap_or(8) as usize))
+                    .collect(),
+            ),
         );
         let instances = config
             .providers
@@ -139,6 +146,7 @@ impl App {
             header_bytes: config.limits.header_bytes,
             request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
             max_concurrent_requests: config.limits.max_concurrent_requests,
+            upstream_budget: Duration::from_millis(config.limits.upstream_budget_ms),
             per_token_rps: config.limits.per_token_rps,
             per_token_burst: config.limits.per_token_burst,
         };

@@ -101,6 +101,9 @@ pub struct ProviderConfig {
     /// Requests per minute to this provider instance (all requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_minute: Option<u32>,
+    /// Requests in flight to this provider instance at once (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u32>,
     /// Everything else: base_url and the kind's credentials.
     #[serde(flatten)]
     pub settings: BTreeMap<String, serde_json::Value>,
@@ -128,6 +131,9 @@ pub struct LimitsConfig {
     pub request_timeout_ms: u64,
     /// Requests served at once; more are refused with 503.
     pub max_concurrent_requests: usize,
+    /// How long a create waits for its upstream work before answering 202
+    /// `pending`; the work then finishes in the background.
+    pub upstream_budget_ms: u64,
     /// Sustained requests per second per token (0: unlimited).
     pub per_token_rps: u32,
     /// Requests a token may burst above its rate.
@@ -281,6 +287,7 @@ impl Default for Config {
                 header_bytes: 16 * 1024,
                 request_timeout_ms: 30_000,
                 max_concurrent_requests: 512,
+                upstream_budget_ms: 10_000,
                 per_token_rps: 50,
                 per_token_burst: 100,
                 upstream_timeout_ms: 10_000,
@@ -390,6 +397,11 @@ impl Config {
         if self.limits.max_concurrent_requests == 0 {
             return Err("limits.max_concurrent_requests: must be at least 1".into());
         }
+        if self.limits.upstream_budget_ms >= self.limits.request_timeout_ms {
+            return Err(
+                "limits.upstream_budget_ms: must be below limits.request_timeout_ms".into(),
+            );
+        }
         if self.limits.request_timeout_ms < 100 {
             return Err("limits.request_timeout_ms: must be at least 100".into());
         }
@@ -473,6 +485,11 @@ impl Config {
             {
                 return Err(format!(
                     "providers.{key}: keys use letters, digits, `-` and `_`"
+                ));
+            }
+            if p.max_concurrent_requests == Some(0) {
+                return Err(format!(
+                    "providers.{key}.max_concurrent_requests: must be at least 1"
                 ));
             }
             if p.rate_limit_per_minute == Some(0) {

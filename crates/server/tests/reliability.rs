@@ -246,3 +246,79 @@ async fn reconciliation(store: &StoreOptions) {
 async fn reconcile_repairs_drift_and_reports_lookalikes() {
     each_backend!(reconciliation);
 }
+
+/// Reads a subscription until `done` holds (the work runs on in the
+/// server after a 202), for at most 30 s.
+async fn until(
+    env: &Env,
+    path: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let v = env.call("GET", path, TOKEN_A, None).await.json();
+        if done(&v) || std::time::Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn budget(store: &StoreOptions) {
+    let env = start(
+        store,
+        Opts {
+            tweak: Some(|c| c.limits.upstream_budget_ms = 200),
+            ..Default::default()
+        },
+    )
+    .await;
+    // Slower than the budget: 202 pending, then it completes.
+    env.sim
+        .inject(Fault::latency(800).on_method("POST"))
+        .unwrap();
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json()["status"], "pending");
+    let location = r.headers["location"].to_str().unwrap().to_owned();
+    let done = until(&env, &location, |v| v["status"] != "pending").await;
+    assert_eq!(done["status"], "active");
+    assert_eq!(done["native"].as_array().unwrap().len(), 1);
+    assert_eq!(env.sim_webhooks().len(), 1);
+
+    // Slower than the budget and then refused: the subscription stays,
+    // `failed` with the provider's error, and nothing is left upstream.
+    env.sim
+        .inject(Fault {
+            latency_ms: 800,
+            ..Fault::status(500)
+                .with_body(json!({"message": "upstream exploded"}))
+                .on_method("POST")
+        })
+        .unwrap();
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
+    let location = r.headers["location"].to_str().unwrap().to_owned();
+    let ended = until(&env, &location, |v| v["status"] != "pending").await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert!(
+        ended["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("upstream exploded")
+    );
+    assert_eq!(ended["native"], json!([]));
+    assert_eq!(
+        env.sim_webhooks().len(),
+        1,
+        "only the first subscription's webhook"
+    );
+}
+
+#[tokio::test]
+async fn slow_creates_answer_202_and_finish_in_the_background() {
+    each_backend!(budget);
+}

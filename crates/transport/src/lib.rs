@@ -12,7 +12,7 @@
 //! whether to compensate.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -79,6 +79,9 @@ pub struct HttpTransport {
     client: reqwest::Client,
     config: TransportConfig,
     limits: HashMap<String, RateLimit>,
+    /// Requests in flight per provider instance (a cap the provider's
+    /// tolerance, not ours, sets); instances not listed are uncapped.
+    in_flight: HashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 impl HttpTransport {
@@ -100,7 +103,17 @@ impl HttpTransport {
             client,
             config,
             limits,
+            in_flight: HashMap::new(),
         })
+    }
+
+    /// Caps the requests in flight to each listed provider instance.
+    pub fn with_concurrency(mut self, caps: HashMap<String, usize>) -> Self {
+        self.in_flight = caps
+            .into_iter()
+            .map(|(k, n)| (k, Arc::new(tokio::sync::Semaphore::new(n.max(1)))))
+            .collect();
+        self
     }
 
     async fn attempt(
@@ -207,8 +220,13 @@ impl Transport for HttpTransport {
             if let Some(limit) = self.limits.get(provider) {
                 tokio::time::sleep_until(limit.reserve()).await;
             }
+            let permit = match self.in_flight.get(provider) {
+                Some(sem) => sem.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             let started = Instant::now();
             let outcome = self.attempt(base_url, req).await;
+            drop(permit);
             let status = outcome.as_ref().map(|r| r.status).ok();
             tracing::debug!(
                 provider,
@@ -308,6 +326,18 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[tokio::test]
+    async fn the_concurrency_cap_holds_requests_back() {
+        let t = HttpTransport::new(TransportConfig::default(), HashMap::new())
+            .unwrap()
+            .with_concurrency(HashMap::from([("p".to_owned(), 2)]));
+        let sem = t.in_flight["p"].clone();
+        let held = sem.clone().acquire_many_owned(2).await.unwrap();
+        assert_eq!(sem.available_permits(), 0, "a third request would wait");
+        drop(held);
+        assert_eq!(sem.available_permits(), 2);
     }
 
     #[test]

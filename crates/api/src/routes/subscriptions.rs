@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use switchboard_core::{Error, Secret, SubscriptionStatus};
-use switchboard_engine::Preview;
+use switchboard_engine::{Detached, Preview};
 use switchboard_store::ListQuery;
 use utoipa::{IntoParams, ToSchema};
 
@@ -232,6 +232,53 @@ async fn detached<T: Send + 'static>(
         .map_err(|e| Error::Internal(format!("a change task failed: {e}")))?
 }
 
+/// The result of engine work given the request's upstream budget.
+enum Budgeted<T> {
+    /// Finished within the budget.
+    Done(Result<T, Error>),
+    /// Still running; the caller is answered `202` and the work goes on.
+    Pending,
+}
+
+/// Waits for detached engine work up to `limits.upstream_budget`. Past it,
+/// `flag` is set before answering, so a later failure stays visible on the
+/// subscription; a task that finished in that instant is still reported.
+async fn within_budget<T: Send + 'static>(
+    state: &AppState,
+    flag: &Detached,
+    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Budgeted<T> {
+    let mut handle = tokio::spawn(work);
+    let joined = match tokio::time::timeout(state.limits.upstream_budget, &mut handle).await {
+        Ok(joined) => joined,
+        Err(_) => {
+            flag.set();
+            if !handle.is_finished() {
+                return Budgeted::Pending;
+            }
+            handle.await
+        }
+    };
+    Budgeted::Done(
+        joined
+            .map_err(|e| Error::Internal(format!("a change task failed: {e}")))
+            .and_then(|r| r),
+    )
+}
+
+/// `202 Accepted` with the subscription as it stands (status `pending`).
+async fn accepted(state: &AppState, tenant: &str, id: &str) -> Response {
+    let body = match state.engine.get(tenant, id).await {
+        Ok(rec) => serde_json::to_value(SubscriptionView::from(&rec)).unwrap_or_default(),
+        Err(_) => serde_json::json!({"id": id, "status": "pending"}),
+    };
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/subscriptions/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
 fn view_json(rec: &switchboard_store::SubscriptionRecord) -> serde_json::Value {
     serde_json::to_value(SubscriptionView::from(rec)).unwrap_or_default()
 }
@@ -272,16 +319,40 @@ pub async fn create(
     ApiJson(body): ApiJson<SubscriptionRequest>,
 ) -> ApiResult<Response> {
     caller.require(WRITE)?;
-    let result = match body.into_spec() {
+    let id = switchboard_core::ids::subscription_id();
+    let flag = Detached::default();
+    let outcome = match body.into_spec() {
         Ok(spec) => {
-            let (engine, tenant, actor) = (
+            let (engine, tenant, actor, i, f) = (
                 state.engine.clone(),
                 caller.tenant.clone(),
                 caller.name.clone(),
+                id.clone(),
+                flag.clone(),
             );
-            detached(async move { engine.create(&tenant, &actor, spec).await }).await
+            within_budget(&state, &flag, async move {
+                engine.create_with_id(&tenant, &actor, &i, spec, &f).await
+            })
+            .await
         }
-        Err(e) => Err(e),
+        Err(e) => Budgeted::Done(Err(e)),
+    };
+    let Budgeted::Done(result) = outcome else {
+        audit::record(
+            &state,
+            &caller,
+            &headers,
+            audit::Change {
+                operation: "create",
+                subscription_id: Some(&id),
+                tenant: &caller.tenant,
+                before: None,
+                after: None,
+                outcome: "202 pending".into(),
+            },
+        )
+        .await;
+        return Ok(accepted(&state, &caller.tenant, &id).await);
     };
     audit::record(
         &state,

@@ -96,6 +96,7 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
         ProviderConfig {
             kind: "talkover".into(),
             rate_limit_per_minute: None,
+            max_concurrent_requests: None,
             settings: BTreeMap::from([
                 ("base_url".to_owned(), json!(base_url)),
                 (
