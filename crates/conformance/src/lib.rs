@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use switchboard_core::{
     CallbackUrl, Error, NativePlan, ProviderAdapter, SubscriptionSpec, UpstreamErrorKind,
 };
+use switchboard_sim::faults::Fault;
 
 /// What a provider kind's test file supplies.
 #[async_trait]
@@ -25,12 +26,56 @@ pub trait Harness: Send + Sync {
     fn spec(&self) -> SubscriptionSpec;
     /// The native event names `spec()`'s events resolve to.
     fn native_events(&self) -> Vec<String>;
+    /// The simulator's fault queue and request log.
+    fn sim(&self) -> &switchboard_sim::faults::Harness;
+    /// A path fragment shared by the operations under test, so faults and
+    /// body checks skip side traffic such as token minting ("" = all).
+    fn api_paths(&self) -> &str {
+        ""
+    }
     /// Makes the simulator fail its next request with `status`.
-    async fn fail_next(&self, status: u16, retry_after: Option<u64>);
+    async fn fail_next(&self, status: u16, retry_after: Option<u64>) {
+        let fault = match retry_after {
+            Some(secs) => Fault::rate_limited(secs),
+            None => Fault::status(status),
+        };
+        self.inject(fault);
+    }
     /// Makes the simulator drop the next connection without answering.
-    async fn drop_next(&self);
+    async fn drop_next(&self) {
+        self.inject(Fault::drop_connection());
+    }
+    /// Queues `fault` for the operations under test.
+    fn inject(&self, fault: Fault) {
+        let fault = match self.api_paths() {
+            "" => fault,
+            paths => fault.on_path(paths),
+        };
+        self.sim().faults.push(fault).expect("a valid fault");
+    }
     /// Bodies the simulator received, oldest first (secrets unredacted).
-    fn received_bodies(&self) -> Vec<serde_json::Value>;
+    fn received_bodies(&self) -> Vec<serde_json::Value> {
+        self.sim()
+            .log
+            .entries()
+            .into_iter()
+            .filter(|r| !r.faulted && r.path.contains(self.api_paths()))
+            .filter_map(|r| r.body)
+            .collect()
+    }
+}
+
+/// A transport that sends each request once, so that every classification
+/// of a provider failure is observable (retries would hide them).
+pub fn single_attempt_transport() -> Arc<dyn switchboard_core::Transport> {
+    let config = switchboard_transport::TransportConfig {
+        max_attempts: 1,
+        ..Default::default()
+    };
+    Arc::new(
+        switchboard_transport::HttpTransport::new(config, Default::default())
+            .expect("an HTTP client"),
+    )
 }
 
 fn plans(h: &dyn Harness, spec: &SubscriptionSpec) -> Vec<NativePlan> {

@@ -12,8 +12,6 @@ use switchboard_core::{
     SubscriptionSpec,
 };
 use switchboard_sim::bird::{BirdConfig, BirdSim, DEFAULT_ORGANIZATION, DEFAULT_WORKSPACE};
-use switchboard_sim::faults::Fault;
-use switchboard_transport::{HttpTransport, TransportConfig};
 
 struct Bird {
     sim: BirdSim,
@@ -36,29 +34,22 @@ impl Bird {
     }
 
     fn adapter_with(&self, access_key: &str) -> Arc<dyn ProviderAdapter> {
-        let transport = HttpTransport::new(
-            TransportConfig {
-                max_attempts: 1,
-                ..TransportConfig::default()
-            },
-            Default::default(),
-        )
-        .unwrap();
+        let transport = switchboard_conformance::single_attempt_transport();
         let cfg = AccessKeyWorkspaceConfig::from_json(serde_json::json!({
             "base_url": self.running.base_url,
             "access_key": access_key,
         }))
         .unwrap();
-        Arc::new(AccessKeyWorkspaceAdapter::new(
-            "bird",
-            cfg,
-            Arc::new(transport),
-        ))
+        Arc::new(AccessKeyWorkspaceAdapter::new("bird", cfg, transport))
     }
 }
 
 #[async_trait]
 impl Harness for Bird {
+    fn sim(&self) -> &switchboard_sim::faults::Harness {
+        self.sim.harness()
+    }
+
     fn adapter(&self) -> Arc<dyn ProviderAdapter> {
         self.adapter_with("ak_conformance")
     }
@@ -103,27 +94,6 @@ impl Harness for Bird {
             "channels:sms.outbound".into(),
             "channels:sms.inbound".into(),
         ]
-    }
-
-    async fn fail_next(&self, status: u16, retry_after: Option<u64>) {
-        let fault = match retry_after {
-            Some(secs) => Fault::rate_limited(secs),
-            None => Fault::status(status),
-        };
-        self.sim.inject(fault).unwrap();
-    }
-
-    async fn drop_next(&self) {
-        self.sim.inject(Fault::drop_connection()).unwrap();
-    }
-
-    fn received_bodies(&self) -> Vec<serde_json::Value> {
-        self.sim
-            .requests()
-            .into_iter()
-            .filter(|r| !r.faulted)
-            .filter_map(|r| r.body)
-            .collect()
     }
 }
 

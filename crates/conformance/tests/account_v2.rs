@@ -12,9 +12,7 @@ use switchboard_conformance::{Harness, conformance_suite};
 use switchboard_core::{
     CallbackAuth, CallbackUrl, EventName, OnUnsupported, ProviderAdapter, Secret, SubscriptionSpec,
 };
-use switchboard_sim::faults::Fault;
 use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
-use switchboard_transport::{HttpTransport, TransportConfig};
 
 const KEY_ID: &str = "sb_conformance_key";
 const SECRET_KEY: &str = "sb_conformance_secret";
@@ -36,26 +34,23 @@ impl AccountV2 {
     }
 
     fn adapter_with(&self, secret_key: &str) -> Arc<dyn ProviderAdapter> {
-        let transport = HttpTransport::new(
-            TransportConfig {
-                max_attempts: 1,
-                ..TransportConfig::default()
-            },
-            Default::default(),
-        )
-        .unwrap();
+        let transport = switchboard_conformance::single_attempt_transport();
         let cfg = AccountV2Config::from_json(serde_json::json!({
             "base_url": self.running.base_url,
             "api_key_id": KEY_ID,
             "api_secret_key": secret_key,
         }))
         .unwrap();
-        Arc::new(AccountV2Adapter::new("sendblue", cfg, Arc::new(transport)))
+        Arc::new(AccountV2Adapter::new("sendblue", cfg, transport))
     }
 }
 
 #[async_trait]
 impl Harness for AccountV2 {
+    fn sim(&self) -> &switchboard_sim::faults::Harness {
+        self.sim.harness()
+    }
+
     fn adapter(&self) -> Arc<dyn ProviderAdapter> {
         self.adapter_with(SECRET_KEY)
     }
@@ -96,27 +91,6 @@ impl Harness for AccountV2 {
             "call_log".into(),
             "typing_indicator".into(),
         ]
-    }
-
-    async fn fail_next(&self, status: u16, retry_after: Option<u64>) {
-        let fault = match retry_after {
-            Some(secs) => Fault::rate_limited(secs),
-            None => Fault::status(status),
-        };
-        self.sim.inject(fault).unwrap();
-    }
-
-    async fn drop_next(&self) {
-        self.sim.inject(Fault::drop_connection()).unwrap();
-    }
-
-    fn received_bodies(&self) -> Vec<serde_json::Value> {
-        self.sim
-            .requests()
-            .into_iter()
-            .filter(|r| !r.faulted)
-            .filter_map(|r| r.body)
-            .collect()
     }
 }
 

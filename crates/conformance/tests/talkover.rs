@@ -9,10 +9,8 @@ use switchboard_conformance::{Harness, conformance_suite};
 use switchboard_core::{
     CallbackAuth, CallbackUrl, EventName, OnUnsupported, ProviderAdapter, Secret, SubscriptionSpec,
 };
-use switchboard_sim::faults::Fault;
 use switchboard_sim::talkover::{DEFAULT_AGENT, TalkoverConfig as SimConfig, TalkoverSim};
 use switchboard_talkover::{TalkoverAdapter, TalkoverConfig};
-use switchboard_transport::{HttpTransport, TransportConfig};
 
 struct Talkover {
     sim: TalkoverSim,
@@ -32,25 +30,22 @@ impl Talkover {
     }
 
     fn adapter_with(&self, token: &str) -> Arc<dyn ProviderAdapter> {
-        let transport = HttpTransport::new(
-            TransportConfig {
-                max_attempts: 1,
-                ..TransportConfig::default()
-            },
-            Default::default(),
-        )
-        .unwrap();
+        let transport = switchboard_conformance::single_attempt_transport();
         let cfg = TalkoverConfig::from_json(serde_json::json!({
             "base_url": format!("{}/api/v1", self.running.base_url),
             "token": token,
         }))
         .unwrap();
-        Arc::new(TalkoverAdapter::new("talkover", cfg, Arc::new(transport)))
+        Arc::new(TalkoverAdapter::new("talkover", cfg, transport))
     }
 }
 
 #[async_trait]
 impl Harness for Talkover {
+    fn sim(&self) -> &switchboard_sim::faults::Harness {
+        self.sim.harness()
+    }
+
     fn adapter(&self) -> Arc<dyn ProviderAdapter> {
         self.adapter_with("talq_conformance")
     }
@@ -88,27 +83,6 @@ impl Harness for Talkover {
 
     fn native_events(&self) -> Vec<String> {
         vec!["event_phone_call_ended".into(), "event_action".into()]
-    }
-
-    async fn fail_next(&self, status: u16, retry_after: Option<u64>) {
-        let fault = match retry_after {
-            Some(secs) => Fault::rate_limited(secs),
-            None => Fault::status(status),
-        };
-        self.sim.inject(fault).unwrap();
-    }
-
-    async fn drop_next(&self) {
-        self.sim.inject(Fault::drop_connection()).unwrap();
-    }
-
-    fn received_bodies(&self) -> Vec<serde_json::Value> {
-        self.sim
-            .requests()
-            .into_iter()
-            .filter(|r| !r.faulted)
-            .filter_map(|r| r.body)
-            .collect()
     }
 }
 

@@ -9,10 +9,8 @@ use switchboard_conformance::{Harness, conformance_suite};
 use switchboard_core::{
     CallbackAuth, CallbackUrl, EventName, OnUnsupported, ProviderAdapter, Secret, SubscriptionSpec,
 };
-use switchboard_sim::faults::Fault;
 use switchboard_sim::telegent::{DEFAULT_ACCOUNT, TelegentConfig as SimConfig, TelegentSim};
 use switchboard_telegent::{TelegentAdapter, TelegentConfig};
-use switchboard_transport::{HttpTransport, TransportConfig};
 
 const ACCOUNT_KEY: &str = "DID-CONFORMANCE";
 const ACCOUNT_SECRET: &str = "conformance-secret";
@@ -42,26 +40,29 @@ impl Telegent {
     }
 
     fn adapter_with(&self, secret: &str) -> Arc<dyn ProviderAdapter> {
-        let transport = HttpTransport::new(
-            TransportConfig {
-                max_attempts: 1,
-                ..TransportConfig::default()
-            },
-            Default::default(),
-        )
-        .unwrap();
+        let transport = switchboard_conformance::single_attempt_transport();
         let cfg = TelegentConfig::from_json(serde_json::json!({
             "base_url": self.running.base_url,
             "account_key": ACCOUNT_KEY,
             "account_secret": secret,
         }))
         .unwrap();
-        Arc::new(TelegentAdapter::new("telegent", cfg, Arc::new(transport)))
+        Arc::new(TelegentAdapter::new("telegent", cfg, transport))
     }
 }
 
 #[async_trait]
 impl Harness for Telegent {
+    fn sim(&self) -> &switchboard_sim::faults::Harness {
+        self.sim.harness()
+    }
+
+    /// Webhook operations only: token mints are side traffic, and preview
+    /// shows only the webhook requests.
+    fn api_paths(&self) -> &str {
+        WEBHOOK_PATHS
+    }
+
     fn adapter(&self) -> Arc<dyn ProviderAdapter> {
         self.adapter_with(ACCOUNT_SECRET)
     }
@@ -100,31 +101,6 @@ impl Harness for Telegent {
 
     fn native_events(&self) -> Vec<String> {
         vec!["Call_Completed".into(), "Order_Update".into()]
-    }
-
-    async fn fail_next(&self, status: u16, retry_after: Option<u64>) {
-        let fault = match retry_after {
-            Some(secs) => Fault::rate_limited(secs),
-            None => Fault::status(status),
-        };
-        self.sim.inject(fault.on_path(WEBHOOK_PATHS)).unwrap();
-    }
-
-    async fn drop_next(&self) {
-        self.sim
-            .inject(Fault::drop_connection().on_path(WEBHOOK_PATHS))
-            .unwrap();
-    }
-
-    /// Webhook-operation bodies only: token mints carry no webhook and are
-    /// not part of what `preview` shows.
-    fn received_bodies(&self) -> Vec<serde_json::Value> {
-        self.sim
-            .requests()
-            .into_iter()
-            .filter(|r| !r.faulted && r.path.contains(WEBHOOK_PATHS))
-            .filter_map(|r| r.body)
-            .collect()
     }
 }
 

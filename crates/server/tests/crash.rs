@@ -3,24 +3,18 @@
 //! simulator, running in this test process so it survives the kill) must
 //! agree, with nothing orphaned at the provider.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_sim::bird::{BirdConfig, BirdSim};
 use switchboard_sim::faults::Fault;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+mod support;
+
+use support::{Process, spawn_process};
+
 const TOKEN: &str = "crash-test-token-1";
 const WORKSPACE: &str = "2f4a7c1e-8b5d-4e6f-9a0b-1c2d3e4f5a6b";
-
-struct Server {
-    child: Child,
-    base: String,
-}
 
 fn config(dir: &std::path::Path, bird_url: &str) -> std::path::PathBuf {
     let (_, key) = switchboard_store::SecretKey::generate("k1");
@@ -54,40 +48,12 @@ level = "warn"
     path
 }
 
-fn start(cfg: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .current_dir(ROOT)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("Switchboard listening on ") {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server started");
-    Server { child, base }
+fn start(cfg: &std::path::Path) -> Process {
+    spawn_process(cfg)
 }
 
-fn kill9(s: Server) {
+fn kill9(s: Process) {
     drop(s);
-}
-
-impl Drop for Server {
-    /// SIGKILL: no shutdown hook runs, exactly like `kill -9`.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn sim() -> BirdSim {

@@ -3,52 +3,17 @@
 //! both must lose no entry, and a subscription changed from both at once
 //! must not lose an update. Skipped, with a notice, without Postgres.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+mod support;
+
+use support::{Process, spawn_process};
+
 const TOKEN: &str = "replica-test-token-1";
 
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(cfg: &std::path::Path) -> Replica {
-    let mut child = Command::new(BIN)
-        .args(["--config", cfg.to_str().unwrap(), "serve"])
-        .current_dir(ROOT)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("Switchboard listening on ") {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("replica started");
-    Replica { child, base }
+fn start(cfg: &std::path::Path) -> Process {
+    spawn_process(cfg)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
