@@ -84,6 +84,10 @@ pub struct Capabilities {
     pub serialize_account: bool,
     /// Keys allowed in `provider_options`.
     pub provider_options: Vec<&'static str>,
+    /// Native events whose resources cannot carry the signing secret (the
+    /// adapter refuses it there, or drops it under `on_unsupported: ignore`
+    /// with a warning).
+    pub unsigned_events: Vec<&'static str>,
 }
 
 impl Capabilities {

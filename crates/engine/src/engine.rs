@@ -290,6 +290,20 @@ impl Engine {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
+        let mut warnings = warnings;
+        if spec.signing_secret.is_some()
+            && spec.on_unsupported == switchboard_core::OnUnsupported::Ignore
+        {
+            for event in events
+                .iter()
+                .filter(|e| adapter.capabilities().unsigned_events.contains(&e.as_str()))
+            {
+                warnings.push(format!(
+                    "`signing_secret` not applied to native event `{event}`: provider `{}` (kind {kind}) cannot sign it",
+                    provider.key
+                ));
+            }
+        }
         let plans = adapter.plan(id, &spec, &events)?;
         Ok(Prepared {
             spec,

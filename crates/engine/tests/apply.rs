@@ -28,8 +28,14 @@ struct State {
     calls: Vec<String>,
 }
 
-#[derive(Clone, Default)]
-struct FanOut(Arc<Mutex<State>>);
+#[derive(Clone)]
+struct FanOut(Arc<Mutex<State>>, Arc<Capabilities>);
+
+impl Default for FanOut {
+    fn default() -> Self {
+        Self(Arc::default(), Arc::new(caps()))
+    }
+}
 
 fn caps() -> Capabilities {
     Capabilities {
@@ -48,6 +54,7 @@ fn caps() -> Capabilities {
         native_disable: false,
         serialize_account: false,
         provider_options: vec![],
+        unsigned_events: vec![],
     }
 }
 
@@ -61,8 +68,7 @@ impl ProviderAdapter for FanOut {
         "fanout"
     }
     fn capabilities(&self) -> &Capabilities {
-        static CAPS: std::sync::OnceLock<Capabilities> = std::sync::OnceLock::new();
-        CAPS.get_or_init(caps)
+        &self.1
     }
     fn plan(
         &self,
@@ -381,4 +387,31 @@ async fn a_failed_delete_restores_what_it_removed() {
         engine.get("t", &rec.id).await,
         Err(Error::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_secret_an_event_cannot_carry_is_dropped_with_a_warning() {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let mut signing = caps();
+    signing.signing_secret_max_len = Some(64);
+    signing.unsigned_events = vec!["c"];
+    let fake = FanOut(Arc::default(), Arc::new(signing));
+    let engine = engine_on(store, &fake, CATALOG);
+    let mut s = spec(&["a", "c"]);
+    s.signing_secret = Some(switchboard_core::Secret::new("whsec_x"));
+    s.on_unsupported = OnUnsupported::Ignore;
+    let rec = engine.create("t", "test", s).await.unwrap();
+    assert_eq!(rec.warnings.len(), 1, "{:?}", rec.warnings);
+    assert!(rec.warnings[0].contains("`c`"));
+    let mut s = spec(&["a"]);
+    s.signing_secret = Some(switchboard_core::Secret::new("whsec_x"));
+    s.on_unsupported = OnUnsupported::Ignore;
+    assert!(
+        engine
+            .create("t", "test", s)
+            .await
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
 }

@@ -80,6 +80,7 @@ pub fn capabilities() -> Capabilities {
         native_disable: true,
         serialize_account: false,
         provider_options: vec!["template"],
+        unsigned_events: vec![],
     }
 }
 

@@ -64,6 +64,7 @@ pub fn capabilities() -> Capabilities {
         // Every change is read-check-write of one shared document.
         serialize_account: true,
         provider_options: Vec::new(),
+        unsigned_events: vec![URL_ONLY_BUCKET],
     }
 }
 

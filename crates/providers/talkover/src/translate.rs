@@ -55,6 +55,7 @@ pub fn capabilities() -> Capabilities {
         native_disable: true,
         serialize_account: false,
         provider_options: vec!["payload_templates"],
+        unsigned_events: vec![],
     }
 }
 

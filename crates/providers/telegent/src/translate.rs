@@ -129,6 +129,7 @@ pub fn capabilities() -> Capabilities {
         native_disable: false,
         serialize_account: false,
         provider_options: Vec::new(),
+        unsigned_events: vec![],
     }
 }
 
