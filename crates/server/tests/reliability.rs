@@ -322,3 +322,77 @@ async fn budget(store: &StoreOptions) {
 async fn slow_creates_answer_202_and_finish_in_the_background() {
     each_backend!(budget);
 }
+
+async fn converge(store: &StoreOptions) {
+    let env = start(
+        store,
+        Opts {
+            tweak: Some(|c| c.limits.upstream_attempts = 4),
+            ..Default::default()
+        },
+    )
+    .await;
+    // A 5xx storm the provider says it did not act on, then success.
+    env.sim
+        .inject(Fault::status(503).on_method("POST").times(2))
+        .unwrap();
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(env.sim_webhooks().len(), 1, "retried, created once");
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+
+    // 429 with Retry-After is honoured, then the change goes through.
+    env.sim
+        .inject(Fault::rate_limited(1).on_method("PUT"))
+        .unwrap();
+    let r = env
+        .call(
+            "PATCH",
+            &format!("/v1/subscriptions/{id}"),
+            TOKEN_A,
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let puts: Vec<_> = env
+        .sim_requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 2, "one refused, one applied");
+    assert!(puts[0].faulted && !puts[1].faulted);
+
+    // A dropped connection on an idempotent call is retried.
+    env.sim
+        .inject(Fault::drop_connection().on_method("PUT"))
+        .unwrap();
+    let r = env
+        .call(
+            "POST",
+            &format!("/v1/subscriptions/{id}/disable"),
+            TOKEN_A,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(env.sim_webhooks()[0]["enabled"], false);
+
+    // A dropped create is not retried (it may have been applied): the
+    // caller gets a 502 and nothing is left behind.
+    env.sim
+        .inject(Fault::drop_connection().on_method("POST"))
+        .unwrap();
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(env.sim_webhooks().len(), 1);
+    assert_eq!(env.list_all(TOKEN_A).await.len(), 1);
+}
+
+#[tokio::test]
+async fn transient_provider_failures_converge() {
+    each_backend!(converge);
+}

@@ -255,3 +255,74 @@ async fn per_token_rate_limit_and_header_limit() {
     assert_eq!(big.status(), 431);
     assert_eq!(big.headers()["content-type"], "application/problem+json");
 }
+
+async fn url_policy(store: &StoreOptions) {
+    let env = start(store, Opts::default()).await;
+    for (url, says) in [
+        ("http://billing.example.com/hooks", "https"),
+        ("https://10.1.2.3/hooks", "private"),
+        (
+            "https://169.254.169.254/latest/meta-data",
+            "169.254.169.254",
+        ),
+        ("https://localhost:8443/hooks", "localhost"),
+        ("https://[::ffff:10.0.0.1]/x", "10.0.0.1"),
+    ] {
+        let mut b = sub_body();
+        b["url"] = json!(url);
+        let r = env
+            .call("POST", "/v1/subscriptions", TOKEN_A, Some(b.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.pointers()),
+            (422, vec!["/url".to_owned()]),
+            "{url}: {}",
+            r.text
+        );
+        assert!(r.text.contains(says), "{url}: {}", r.text);
+        let r = env
+            .call("POST", "/v1/subscriptions/preview", TOKEN_A, Some(b))
+            .await;
+        assert_eq!(r.status, 422, "preview applies the policy too");
+    }
+    assert!(
+        env.sim_requests().is_empty(),
+        "refused before any upstream call"
+    );
+    let sub = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await
+        .json();
+    let r = env
+        .call(
+            "PATCH",
+            &format!("/v1/subscriptions/{}", sub["id"].as_str().unwrap()),
+            TOKEN_A,
+            Some(json!({"url": "https://192.168.0.10/hooks"})),
+        )
+        .await;
+    assert_eq!((r.status, r.pointers()), (422, vec!["/url".to_owned()]));
+
+    // An operator can allow-list a subnet.
+    let env = start(
+        store,
+        Opts {
+            tweak: Some(|c| c.policy.allowed_subnets = vec!["10.1.0.0/16".into()]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut b = sub_body();
+    b["url"] = json!("https://10.1.2.3/hooks");
+    assert_eq!(
+        env.call("POST", "/v1/subscriptions", TOKEN_A, Some(b))
+            .await
+            .status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn the_callback_url_policy_applies_to_create_patch_and_preview() {
+    each_backend!(url_policy);
+}
