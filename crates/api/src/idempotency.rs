@@ -96,7 +96,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         Ok(b) => b,
         Err(_) => return ApiError(Error::PayloadTooLarge { limit }).into_response(),
     };
-    let hash = request_hash(&parts.method, parts.uri.path(), &body);
+    // The query is part of the request (`reconcile?remove_unknown=true`).
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |pq| pq.as_str());
+    let hash = request_hash(&parts.method, target, &body);
     let store = state.engine.store().clone();
     // A claim outlives the request timeout, so only a request that died
     // (process killed) lets a retry take the key over.

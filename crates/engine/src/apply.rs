@@ -266,3 +266,62 @@ async fn undo(
     }
     Ok(())
 }
+
+/// For kinds that change a resource by replacing it (Sendblue's identity is
+/// its URL; Bird recreates to clear a field), a crash can fall between
+/// creating the replacement and deleting the original. For each recorded
+/// native whose plan now points elsewhere, a provider resource that
+/// matches the new plan (URL and events) and is recorded by no subscription
+/// is that replacement: the original is deleted and the replacement
+/// recorded. Returns the records and the keys so adopted.
+pub(crate) async fn adopt_replacements(
+    adapter: &dyn ProviderAdapter,
+    target: &Target<'_>,
+    url: &str,
+    plans: &[NativePlan],
+    recorded: &[NativeRecord],
+) -> Result<(Vec<NativeRecord>, Vec<String>), Error> {
+    let mut out = recorded.to_vec();
+    let mut replaced = Vec::new();
+    let candidates: Vec<&NativePlan> = plans
+        .iter()
+        .filter(|p| recorded.iter().any(|r| r.key == p.key))
+        .collect();
+    if candidates.is_empty() {
+        return Ok((out, replaced));
+    }
+    let found = adapter.list(target.account).await?;
+    for plan in candidates {
+        let Some(current) = out.iter().position(|r| r.key == plan.key) else {
+            continue;
+        };
+        let original = out[current].native_id.clone();
+        let Some(replacement) = found
+            .iter()
+            .find(|f| f.id != original && f.url.as_deref() == Some(url) && f.events == plan.events)
+        else {
+            continue;
+        };
+        if target.store.native_is_recorded(&replacement.id).await? {
+            continue;
+        }
+        adapter.delete(target.account, &original).await?;
+        let rec = NativeRecord {
+            key: plan.key.clone(),
+            native_id: replacement.id.clone(),
+            events: plan.events.clone(),
+            enabled: replacement.enabled,
+            created_at: Utc::now(),
+        };
+        target
+            .store
+            .record_native(target.tenant, target.sub_id, &rec)
+            .await?;
+        target
+            .step("adopt-replacement", &rec.key, &rec.native_id)
+            .await;
+        out[current] = rec;
+        replaced.push(plan.key.clone());
+    }
+    Ok((out, replaced))
+}

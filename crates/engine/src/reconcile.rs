@@ -83,23 +83,27 @@ impl Engine {
             lock.release().await;
         }
         match outcome {
-            Ok((natives, findings)) => {
+            Ok((_, findings)) => {
                 let unrepaired = findings
                     .iter()
                     .any(|f| f["repaired"] == false && f["kind"] != "unknown");
-                let mut next = current;
-                next.status = if unrepaired {
+                let status = if unrepaired {
                     SubscriptionStatus::Degraded
                 } else {
-                    status_for(&next.spec)
+                    status_for(&current.spec)
                 };
-                next.natives = natives;
-                next.findings = findings;
-                next.last_reconciled_at = Some(Utc::now());
-                let saved = self.store().update(&next).await;
-                let state = if saved.is_ok() { "succeeded" } else { "failed" };
-                self.finish(&op_id, state, saved.as_ref().err()).await;
-                saved
+                let saved = self
+                    .store()
+                    .finish_reconciliation(tenant, id, status, &findings)
+                    .await;
+                self.finish(
+                    &op_id,
+                    if saved.is_ok() { "succeeded" } else { "failed" },
+                    saved.as_ref().err(),
+                )
+                .await;
+                saved?;
+                self.store().get(tenant, id).await
             }
             Err(e) => {
                 let _ = self
@@ -272,7 +276,13 @@ impl Engine {
         loop {
             let page = self.store().list(None, &q).await?;
             for rec in &page.data {
-                if rec.status == SubscriptionStatus::Pending {
+                // Pending: a change owns it. Failed: its last change could
+                // not be applied; repairing would resurrect it behind the
+                // caller's back. Both are left to their owners.
+                if matches!(
+                    rec.status,
+                    SubscriptionStatus::Pending | SubscriptionStatus::Failed
+                ) {
                     continue;
                 }
                 if let Err(e) = self

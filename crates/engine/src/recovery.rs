@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard_core::{Error, NativePlan, SubscriptionStatus};
 use switchboard_store::Operation;
 
-use crate::apply::{Target, adopt_orphans};
+use crate::apply::{Target, adopt_orphans, adopt_replacements};
 use crate::engine::{Engine, status_for};
 
 impl Engine {
@@ -69,6 +69,8 @@ impl Engine {
             op_id: &op.id,
         };
         match op.kind.as_str() {
+            // The change completed and only closing its entry failed.
+            "create" if rec.status != SubscriptionStatus::Pending => Ok("succeeded"),
             "create" => {
                 let after = op.after.clone().unwrap_or_else(|| rec.spec.clone());
                 let plans = self.plans_for(&rec.id, &after, &rec.natives)?;
@@ -94,8 +96,10 @@ impl Engine {
             }
             _ => {
                 if rec.status != SubscriptionStatus::Pending {
-                    // The change never got its claim: nothing was sent.
-                    return Ok("failed");
+                    // Either the change completed and only closing its entry
+                    // failed, or it never got its claim and sent nothing.
+                    let done = op.after.as_ref() == Some(&rec.spec);
+                    return Ok(if done { "succeeded" } else { "failed" });
                 }
                 let after = op.after.clone().ok_or_else(|| {
                     Error::Internal("journal entry without its target state".into())
@@ -103,7 +107,7 @@ impl Engine {
                 let prepared = self.prepare_for_recovery(&rec.id, after)?;
                 let wanted: Vec<NativePlan> =
                     self.wanted_plans(&provider, &prepared.0, &prepared.1);
-                let recorded = adopt_orphans(
+                let (recorded, replaced) = adopt_replacements(
                     provider.adapter.as_ref(),
                     &target,
                     prepared.0.url.as_str(),
@@ -111,10 +115,20 @@ impl Engine {
                     &rec.natives,
                 )
                 .await?;
+                let recorded = adopt_orphans(
+                    provider.adapter.as_ref(),
+                    &target,
+                    prepared.0.url.as_str(),
+                    &wanted,
+                    &recorded,
+                )
+                .await?;
                 // Resources may be at the old or the new state: diffing from
                 // the old plan to the new one converges either way, and keys
                 // only the new state has were created from the new plan.
                 let mut old = self.plans_for(&rec.id, &rec.spec, &rec.natives)?;
+                // A replaced resource is already at the new state.
+                old.retain(|o| !replaced.contains(&o.key));
                 for p in &wanted {
                     if !old.iter().any(|o| o.key == p.key) {
                         old.push(p.clone());

@@ -258,3 +258,146 @@ async fn kill_9_during_an_update_finishes_it_after_restart() {
         kill9(server);
     }
 }
+
+/// Sendblue changes a URL by adding the new entry, then removing the old
+/// one (its identity is the URL). A kill between the two must end, after
+/// restart, with only the new entries and every foreign entry intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_a_sendblue_add_and_remove_converges() {
+    use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
+    let sendblue = SendblueSim::new(SendblueConfig {
+        credentials: vec![("sb_key".into(), "sb_secret".into())],
+    });
+    let running = switchboard_sim::serve(sendblue.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sendblue.seed_foreign("receive", "https://foreign.example.com/a", Some("theirs"));
+    let dir = tempfile::tempdir().unwrap();
+    let (_, key) = switchboard_store::SecretKey::generate("k1");
+    let cfg = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+[database]
+url = "sqlite://{db}?mode=rwc"
+[[auth.tokens]]
+name = "ops"
+tenant = "ops"
+token_sha256 = "{hash}"
+[providers.sendblue]
+kind = "account-v2"
+base_url = "{sim}"
+api_key_id = "sb_key"
+api_secret_key = "sb_secret"
+[limits]
+upstream_attempts = 1
+[[secrets.keys]]
+id = "k1"
+key = "{key}"
+[reliability]
+reconcile_interval_ms = 0
+[log]
+level = "warn"
+"#,
+            db = dir.path().join("sb.db").display(),
+            hash = hex::encode(switchboard_api::auth::hash_token(TOKEN)),
+            sim = running.base_url,
+        ),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let server = start(&cfg);
+    let created: Value = client
+        .post(format!("{}/v1/subscriptions", server.base))
+        .bearer_auth(TOKEN)
+        .json(
+            &json!({"provider": "sendblue", "url": "https://billing.example.com/v1",
+                      "events": ["message.received", "call.ended"], "signing_secret": "whsec_sb"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    sendblue.clear_requests();
+    // Hold every removal so the process dies after an add, before its remove.
+    sendblue
+        .inject(Fault::latency(2000).on_method("DELETE").times(4))
+        .unwrap();
+    let (base, c, path) = (
+        server.base.clone(),
+        client.clone(),
+        format!("/v1/subscriptions/{id}"),
+    );
+    let request = tokio::spawn(async move {
+        let _ = c
+            .patch(format!("{base}{path}"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"url": "https://billing.example.com/v2"}))
+            .send()
+            .await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !sendblue.requests().iter().any(|r| r.method == "DELETE") {
+        assert!(std::time::Instant::now() < deadline, "no removal was sent");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    kill9(server);
+    let _ = request.await;
+    sendblue.clear_faults();
+
+    let server = start(&cfg);
+    let sub: Value = client
+        .get(format!("{}/v1/subscriptions/{id}", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sub["status"], "active", "{sub}");
+    assert_eq!(sub["url"], "https://billing.example.com/v2");
+    let doc = sendblue.document();
+    let urls = |bucket: &str| -> Vec<String> {
+        let mut v: Vec<String> = doc[bucket]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| e["url"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        urls("receive"),
+        [
+            "https://billing.example.com/v2",
+            "https://foreign.example.com/a"
+        ]
+    );
+    assert_eq!(urls("call_log"), ["https://billing.example.com/v2"]);
+    let mut recorded: Vec<String> = sub["native"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+    recorded.sort();
+    assert_eq!(
+        recorded,
+        [
+            "call_log https://billing.example.com/v2",
+            "receive https://billing.example.com/v2"
+        ]
+    );
+}

@@ -549,6 +549,35 @@ impl Store {
         Ok(Some(AccountLock { txn, _local: guard }))
     }
 
+    /// Ends a reconciliation's claim with what it found, without changing
+    /// the version: a pass that changed nothing the caller asked for must
+    /// not invalidate their ETag. Repaired natives were recorded already.
+    pub async fn finish_reconciliation(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: SubscriptionStatus,
+        findings: &[serde_json::Value],
+    ) -> Result<(), Error> {
+        subscription::Entity::update_many()
+            .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
+            .col_expr(
+                subscription::Column::Findings,
+                Expr::value(serde_json::to_string(findings).map_err(json_err)?),
+            )
+            .col_expr(
+                subscription::Column::LastReconciledAt,
+                Expr::value(Some(Utc::now())),
+            )
+            .filter(subscription::Column::Tenant.eq(tenant))
+            .filter(subscription::Column::Id.eq(id))
+            .filter(subscription::Column::Status.eq(SubscriptionStatus::Pending.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Deletes a subscription and its native records.
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
         let txn = self.db.begin().await.map_err(db_err)?;
