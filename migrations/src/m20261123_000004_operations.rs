@@ -23,6 +23,7 @@ enum Operations {
     StartedAt,
     FinishedAt,
     LeaseUntil,
+    Owner,
 }
 
 #[derive(DeriveIden)]
@@ -76,6 +77,12 @@ impl MigrationTrait for Migration {
                         ColumnDef::new(Operations::LeaseUntil)
                             .timestamp_with_time_zone()
                             .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Operations::Owner)
+                            .string_len(40)
+                            .not_null()
+                            .default(""),
                     )
                     .to_owned(),
             )

@@ -42,6 +42,9 @@ pub struct App {
     pub config: Config,
     state: AppState,
     simulators: Vec<switchboard_sim::Running>,
+    /// This replica's liveness lock (Postgres): held while the process
+    /// lives, so the others can tell at once when it has died.
+    _liveness: Option<switchboard_store::AccountLock>,
 }
 
 impl App {
@@ -128,6 +131,10 @@ impl App {
             .await
             .map_err(|e| Unavailable(format!("database.url: {e}")))?;
         let single_process = store.backend() == "sqlite";
+        let liveness = store
+            .hold_liveness()
+            .await
+            .map_err(|e| Unavailable(format!("database.url: {e}")))?;
         let engine = Engine::new(store, Arc::new(catalog), instances)
             .with_lease(Duration::from_millis(config.reliability.operation_lease_ms))
             .with_url_policy(config.policy.to_policy().map_err(Invalid)?);
@@ -154,6 +161,7 @@ impl App {
             state: AppState::new(engine, tokens, limits),
             config,
             simulators,
+            _liveness: liveness,
         })
     }
 

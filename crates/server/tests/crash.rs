@@ -16,7 +16,30 @@ use support::{Process, spawn_process};
 const TOKEN: &str = "crash-test-token-1";
 const WORKSPACE: &str = "2f4a7c1e-8b5d-4e6f-9a0b-1c2d3e4f5a6b";
 
+/// The database of a test: a SQLite file in `dir`, or a Postgres schema.
+fn database(dir: &std::path::Path, pg: Option<&switchboard_store::StoreOptions>) -> String {
+    match pg {
+        Some(o) => format!(
+            "url = \"{}\"\nschema = \"{}\"",
+            o.url,
+            o.pg_schema.as_deref().unwrap_or_default()
+        ),
+        None => format!(
+            "url = \"sqlite://{}?mode=rwc\"",
+            dir.join("sb.db").display()
+        ),
+    }
+}
+
 fn config(dir: &std::path::Path, bird_url: &str) -> std::path::PathBuf {
+    config_on(dir, bird_url, None)
+}
+
+fn config_on(
+    dir: &std::path::Path,
+    bird_url: &str,
+    pg: Option<&switchboard_store::StoreOptions>,
+) -> std::path::PathBuf {
     let (_, key) = switchboard_store::SecretKey::generate("k1");
     let hash = hex::encode(switchboard_api::auth::hash_token(TOKEN));
     let text = format!(
@@ -24,7 +47,7 @@ fn config(dir: &std::path::Path, bird_url: &str) -> std::path::PathBuf {
 [server]
 listen = "127.0.0.1:0"
 [database]
-url = "sqlite://{db}?mode=rwc"
+{db}
 [[auth.tokens]]
 name = "ops"
 tenant = "ops"
@@ -41,7 +64,7 @@ key = "{key}"
 [log]
 level = "warn"
 "#,
-        db = dir.join("sb.db").display(),
+        db = database(dir, pg),
     );
     let path = dir.join("switchboard.toml");
     std::fs::write(&path, text).unwrap();
@@ -128,10 +151,16 @@ async fn kill_9_during_a_fan_out_create_leaves_nothing_behind() {
         .unwrap();
     let client = reqwest::Client::new();
     // Each point: the number of creates the provider has received when the
-    // process is killed (the last one still in flight).
-    for point in 1..=4 {
+    // process is killed (the last one still in flight). On Postgres the
+    // restarted replica sees at once that the dead one no longer holds its
+    // liveness lock, instead of waiting for the lease.
+    let pg = switchboard_store::testing::postgres();
+    let runs = (1..=4)
+        .map(|p| (p, None))
+        .chain((1..=4).filter(|_| pg.is_some()).map(|p| (p, pg.as_ref())));
+    for (point, pg) in runs {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path(), &running.base_url);
+        let cfg = config_on(dir.path(), &running.base_url, pg);
         bird.clear_requests();
         let server = start(&cfg);
         // Every create is held at the provider long enough to be cut off.

@@ -127,6 +127,7 @@ impl Store {
             started_at: Set(Utc::now()),
             finished_at: Set(None),
             lease_until: Set(lease_end(lease)),
+            owner: Set(self.replica_id.clone()),
         };
         operation::Entity::insert(am)
             .exec_without_returning(&self.db)
@@ -195,31 +196,43 @@ impl Store {
         Ok(())
     }
 
-    /// Claims running operations whose lease has passed (all running ones
-    /// when `all` is set: a single-process store at start-up). Each claim
-    /// is a compare-and-set on the lease, so one replica wins each.
+    /// Claims running operations whose owner is gone: all of them when
+    /// `all` is set (a single-process store at start-up); otherwise those
+    /// whose lease has passed and, on Postgres, at once those whose owning
+    /// replica no longer holds its liveness lock (it died; see
+    /// [`Store::hold_liveness`]). Each claim is a compare-and-set on the
+    /// lease and owner, so one replica wins each.
     pub async fn claim_abandoned(
         &self,
         lease: std::time::Duration,
         all: bool,
     ) -> Result<Vec<Operation>, Error> {
         let now = Utc::now();
-        let mut q = operation::Entity::find().filter(operation::Column::State.eq("running"));
-        if !all {
-            q = q.filter(operation::Column::LeaseUntil.lt(now));
-        }
-        let rows = q
+        let candidates = operation::Entity::find()
+            .filter(operation::Column::State.eq("running"))
+            .filter(operation::Column::Owner.ne(self.replica_id.as_str()))
             .order_by_asc(operation::Column::Id)
             .limit(100)
             .all(&self.db)
             .await
             .map_err(db_err)?;
+        let mut rows = Vec::new();
+        for row in candidates {
+            if all || row.lease_until < now || !self.replica_alive(&row.owner).await? {
+                rows.push(row);
+            }
+        }
         let mut claimed = Vec::new();
         for row in rows {
             let res = operation::Entity::update_many()
                 .col_expr(operation::Column::LeaseUntil, Expr::value(lease_end(lease)))
+                .col_expr(
+                    operation::Column::Owner,
+                    Expr::value(self.replica_id.as_str()),
+                )
                 .filter(operation::Column::Id.eq(row.id.as_str()))
                 .filter(operation::Column::LeaseUntil.eq(row.lease_until))
+                .filter(operation::Column::Owner.eq(row.owner.as_str()))
                 .filter(operation::Column::State.eq("running"))
                 .exec(&self.db)
                 .await

@@ -49,6 +49,8 @@ impl StoreOptions {
 pub struct Store {
     pub(crate) db: DatabaseConnection,
     pub(crate) cipher: Arc<Cipher>,
+    /// This process's identity in the journal (`op.owner`).
+    pub(crate) replica_id: String,
 }
 
 /// In-process account locks, by name, shared by every store of the process
@@ -150,7 +152,51 @@ impl Store {
         Self {
             db,
             cipher: Arc::new(opts.cipher.clone()),
+            replica_id: format!("rep_{}", ulid::Ulid::new()),
         }
+    }
+
+    /// This process's identity in the journal.
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
+    }
+
+    /// On Postgres, takes this replica's liveness lock for as long as the
+    /// returned guard lives (a transaction that stays open, holding one
+    /// pooled connection). When the process dies its connection closes and
+    /// the lock is released, which tells the other replicas, at once, that
+    /// its running changes are abandoned. `None` on SQLite (one process).
+    pub async fn hold_liveness(&self) -> Result<Option<AccountLock>, Error> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(None);
+        }
+        self.lock_account(&format!("replica/{}", self.replica_id))
+            .await
+            .map(Some)
+    }
+
+    /// Whether replica `owner` still holds its liveness lock (Postgres);
+    /// on SQLite every other owner is a previous, dead process.
+    pub(crate) async fn replica_alive(&self, owner: &str) -> Result<bool, Error> {
+        if self.db.get_database_backend() != DbBackend::Postgres || owner.is_empty() {
+            return Ok(false);
+        }
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS got",
+                [lock_key(&format!("replica/{owner}")).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        let got = row
+            .map(|r| r.try_get::<bool>("", "got"))
+            .transpose()
+            .map_err(db_err)?;
+        // Rolling back releases the probe at once.
+        txn.rollback().await.map_err(db_err)?;
+        Ok(got != Some(true))
     }
 
     /// Serializes every writer of one shared provider document (an

@@ -37,6 +37,8 @@ pub struct Model {
     pub finished_at: Option<DateTimeUtc>,
     /// A `running` operation whose lease passed belongs to a dead process.
     pub lease_until: DateTimeUtc,
+    /// The replica running it (see `Store::replica_id`).
+    pub owner: String,
 }
 
 /// Relations.
