@@ -504,6 +504,29 @@ impl Engine {
         new_spec: SubscriptionSpec,
         if_version: Option<i64>,
     ) -> Result<SubscriptionRecord, Error> {
+        self.update_with(
+            tenant,
+            actor,
+            id,
+            new_spec,
+            if_version,
+            &Detached::default(),
+        )
+        .await
+    }
+
+    /// [`Engine::update`] whose caller may be answered `202` before it ends
+    /// (see [`Detached`]): a failure after that leaves the subscription
+    /// `failed` with the error (at its previous, undone state).
+    pub async fn update_with(
+        &self,
+        tenant: &str,
+        actor: &str,
+        id: &str,
+        new_spec: SubscriptionSpec,
+        if_version: Option<i64>,
+        detached: &Detached,
+    ) -> Result<SubscriptionRecord, Error> {
         let current = self.store.get(tenant, id).await?;
         if let Some(v) = if_version
             && v != current.version
@@ -533,7 +556,8 @@ impl Engine {
             return Err(Error::Invalid(immutable));
         }
         let prepared = self.prepare(id, new_spec)?;
-        self.transition(current, prepared, "update", actor).await
+        self.transition(current, prepared, "update", actor, detached)
+            .await
     }
 
     /// Switches deliveries on or off.
@@ -544,12 +568,26 @@ impl Engine {
         id: &str,
         enabled: bool,
     ) -> Result<SubscriptionRecord, Error> {
+        self.set_enabled_with(tenant, actor, id, enabled, &Detached::default())
+            .await
+    }
+
+    /// [`Engine::set_enabled`] whose caller may be answered `202` first.
+    pub async fn set_enabled_with(
+        &self,
+        tenant: &str,
+        actor: &str,
+        id: &str,
+        enabled: bool,
+        detached: &Detached,
+    ) -> Result<SubscriptionRecord, Error> {
         let current = self.store.get(tenant, id).await?;
         let mut spec = current.spec.clone();
         spec.enabled = enabled;
         let prepared = self.prepare(id, spec)?;
         let kind = if enabled { "enable" } else { "disable" };
-        self.transition(current, prepared, kind, actor).await
+        self.transition(current, prepared, kind, actor, detached)
+            .await
     }
 
     /// Replaces the signing secret on every native resource (Talkover PUT,
@@ -587,14 +625,33 @@ impl Engine {
         spec.on_unsupported = switchboard_core::OnUnsupported::Reject;
         let mut prepared = self.prepare(id, spec)?;
         prepared.spec.on_unsupported = current.spec.on_unsupported;
+        // No budget: the caller must see the secret, so it always waits.
         let rec = self
-            .transition(current, prepared, "rotate_secret", actor)
+            .transition(
+                current,
+                prepared,
+                "rotate_secret",
+                actor,
+                &Detached::default(),
+            )
             .await?;
         Ok((rec, secret))
     }
 
     /// Deletes every native resource, then the subscription.
     pub async fn delete(&self, tenant: &str, actor: &str, id: &str) -> Result<(), Error> {
+        self.delete_with(tenant, actor, id, &Detached::default())
+            .await
+    }
+
+    /// [`Engine::delete`] whose caller may be answered `202` first.
+    pub async fn delete_with(
+        &self,
+        tenant: &str,
+        actor: &str,
+        id: &str,
+        detached: &Detached,
+    ) -> Result<(), Error> {
         let current = self.store.get(tenant, id).await?;
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.old_plans(&current)?;
@@ -634,7 +691,7 @@ impl Engine {
                 deleted
             }
             Err(e) => {
-                self.release(&current, &e).await;
+                self.release(&current, &e, detached).await;
                 self.end(&op_id, undo_state(&e), Some(&e)).await;
                 Err(e)
             }
@@ -647,6 +704,7 @@ impl Engine {
         prepared: Prepared,
         kind: &str,
         actor: &str,
+        detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.old_plans(&current)?;
@@ -695,7 +753,7 @@ impl Engine {
                 saved
             }
             Err(e) => {
-                self.release(&current, &e).await;
+                self.release(&current, &e, detached).await;
                 self.end(&op_id, undo_state(&e), Some(&e)).await;
                 Err(e)
             }
@@ -703,9 +761,10 @@ impl Engine {
     }
 
     /// Ends a claim after a failure: the change was undone, so the previous
-    /// status is restored; if the undo failed, the subscription is `failed`.
-    async fn release(&self, previous: &SubscriptionRecord, err: &Error) {
-        let (status, last_error) = if matches!(err, Error::Internal(_)) {
+    /// status is restored; if the undo failed, or the caller was already
+    /// answered `202`, the subscription is `failed` with the error.
+    async fn release(&self, previous: &SubscriptionRecord, err: &Error, detached: &Detached) {
+        let (status, last_error) = if matches!(err, Error::Internal(_)) || detached.is_set() {
             (SubscriptionStatus::Failed, Some(err.to_string()))
         } else {
             (previous.status, previous.last_error.clone())

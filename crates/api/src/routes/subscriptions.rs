@@ -266,6 +266,33 @@ async fn within_budget<T: Send + 'static>(
     )
 }
 
+/// Audits a change answered `202` and builds that answer.
+async fn pending_answer(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    operation: &'static str,
+    tenant: &str,
+    id: &str,
+    before: Option<serde_json::Value>,
+) -> Response {
+    audit::record(
+        state,
+        caller,
+        headers,
+        audit::Change {
+            operation,
+            subscription_id: Some(id),
+            tenant,
+            before,
+            after: None,
+            outcome: "202 pending".into(),
+        },
+    )
+    .await;
+    accepted(state, tenant, id).await
+}
+
 /// `202 Accepted` with the subscription as it stands (status `pending`).
 async fn accepted(state: &AppState, tenant: &str, id: &str) -> Response {
     let body = match state.engine.get(tenant, id).await {
@@ -305,6 +332,7 @@ fn with_etag(status: StatusCode, view: SubscriptionView, location: bool) -> Resp
     request_body = SubscriptionRequest,
     responses(
         (status = 201, description = "Created", body = SubscriptionView),
+        (status = 202, description = "Still applying upstream after the budget; finishes in the background", body = SubscriptionView),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or unsupported field", body = Problem, content_type = "application/problem+json"),
@@ -541,6 +569,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Error> {
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "Updated", body = SubscriptionView),
+        (status = 202, description = "Still applying upstream after the budget; finishes in the background", body = SubscriptionView),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A change is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
@@ -557,7 +586,7 @@ pub async fn patch(
     caller.require(WRITE)?;
     let tenant = caller.tenant_for(&state, &id).await?;
     let current = state.engine.get(&tenant, &id).await?;
-    let result = async {
+    let parsed = (|| {
         if !patch.is_object() {
             return Err(Error::field("/", "a merge patch must be a JSON object"));
         }
@@ -566,16 +595,29 @@ pub async fn patch(
             .map_err(|e| Error::Internal(e.to_string()))?;
         merge_patch(&mut merged, &patch);
         let body: SubscriptionRequest = parse_json(merged.to_string().as_bytes())?;
-        let spec = body.into_spec()?;
-        let (engine, t, i, actor) = (
-            state.engine.clone(),
-            tenant.clone(),
-            id.clone(),
-            caller.name.clone(),
-        );
-        detached(async move { engine.update(&t, &actor, &i, spec, version).await }).await
-    }
-    .await;
+        Ok((body.into_spec()?, version))
+    })();
+    let flag = Detached::default();
+    let outcome = match parsed {
+        Ok((spec, version)) => {
+            let (engine, t, i, actor, f) = (
+                state.engine.clone(),
+                tenant.clone(),
+                id.clone(),
+                caller.name.clone(),
+                flag.clone(),
+            );
+            within_budget(&state, &flag, async move {
+                engine.update_with(&t, &actor, &i, spec, version, &f).await
+            })
+            .await
+        }
+        Err(e) => Budgeted::Done(Err(e)),
+    };
+    let Budgeted::Done(result) = outcome else {
+        let before = Some(view_json(&current));
+        return Ok(pending_answer(&state, &caller, &headers, "update", &tenant, &id, before).await);
+    };
     audit::record(
         &state,
         &caller,
@@ -604,6 +646,7 @@ pub async fn patch(
     params(("id" = String, Path, description = "Subscription id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 202, description = "Still deleting upstream after the budget; finishes in the background", body = SubscriptionView),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Provider failed; nothing was deleted", body = Problem, content_type = "application/problem+json"),
     ),
@@ -613,7 +656,7 @@ pub async fn remove(
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     caller.require(WRITE)?;
     let tenant = caller.tenant_for(&state, &id).await?;
     let current = state.engine.get(&tenant, &id).await?;
@@ -623,7 +666,16 @@ pub async fn remove(
         id.clone(),
         caller.name.clone(),
     );
-    let result = detached(async move { engine.delete(&t, &actor, &i).await }).await;
+    let flag = Detached::default();
+    let f = flag.clone();
+    let outcome = within_budget(&state, &flag, async move {
+        engine.delete_with(&t, &actor, &i, &f).await
+    })
+    .await;
+    let Budgeted::Done(result) = outcome else {
+        let before = Some(view_json(&current));
+        return Ok(pending_answer(&state, &caller, &headers, "delete", &tenant, &id, before).await);
+    };
     audit::record(
         &state,
         &caller,
@@ -640,7 +692,7 @@ pub async fn remove(
     .await;
     result?;
     tracing::info!(%tenant, token = %caller.name, %id, "subscription deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn set_enabled(
@@ -659,7 +711,19 @@ async fn set_enabled(
         id.clone(),
         caller.name.clone(),
     );
-    let result = detached(async move { engine.set_enabled(&t, &actor, &i, enabled).await }).await;
+    let flag = Detached::default();
+    let f = flag.clone();
+    let outcome = within_budget(&state, &flag, async move {
+        engine.set_enabled_with(&t, &actor, &i, enabled, &f).await
+    })
+    .await;
+    let Budgeted::Done(result) = outcome else {
+        let operation = if enabled { "enable" } else { "disable" };
+        let before = Some(view_json(&current));
+        return Ok(
+            pending_answer(&state, &caller, &headers, operation, &tenant, &id, before).await,
+        );
+    };
     audit::record(
         &state,
         &caller,
@@ -688,6 +752,7 @@ async fn set_enabled(
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/enable", tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id")),
     responses((status = 200, description = "Enabled", body = SubscriptionView),
+              (status = 202, description = "Still applying upstream after the budget", body = SubscriptionView),
               (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn enable(
@@ -703,6 +768,7 @@ pub async fn enable(
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/disable", tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id")),
     responses((status = 200, description = "Disabled", body = SubscriptionView),
+              (status = 202, description = "Still applying upstream after the budget", body = SubscriptionView),
               (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn disable(
