@@ -63,6 +63,55 @@ pub struct Change<'a> {
     pub outcome: String,
 }
 
+/// One change request, as the audit log will record it: who, on what,
+/// from which state. Handlers build it once and report the outcome.
+pub struct Audited<'a> {
+    /// Application state (for the store).
+    pub state: &'a AppState,
+    /// The caller.
+    pub caller: &'a Caller,
+    /// Request headers (for the request id).
+    pub headers: &'a HeaderMap,
+    /// Operation name.
+    pub operation: &'static str,
+    /// Tenant of the subscription.
+    pub tenant: &'a str,
+    /// Subscription concerned.
+    pub subscription_id: Option<&'a str>,
+    /// The subscription before the change.
+    pub before: Option<Value>,
+}
+
+impl Audited<'_> {
+    /// Records how the change ended (`after` is the view once applied).
+    pub async fn result<T>(self, result: &Result<T, Error>, ok_status: u16, after: Option<Value>) {
+        let outcome = outcome(result, ok_status);
+        self.record(after, outcome).await;
+    }
+
+    /// Records a change answered `202` that goes on in the background.
+    pub async fn pending(self) {
+        self.record(None, "202 pending".into()).await;
+    }
+
+    async fn record(self, after: Option<Value>, outcome: String) {
+        record(
+            self.state,
+            self.caller,
+            self.headers,
+            Change {
+                operation: self.operation,
+                subscription_id: self.subscription_id,
+                tenant: self.tenant,
+                before: self.before,
+                after,
+                outcome,
+            },
+        )
+        .await;
+    }
+}
+
 /// Appends `change` to the audit log. A failure to audit is logged, not
 /// returned: the change itself has already happened upstream.
 pub async fn record(state: &AppState, caller: &Caller, headers: &HeaderMap, change: Change<'_>) {

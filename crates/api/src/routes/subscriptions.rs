@@ -85,19 +85,16 @@ pub async fn reconcile(
     );
     let result =
         detached(async move { engine.reconcile(&t, &actor, &i, remove_unknown).await }).await;
-    audit::record(
-        &state,
-        &caller,
-        &headers,
-        audit::Change {
-            operation: "reconcile",
-            subscription_id: Some(&id),
-            tenant: &tenant,
-            before: Some(view_json(&current)),
-            after: result.as_ref().ok().map(view_json),
-            outcome: audit::outcome(&result, 200),
-        },
-    )
+    audit::Audited {
+        state: &state,
+        caller: &caller,
+        headers: &headers,
+        operation: "reconcile",
+        tenant: &tenant,
+        subscription_id: Some(&id),
+        before: Some(view_json(&current)),
+    }
+    .result(&result, 200, result.as_ref().ok().map(view_json))
     .await;
     let rec = result?;
     Ok(with_etag(
@@ -276,19 +273,16 @@ async fn pending_answer(
     id: &str,
     before: Option<serde_json::Value>,
 ) -> Response {
-    audit::record(
+    audit::Audited {
         state,
         caller,
         headers,
-        audit::Change {
-            operation,
-            subscription_id: Some(id),
-            tenant,
-            before,
-            after: None,
-            outcome: "202 pending".into(),
-        },
-    )
+        operation,
+        tenant,
+        subscription_id: Some(id),
+        before,
+    }
+    .pending()
     .await;
     accepted(state, tenant, id).await
 }
@@ -366,35 +360,27 @@ pub async fn create(
         Err(e) => Budgeted::Done(Err(e)),
     };
     let Budgeted::Done(result) = outcome else {
-        audit::record(
+        return Ok(pending_answer(
             &state,
             &caller,
             &headers,
-            audit::Change {
-                operation: "create",
-                subscription_id: Some(&id),
-                tenant: &caller.tenant,
-                before: None,
-                after: None,
-                outcome: "202 pending".into(),
-            },
+            "create",
+            &caller.tenant,
+            &id,
+            None,
         )
-        .await;
-        return Ok(accepted(&state, &caller.tenant, &id).await);
+        .await);
     };
-    audit::record(
-        &state,
-        &caller,
-        &headers,
-        audit::Change {
-            operation: "create",
-            subscription_id: result.as_ref().ok().map(|r| r.id.as_str()),
-            tenant: &caller.tenant,
-            before: None,
-            after: result.as_ref().ok().map(view_json),
-            outcome: audit::outcome(&result, 201),
-        },
-    )
+    audit::Audited {
+        state: &state,
+        caller: &caller,
+        headers: &headers,
+        operation: "create",
+        tenant: &caller.tenant,
+        subscription_id: result.as_ref().ok().map(|r| r.id.as_str()),
+        before: None,
+    }
+    .result(&result, 201, result.as_ref().ok().map(view_json))
     .await;
     let rec = result?;
     tracing::info!(tenant = %caller.tenant, token = %caller.name, id = %rec.id, "subscription created");
@@ -618,19 +604,16 @@ pub async fn patch(
         let before = Some(view_json(&current));
         return Ok(pending_answer(&state, &caller, &headers, "update", &tenant, &id, before).await);
     };
-    audit::record(
-        &state,
-        &caller,
-        &headers,
-        audit::Change {
-            operation: "update",
-            subscription_id: Some(&id),
-            tenant: &tenant,
-            before: Some(view_json(&current)),
-            after: result.as_ref().ok().map(view_json),
-            outcome: audit::outcome(&result, 200),
-        },
-    )
+    audit::Audited {
+        state: &state,
+        caller: &caller,
+        headers: &headers,
+        operation: "update",
+        tenant: &tenant,
+        subscription_id: Some(&id),
+        before: Some(view_json(&current)),
+    }
+    .result(&result, 200, result.as_ref().ok().map(view_json))
     .await;
     let rec = result?;
     tracing::info!(%tenant, token = %caller.name, id = %rec.id, "subscription updated");
@@ -676,19 +659,16 @@ pub async fn remove(
         let before = Some(view_json(&current));
         return Ok(pending_answer(&state, &caller, &headers, "delete", &tenant, &id, before).await);
     };
-    audit::record(
-        &state,
-        &caller,
-        &headers,
-        audit::Change {
-            operation: "delete",
-            subscription_id: Some(&id),
-            tenant: &tenant,
-            before: Some(view_json(&current)),
-            after: None,
-            outcome: audit::outcome(&result, 204),
-        },
-    )
+    audit::Audited {
+        state: &state,
+        caller: &caller,
+        headers: &headers,
+        operation: "delete",
+        tenant: &tenant,
+        subscription_id: Some(&id),
+        before: Some(view_json(&current)),
+    }
+    .result(&result, 204, None)
     .await;
     result?;
     tracing::info!(%tenant, token = %caller.name, %id, "subscription deleted");
@@ -724,19 +704,16 @@ async fn set_enabled(
             pending_answer(&state, &caller, &headers, operation, &tenant, &id, before).await,
         );
     };
-    audit::record(
-        &state,
-        &caller,
-        &headers,
-        audit::Change {
-            operation: if enabled { "enable" } else { "disable" },
-            subscription_id: Some(&id),
-            tenant: &tenant,
-            before: Some(view_json(&current)),
-            after: result.as_ref().ok().map(view_json),
-            outcome: audit::outcome(&result, 200),
-        },
-    )
+    audit::Audited {
+        state: &state,
+        caller: &caller,
+        headers: &headers,
+        operation: if enabled { "enable" } else { "disable" },
+        tenant: &tenant,
+        subscription_id: Some(&id),
+        before: Some(view_json(&current)),
+    }
+    .result(&result, 200, result.as_ref().ok().map(view_json))
     .await;
     let rec = result?;
     tracing::info!(%tenant, token = %caller.name, %id, enabled, "subscription switched");
@@ -855,18 +832,19 @@ pub async fn rotate_secret(
         detached(async move { engine.rotate_secret(&t, &actor, &i, given).await }).await
     }
     .await;
-    audit::record(
-        &state,
-        &caller,
-        &headers,
-        audit::Change {
-            operation: "rotate_secret",
-            subscription_id: Some(&id),
-            tenant: &tenant,
-            before: Some(view_json(&current)),
-            after: result.as_ref().ok().map(|(r, _)| view_json(r)),
-            outcome: audit::outcome(&result, 200),
-        },
+    audit::Audited {
+        state: &state,
+        caller: &caller,
+        headers: &headers,
+        operation: "rotate_secret",
+        tenant: &tenant,
+        subscription_id: Some(&id),
+        before: Some(view_json(&current)),
+    }
+    .result(
+        &result,
+        200,
+        result.as_ref().ok().map(|(r, _)| view_json(r)),
     )
     .await;
     let (rec, secret) = result?;
