@@ -49,10 +49,10 @@ pub struct Preview {
 }
 
 /// A spec checked and translated for one provider.
-struct Prepared {
-    spec: SubscriptionSpec,
-    warnings: Vec<String>,
-    plans: Vec<NativePlan>,
+pub(crate) struct Prepared {
+    pub(crate) spec: SubscriptionSpec,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) plans: Vec<NativePlan>,
 }
 
 /// The subscription use cases.
@@ -149,21 +149,6 @@ impl Engine {
             .insert(op_id.to_owned());
     }
 
-    /// Journals a change (reconciliation's entry point to `begin`).
-    pub(crate) async fn begin_op(&self, op: NewOperation<'_>) -> Result<String, Error> {
-        self.begin(op).await
-    }
-
-    /// Closes a journal entry (recovery's entry point to `end`).
-    pub(crate) async fn finish(&self, op_id: &str, state: &str, error: Option<&Error>) {
-        self.end(op_id, state, error).await;
-    }
-
-    /// A provider instance by key.
-    pub(crate) fn provider_instance(&self, key: &str) -> Result<ProviderInstance, Error> {
-        self.provider(key).cloned()
-    }
-
     /// Plans of `spec` for subscription `id`, falling back to the recorded
     /// native events when the catalog no longer resolves them.
     pub(crate) fn plans_for(
@@ -189,32 +174,8 @@ impl Engine {
         provider.adapter.plan(id, spec, &events)
     }
 
-    /// A checked and translated target state: (spec, plans, warnings).
-    pub(crate) fn prepare_for_recovery(
-        &self,
-        id: &str,
-        spec: SubscriptionSpec,
-    ) -> Result<(SubscriptionSpec, Vec<NativePlan>, Vec<String>), Error> {
-        let p = self.prepare(id, spec)?;
-        Ok((p.spec, p.plans, p.warnings))
-    }
-
-    /// The plans that should exist for a target state.
-    pub(crate) fn wanted_plans(
-        &self,
-        provider: &ProviderInstance,
-        spec: &SubscriptionSpec,
-        plans: &[NativePlan],
-    ) -> Vec<NativePlan> {
-        if spec.enabled || provider.adapter.capabilities().native_disable {
-            plans.to_vec()
-        } else {
-            Vec::new()
-        }
-    }
-
     /// Journals a change before its first upstream call.
-    async fn begin(&self, op: NewOperation<'_>) -> Result<String, Error> {
+    pub(crate) async fn begin(&self, op: NewOperation<'_>) -> Result<String, Error> {
         let id = self.store.start_operation(&op, self.lease).await?;
         self.running
             .lock()
@@ -224,7 +185,7 @@ impl Engine {
     }
 
     /// Closes a journalled change.
-    async fn end(&self, op_id: &str, state: &str, error: Option<&Error>) {
+    pub(crate) async fn end(&self, op_id: &str, state: &str, error: Option<&Error>) {
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -253,7 +214,7 @@ impl Engine {
         self.providers.values()
     }
 
-    fn provider(&self, key: &str) -> Result<&ProviderInstance, Error> {
+    pub(crate) fn provider(&self, key: &str) -> Result<&ProviderInstance, Error> {
         self.providers.get(key).ok_or_else(|| {
             let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
             Error::field(
@@ -267,7 +228,7 @@ impl Engine {
     }
 
     /// Pure: capabilities, catalog and translation. No state is touched.
-    fn prepare(&self, id: &str, mut spec: SubscriptionSpec) -> Result<Prepared, Error> {
+    pub(crate) fn prepare(&self, id: &str, mut spec: SubscriptionSpec) -> Result<Prepared, Error> {
         let provider = self.provider(&spec.provider)?;
         let adapter = &provider.adapter;
         let kind = adapter.kind();
@@ -337,15 +298,15 @@ impl Engine {
     /// (an event removed), the native events recorded for its resources are
     /// what really exists upstream and are used instead, so an old
     /// subscription can still be changed or deleted.
-    fn old_plans(&self, rec: &SubscriptionRecord) -> Result<Vec<NativePlan>, Error> {
-        self.plans_for(&rec.id, &rec.spec, &rec.natives)
-    }
-
     /// The plans that should exist for `prepared`: all of them while
     /// enabled, or while the provider can switch a resource off natively;
     /// none while disabled at a provider that cannot (the subscription is
     /// kept and the resources are recreated on enable).
-    fn wanted<'a>(&self, provider: &ProviderInstance, prepared: &'a Prepared) -> &'a [NativePlan] {
+    pub(crate) fn wanted<'a>(
+        &self,
+        provider: &ProviderInstance,
+        prepared: &'a Prepared,
+    ) -> &'a [NativePlan] {
         if prepared.spec.enabled || provider.adapter.capabilities().native_disable {
             &prepared.plans
         } else {
@@ -654,7 +615,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let current = self.store.get(tenant, id).await?;
         let provider = self.provider(&current.spec.provider)?.clone();
-        let old = self.old_plans(&current)?;
+        let old = self.plans_for(&current.id, &current.spec, &current.natives)?;
         let op_id = self
             .begin(NewOperation {
                 tenant,
@@ -707,7 +668,7 @@ impl Engine {
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
-        let old = self.old_plans(&current)?;
+        let old = self.plans_for(&current.id, &current.spec, &current.natives)?;
         // Journalled before the claim, so a subscription is never pending
         // without an entry that recovery can finish.
         let op_id = self

@@ -6,9 +6,12 @@
 //! and a failure undoes the steps this request already made, so the caller
 //! gets the error and neither side keeps a half-applied change.
 //!
-//! A change in progress is claimed in the store (status `pending`, version
-//! bumped) before the first upstream call: a second writer, in this process
-//! or another replica, gets a 409 instead of interleaving upstream calls.
+//! Every change is journalled, then claimed in the store (status `pending`
+//! under a version check, the version itself unchanged) before its first
+//! upstream call: a second writer, in this process or another replica, gets
+//! a 409 instead of interleaving upstream calls, and a change whose process
+//! dies is finished or undone by recovery (`recovery.rs`). Reconciliation
+//! (`reconcile.rs`) compares the recorded state with the provider's.
 
 mod apply;
 mod engine;

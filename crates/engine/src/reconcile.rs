@@ -42,11 +42,11 @@ impl Engine {
         remove_unknown: bool,
     ) -> Result<SubscriptionRecord, Error> {
         let current = self.store().get(tenant, id).await?;
-        let provider = self.provider_instance(&current.spec.provider)?;
-        let prepared = self.prepare_for_recovery(id, current.spec.clone())?;
-        let wanted = self.wanted_plans(&provider, &prepared.0, &prepared.1);
+        let provider = self.provider(&current.spec.provider)?.clone();
+        let prepared = self.prepare(id, current.spec.clone())?;
+        let wanted = self.wanted(&provider, &prepared).to_vec();
         let op_id = self
-            .begin_op(NewOperation {
+            .begin(NewOperation {
                 tenant,
                 subscription_id: id,
                 kind: "reconcile",
@@ -56,7 +56,7 @@ impl Engine {
             })
             .await?;
         if let Err(e) = self.store().claim(tenant, id, current.version).await {
-            self.finish(&op_id, "failed", Some(&e)).await;
+            self.end(&op_id, "failed", Some(&e)).await;
             return Err(e);
         }
         let target = Target {
@@ -96,7 +96,7 @@ impl Engine {
                     .store()
                     .finish_reconciliation(tenant, id, status, &findings)
                     .await;
-                self.finish(
+                self.end(
                     &op_id,
                     if saved.is_ok() { "succeeded" } else { "failed" },
                     saved.as_ref().err(),
@@ -110,7 +110,7 @@ impl Engine {
                     .store()
                     .release(tenant, id, current.status, current.last_error.clone())
                     .await;
-                self.finish(&op_id, "failed", Some(&e)).await;
+                self.end(&op_id, "failed", Some(&e)).await;
                 Err(e)
             }
         }

@@ -32,7 +32,7 @@ impl Engine {
             match outcome {
                 Ok(state) => {
                     tracing::info!(op = %id, sub = %op.subscription_id, kind = %op.kind, state, "recovered an interrupted change");
-                    self.finish(&id, state, None).await;
+                    self.end(&id, state, None).await;
                 }
                 Err(e) => {
                     tracing::error!(op = %id, sub = %op.subscription_id, error = %e, "recovering an interrupted change failed");
@@ -45,7 +45,7 @@ impl Engine {
                             Some(e.to_string()),
                         )
                         .await;
-                    self.finish(&id, "failed", Some(&e)).await;
+                    self.end(&id, "failed", Some(&e)).await;
                 }
             }
         }
@@ -60,7 +60,7 @@ impl Engine {
             Err(Error::NotFound { .. }) => return Ok("recovered"),
             Err(e) => return Err(e),
         };
-        let provider = self.provider_instance(&rec.spec.provider)?;
+        let provider = self.provider(&rec.spec.provider)?.clone();
         let target = Target {
             store: self.store(),
             tenant: &rec.tenant,
@@ -104,13 +104,12 @@ impl Engine {
                 let after = op.after.clone().ok_or_else(|| {
                     Error::Internal("journal entry without its target state".into())
                 })?;
-                let prepared = self.prepare_for_recovery(&rec.id, after)?;
-                let wanted: Vec<NativePlan> =
-                    self.wanted_plans(&provider, &prepared.0, &prepared.1);
+                let prepared = self.prepare(&rec.id, after)?;
+                let wanted: Vec<NativePlan> = self.wanted(&provider, &prepared).to_vec();
                 let (recorded, replaced) = adopt_replacements(
                     provider.adapter.as_ref(),
                     &target,
-                    prepared.0.url.as_str(),
+                    prepared.spec.url.as_str(),
                     &wanted,
                     &rec.natives,
                 )
@@ -118,7 +117,7 @@ impl Engine {
                 let recorded = adopt_orphans(
                     provider.adapter.as_ref(),
                     &target,
-                    prepared.0.url.as_str(),
+                    prepared.spec.url.as_str(),
                     &wanted,
                     &recorded,
                 )
@@ -138,9 +137,9 @@ impl Engine {
                     .apply_locked(&provider, &target, &old, &recorded, &wanted)
                     .await?;
                 let mut next = rec;
-                next.status = status_for(&prepared.0);
-                next.spec = prepared.0;
-                next.warnings = prepared.2;
+                next.status = status_for(&prepared.spec);
+                next.spec = prepared.spec;
+                next.warnings = prepared.warnings;
                 next.last_error = None;
                 next.natives = natives;
                 self.store().update(&next).await?;
