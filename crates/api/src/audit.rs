@@ -129,7 +129,7 @@ pub async fn record(state: &AppState, caller: &Caller, headers: &HeaderMap, chan
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    if let Err(e) = state.engine.store().append_audit(&entry).await {
+    if let Err(e) = state.store.append_audit(&entry).await {
         tracing::error!(error = %e, operation = change.operation, "audit entry could not be written");
     }
 }

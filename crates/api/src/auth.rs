@@ -99,7 +99,7 @@ impl Caller {
     /// subscription is then simply not found (404, not 403).
     pub async fn tenant_for(&self, state: &AppState, id: &str) -> Result<String, Error> {
         if self.is_admin() {
-            state.engine.store().tenant_of(id).await
+            state.store.tenant_of(id).await
         } else {
             Ok(self.tenant.clone())
         }

@@ -1,27 +1,20 @@
 //! Wire shapes of the v1 API and their conversion to and from the domain.
-//! Requests are parsed leniently typed (strings for enums) and then
-//! validated here, so every problem is reported at once with its pointer.
+//! Requests are parsed leniently typed (strings for enums) into a
+//! [`SpecDraft`], whose rules live in core ([`SpecDraft::validate`]); parse
+//! and rule problems are reported together, each with its pointer.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use switchboard_core::subscription::MAX_NAME_LEN;
+use switchboard_core::operation::Finding;
+use switchboard_core::subscription::AuthKind;
 use switchboard_core::{
     CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, Error, EventName, FieldError,
-    Filter, OnUnsupported, Secret, SubscriptionSpec,
+    Filter, OnUnsupported, Secret, SpecDraft, SubscriptionSpec,
 };
 use switchboard_store::SubscriptionRecord;
 use utoipa::ToSchema;
-
-/// Most events one subscription may name.
-pub const MAX_EVENTS: usize = 100;
-/// Most custom headers.
-pub const MAX_HEADERS: usize = 32;
-/// Longest secret of any kind.
-pub const MAX_SECRET_LEN: usize = 1024;
-/// Largest `metadata` document, serialized.
-pub const MAX_METADATA_BYTES: usize = 8192;
 
 /// Callback authentication as sent by the caller.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -120,265 +113,234 @@ pub struct SubscriptionRequest {
     pub on_unsupported: Option<String>,
 }
 
-fn secret(errors: &mut Vec<FieldError>, pointer: &str, value: Option<String>) -> Option<Secret> {
-    match value {
-        None => {
-            errors.push(FieldError::new(pointer, "is required"));
-            None
-        }
-        Some(v) if v.is_empty() => {
-            errors.push(FieldError::new(pointer, "must not be empty"));
-            None
-        }
-        Some(v) if v.chars().count() > MAX_SECRET_LEN => {
-            errors.push(FieldError::new(
-                pointer,
-                format!("must be at most {MAX_SECRET_LEN} characters"),
-            ));
-            None
-        }
-        Some(v) => Some(Secret::new(v)),
-    }
-}
+/// Stands in for a secret the auth type needs but the body lacks, so the
+/// rest of the draft can still be validated (the request fails on the
+/// "is required" anyway).
+const MISSING_SECRET: &str = "missing";
+/// Stands in for a URL that did not parse, for the same reason.
+const UNPARSED_URL: &str = "https://unparsed.invalid/";
 
-fn header_name_ok(name: &str) -> bool {
-    !name.is_empty() && axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+/// A secret the auth type needs; its content is checked by
+/// [`SpecDraft::validate`].
+fn required_secret(errors: &mut Vec<FieldError>, pointer: &str, value: Option<String>) -> Secret {
+    Secret::new(value.unwrap_or_else(|| {
+        errors.push(FieldError::new(pointer, "is required"));
+        MISSING_SECRET.to_owned()
+    }))
 }
 
 fn parse_auth(errors: &mut Vec<FieldError>, auth: AuthRequest) -> CallbackAuth {
-    let extra = |errors: &mut Vec<FieldError>, field: &str, present: bool, kind: &str| {
-        if present {
-            errors.push(FieldError::new(
-                format!("/auth/{field}"),
-                format!("is not used by auth type `{kind}`"),
-            ));
-        }
-    };
-    match auth.kind.as_str() {
-        "none" => {
-            for (f, p) in [
-                ("username", auth.username.is_some()),
-                ("password", auth.password.is_some()),
-                ("token", auth.token.is_some()),
-                ("header", auth.header.is_some()),
-                ("value", auth.value.is_some()),
-            ] {
-                extra(errors, f, p, "none");
-            }
-            CallbackAuth::None
-        }
-        "basic" => {
-            extra(errors, "token", auth.token.is_some(), "basic");
-            extra(errors, "header", auth.header.is_some(), "basic");
-            extra(errors, "value", auth.value.is_some(), "basic");
-            let username = auth.username.unwrap_or_default();
-            if username.is_empty() || username.contains(':') || username.chars().count() > 255 {
-                errors.push(FieldError::new(
-                    "/auth/username",
-                    "is required, at most 255 characters, without `:`",
-                ));
-            }
-            let password = secret(errors, "/auth/password", auth.password);
-            CallbackAuth::Basic {
-                username,
-                password: password.unwrap_or_default(),
-            }
-        }
-        "bearer" => {
-            extra(errors, "username", auth.username.is_some(), "bearer");
-            extra(errors, "password", auth.password.is_some(), "bearer");
-            extra(errors, "header", auth.header.is_some(), "bearer");
-            extra(errors, "value", auth.value.is_some(), "bearer");
-            let token = secret(errors, "/auth/token", auth.token);
-            CallbackAuth::Bearer {
-                token: token.unwrap_or_default(),
-            }
-        }
-        "api_key" => {
-            extra(errors, "username", auth.username.is_some(), "api_key");
-            extra(errors, "password", auth.password.is_some(), "api_key");
-            extra(errors, "token", auth.token.is_some(), "api_key");
-            let header = auth.header.unwrap_or_default();
-            if !header_name_ok(&header) {
-                errors.push(FieldError::new(
-                    "/auth/header",
-                    "must be a valid HTTP header name",
-                ));
-            }
-            let value = secret(errors, "/auth/value", auth.value);
-            CallbackAuth::ApiKey {
-                header,
-                value: value.unwrap_or_default(),
-            }
-        }
+    let kind = match auth.kind.as_str() {
+        "none" => AuthKind::None,
+        "basic" => AuthKind::Basic,
+        "bearer" => AuthKind::Bearer,
+        "api_key" => AuthKind::ApiKey,
         other => {
             errors.push(FieldError::new(
                 "/auth/type",
                 format!("`{other}` is not one of none, basic, bearer, api_key"),
             ));
-            CallbackAuth::None
+            return CallbackAuth::None;
         }
+    };
+    for (field, present) in [
+        ("username", auth.username.is_some()),
+        ("password", auth.password.is_some()),
+        ("token", auth.token.is_some()),
+        ("header", auth.header.is_some()),
+        ("value", auth.value.is_some()),
+    ] {
+        if present && !auth_uses(kind, field) {
+            errors.push(FieldError::new(
+                format!("/auth/{field}"),
+                format!("is not used by auth type `{}`", kind.as_str()),
+            ));
+        }
+    }
+    match kind {
+        AuthKind::None => CallbackAuth::None,
+        AuthKind::Basic => CallbackAuth::Basic {
+            username: auth.username.unwrap_or_default(),
+            password: required_secret(errors, "/auth/password", auth.password),
+        },
+        AuthKind::Bearer => CallbackAuth::Bearer {
+            token: required_secret(errors, "/auth/token", auth.token),
+        },
+        AuthKind::ApiKey => CallbackAuth::ApiKey {
+            header: auth.header.unwrap_or_default(),
+            value: required_secret(errors, "/auth/value", auth.value),
+        },
     }
 }
 
+/// Whether an `auth` field of the request belongs to the auth type.
+fn auth_uses(kind: AuthKind, field: &str) -> bool {
+    match kind {
+        AuthKind::None => false,
+        AuthKind::Basic => matches!(field, "username" | "password"),
+        AuthKind::Bearer => field == "token",
+        AuthKind::ApiKey => matches!(field, "header" | "value"),
+    }
+}
+
+/// Parses an enum-like wire string, or reports which values it may take.
+fn parse_choice<T: Copy>(
+    errors: &mut Vec<FieldError>,
+    pointer: &str,
+    value: Option<&str>,
+    choices: &[(&str, T)],
+) -> Option<T> {
+    let value = value?;
+    let found = choices.iter().find(|(name, _)| *name == value);
+    if found.is_none() {
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        errors.push(FieldError::new(
+            pointer,
+            format!("`{value}` is not one of {}", names.join(", ")),
+        ));
+    }
+    found.map(|(_, v)| *v)
+}
+
+/// The callback URL, or a stand-in when it does not parse.
+fn parse_url(errors: &mut Vec<FieldError>, raw: &str) -> CallbackUrl {
+    CallbackUrl::parse(raw).unwrap_or_else(|e| {
+        errors.push(FieldError::new("/url", e));
+        CallbackUrl::parse(UNPARSED_URL).expect("the stand-in URL is valid")
+    })
+}
+
+/// The events, with a stand-in for each that does not parse: unique per
+/// position, so it is never a duplicate and the draft's indices (and
+/// count) stay the body's.
+fn parse_events(errors: &mut Vec<FieldError>, raw: &[String]) -> Vec<EventName> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            EventName::parse(raw).unwrap_or_else(|e| {
+                errors.push(FieldError::new(format!("/events/{i}"), e));
+                EventName::Native(format!("unparsed/{i}"))
+            })
+        })
+        .collect()
+}
+
+/// The request's top-level fields in the order problems are reported in.
+const FIELD_ORDER: [&str; 13] = [
+    "provider",
+    "account",
+    "name",
+    "url",
+    "events",
+    "auth",
+    "signing_secret",
+    "headers",
+    "method",
+    "format",
+    "on_unsupported",
+    "filters",
+    "metadata",
+];
+
+/// Where a problem sorts among all of a request's problems: by top-level
+/// field, a whole-list problem before its items, items by index, and in
+/// `auth` the type and unused fields first, then the user name or header,
+/// then the secret. Parse problems (here) and rule problems (core) thus
+/// interleave as a caller reads the body.
+fn report_order(auth: AuthKind, pointer: &str) -> (usize, i64) {
+    let mut segments = pointer.trim_start_matches('/').splitn(3, '/');
+    let field = segments.next().unwrap_or_default();
+    let rank = FIELD_ORDER
+        .iter()
+        .position(|f| *f == field)
+        .unwrap_or(FIELD_ORDER.len());
+    let sub = match segments.next() {
+        None => -1,
+        Some(s) if field == "auth" => match s {
+            "username" | "header" if auth_uses(auth, s) => 1,
+            "password" | "token" | "value" if auth_uses(auth, s) => 2,
+            _ => 0,
+        },
+        Some(i) if matches!(field, "events" | "filters") => i.parse().unwrap_or(0),
+        Some(_) => 0,
+    };
+    (rank, sub)
+}
+
 impl SubscriptionRequest {
-    /// Validates everything that does not depend on the provider.
+    /// Parses the wire shape (enum strings, the URL, event names, the auth
+    /// variant) into a [`SpecDraft`] and validates it in core; the problems
+    /// of both steps are reported together, in the order of the body.
     pub fn into_spec(self) -> Result<SubscriptionSpec, Error> {
         let mut errors = Vec::new();
-        if self.provider.is_empty() {
-            errors.push(FieldError::new("/provider", "is required"));
-        }
-        if let Some(a) = &self.account
-            && a.trim().is_empty()
-        {
-            errors.push(FieldError::new(
-                "/account",
-                "must not be empty; omit it instead",
-            ));
-        }
-        if let Some(n) = &self.name
-            && n.chars().count() > MAX_NAME_LEN
-        {
-            errors.push(FieldError::new(
-                "/name",
-                format!("must be at most {MAX_NAME_LEN} characters"),
-            ));
-        }
-        let url = CallbackUrl::parse(&self.url)
-            .map_err(|e| errors.push(FieldError::new("/url", e)))
-            .ok();
-        if self.events.is_empty() {
-            errors.push(FieldError::new("/events", "must name at least one event"));
-        }
-        if self.events.len() > MAX_EVENTS {
-            errors.push(FieldError::new(
-                "/events",
-                format!("must name at most {MAX_EVENTS} events"),
-            ));
-        }
-        let mut events = Vec::with_capacity(self.events.len());
-        for (i, raw) in self.events.iter().enumerate() {
-            match EventName::parse(raw) {
-                Ok(e) if events.contains(&e) => errors.push(FieldError::new(
-                    format!("/events/{i}"),
-                    format!("`{raw}` is listed twice"),
-                )),
-                Ok(e) => events.push(e),
-                Err(e) => errors.push(FieldError::new(format!("/events/{i}"), e)),
-            }
-        }
+        let url = parse_url(&mut errors, &self.url);
+        let events = parse_events(&mut errors, &self.events);
         let auth = self
             .auth
             .map(|a| parse_auth(&mut errors, a))
             .unwrap_or_default();
-        let signing_secret = self
-            .signing_secret
-            .and_then(|s| secret(&mut errors, "/signing_secret", Some(s)));
-        let headers = self.headers.unwrap_or_default();
-        if headers.len() > MAX_HEADERS {
-            errors.push(FieldError::new(
-                "/headers",
-                format!("at most {MAX_HEADERS} headers"),
-            ));
-        }
-        for (name, value) in &headers {
-            if !header_name_ok(name) {
-                errors.push(FieldError::new(
-                    format!("/headers/{name}"),
-                    "is not a valid HTTP header name",
-                ));
-            } else if axum::http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
-                errors.push(FieldError::new(
-                    format!("/headers/{name}"),
-                    "must be visible ASCII, at most 4096 bytes",
-                ));
-            }
-        }
-        let method = match self.method.as_deref() {
-            None => None,
-            Some("POST") => Some(DeliveryMethod::Post),
-            Some("PUT") => Some(DeliveryMethod::Put),
-            Some("PATCH") => Some(DeliveryMethod::Patch),
-            Some(other) => {
-                errors.push(FieldError::new(
-                    "/method",
-                    format!("`{other}` is not one of POST, PUT, PATCH"),
-                ));
-                None
-            }
+        let method = parse_choice(
+            &mut errors,
+            "/method",
+            self.method.as_deref(),
+            &[
+                ("POST", DeliveryMethod::Post),
+                ("PUT", DeliveryMethod::Put),
+                ("PATCH", DeliveryMethod::Patch),
+            ],
+        );
+        let format = parse_choice(
+            &mut errors,
+            "/format",
+            self.format.as_deref(),
+            &[("json", DeliveryFormat::Json), ("xml", DeliveryFormat::Xml)],
+        );
+        let on_unsupported = parse_choice(
+            &mut errors,
+            "/on_unsupported",
+            self.on_unsupported.as_deref(),
+            &[
+                ("reject", OnUnsupported::Reject),
+                ("ignore", OnUnsupported::Ignore),
+            ],
+        )
+        .unwrap_or_default();
+        let auth_kind = auth.kind();
+        let draft = SpecDraft {
+            provider: self.provider,
+            account: self.account,
+            name: self.name,
+            url,
+            events,
+            auth,
+            signing_secret: self.signing_secret.map(Secret::new),
+            headers: self.headers.unwrap_or_default(),
+            method,
+            format,
+            timeout_seconds: self.timeout_seconds,
+            max_retries: self.max_retries,
+            enabled: self.enabled.unwrap_or(true),
+            filters: self
+                .filters
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| Filter {
+                    key: f.key,
+                    value: f.value,
+                })
+                .collect(),
+            provider_options: self.provider_options.unwrap_or_default(),
+            metadata: self.metadata.unwrap_or_default(),
+            on_unsupported,
         };
-        let format = match self.format.as_deref() {
-            None => None,
-            Some("json") => Some(DeliveryFormat::Json),
-            Some("xml") => Some(DeliveryFormat::Xml),
-            Some(other) => {
-                errors.push(FieldError::new(
-                    "/format",
-                    format!("`{other}` is not one of json, xml"),
-                ));
-                None
-            }
-        };
-        let on_unsupported = match self.on_unsupported.as_deref() {
-            None | Some("reject") => OnUnsupported::Reject,
-            Some("ignore") => OnUnsupported::Ignore,
-            Some(other) => {
-                errors.push(FieldError::new(
-                    "/on_unsupported",
-                    format!("`{other}` is not one of reject, ignore"),
-                ));
-                OnUnsupported::Reject
-            }
-        };
-        let filters: Vec<Filter> = self
-            .filters
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, f)| {
-                if f.key.is_empty() {
-                    errors.push(FieldError::new(
-                        format!("/filters/{i}/key"),
-                        "must not be empty",
-                    ));
-                    None
-                } else {
-                    Some(Filter {
-                        key: f.key,
-                        value: f.value,
-                    })
-                }
-            })
-            .collect();
-        let metadata = self.metadata.unwrap_or_default();
-        if serde_json::to_vec(&metadata).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
-            errors.push(FieldError::new(
-                "/metadata",
-                format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
-            ));
+        match draft.validate() {
+            Ok(spec) if errors.is_empty() => return Ok(spec),
+            Ok(_) => {}
+            Err(Error::Invalid(rules)) => errors.extend(rules),
+            Err(other) => return Err(other),
         }
-        match url {
-            Some(url) if errors.is_empty() => Ok(SubscriptionSpec {
-                provider: self.provider,
-                account: self.account,
-                name: self.name,
-                url,
-                events,
-                auth,
-                signing_secret,
-                headers,
-                method,
-                format,
-                timeout_seconds: self.timeout_seconds,
-                max_retries: self.max_retries,
-                enabled: self.enabled.unwrap_or(true),
-                filters,
-                provider_options: self.provider_options.unwrap_or_default(),
-                metadata,
-                on_unsupported,
-            }),
-            _ => Err(Error::Invalid(errors)),
-        }
+        errors.sort_by_key(|e| report_order(auth_kind, &e.pointer));
+        Err(Error::Invalid(errors))
     }
 
     /// The request that would produce `spec`, secrets included: the base a
@@ -575,10 +537,8 @@ pub struct SubscriptionView {
     /// When the provider's state was last compared with this subscription.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_reconciled_at: Option<String>,
-    /// What that comparison found: `{kind: missing|drifted|unknown, key,
-    /// native_id, detail, repaired}`.
-    #[schema(value_type = Vec<Object>)]
-    pub findings: Vec<Value>,
+    /// What that comparison found.
+    pub findings: Vec<Finding>,
     /// Optimistic-concurrency version (also the `ETag`).
     pub version: i64,
     /// RFC 3339.
@@ -730,6 +690,41 @@ mod tests {
                 "/method",
                 "/format",
                 "/on_unsupported"
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_and_rule_problems_interleave_in_body_order() {
+        // Unparsable events are not also "missing": the count is the body's.
+        let err =
+            req(json!({"provider": "p", "url": "https://x.io/h", "events": ["bad"]})).unwrap_err();
+        assert_eq!(pointers(err), ["/events/0"]);
+        // In `auth`: unused fields, then the user name, then the secret,
+        // whether it is missing (parse) or empty (rule).
+        let err = req(json!({
+            "provider": "p", "url": "https://x.io/h", "events": ["a.b"],
+            "auth": {"type": "basic", "username": "a:b", "value": "v"}
+        }))
+        .unwrap_err();
+        assert_eq!(
+            pointers(err),
+            ["/auth/value", "/auth/username", "/auth/password"]
+        );
+        let err = req(json!({
+            "provider": "p", "url": "https://x.io/h", "events": ["a.b"],
+            "auth": {"type": "api_key", "header": "", "value": "", "token": "t"},
+            "filters": [{"key": "", "value": "v"}], "format": "yaml",
+        }))
+        .unwrap_err();
+        assert_eq!(
+            pointers(err),
+            [
+                "/auth/token",
+                "/auth/header",
+                "/auth/value",
+                "/format",
+                "/filters/0/key"
             ]
         );
     }

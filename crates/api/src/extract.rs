@@ -1,11 +1,17 @@
-//! The JSON body extractor: a size limit, a JSON media type, and parse
-//! errors turned into problem+json with a pointer to the offending field
-//! (unknown fields and wrong types are 422 at `/field`, broken JSON is 400).
+//! The request extractors: the JSON body (a size limit, a JSON media type,
+//! and parse errors turned into problem+json with a pointer to the offending
+//! field: unknown fields and wrong types are 422 at `/field`, broken JSON is
+//! 400) and the typed query string ([`ApiQuery`], every bad parameter
+//! reported at once at `/parameter`).
+
+use std::marker::PhantomData;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use switchboard_core::Error;
+use serde::{Deserialize, Deserializer};
+use switchboard_core::{Error, FieldError};
 
 use crate::AppState;
 use crate::problem::ApiError;
@@ -101,20 +107,134 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 mime == "application/json" || mime.ends_with("+json")
             });
         if !is_json {
-            return Err(Error::UnsupportedMediaType.into());
+            return Err(ApiError::UnsupportedMediaType);
         }
         let limit = state.limits.body_bytes;
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge { limit }
+                ApiError::PayloadTooLarge { limit }
             } else {
-                Error::Malformed {
+                ApiError::Domain(Error::Malformed {
                     detail: format!("the body could not be read: {rejection}"),
                     pointer: None,
-                }
+                })
             }
         })?;
-        parse_json(&bytes).map(ApiJson).map_err(ApiError)
+        parse_json(&bytes).map(ApiJson).map_err(ApiError::Domain)
+    }
+}
+
+/// The query parameters of one route: a `#[serde(deny_unknown_fields)]`
+/// struct of optional fields whose types check their own values (below).
+pub trait QueryParams: DeserializeOwned + Default {
+    /// The detail reported at an unknown parameter.
+    const UNKNOWN: &'static str;
+}
+
+/// A query string parsed into `T`. Every bad parameter is reported at once,
+/// as a field error at `/<name>` (422); a query string that is not
+/// `application/x-www-form-urlencoded` is 400. A repeated parameter's last
+/// value counts.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: QueryParams, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Query(pairs) =
+            Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|e| {
+                Error::Malformed {
+                    detail: format!("the query string could not be parsed: {e}"),
+                    pointer: None,
+                }
+            })?;
+        let params: serde_json::Map<String, serde_json::Value> = pairs
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        // One parameter at a time, so that each bad one is reported.
+        let errors: Vec<FieldError> = params
+            .iter()
+            .filter_map(|(k, v)| {
+                let one = serde_json::json!({ k: v });
+                query_value::<T>(one).err()
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors).into());
+        }
+        query_value(serde_json::Value::Object(params))
+            .map(ApiQuery)
+            .map_err(|e| Error::Invalid(vec![e]).into())
+    }
+}
+
+fn query_value<T: QueryParams>(value: serde_json::Value) -> Result<T, FieldError> {
+    match parse_json(value.to_string().as_bytes()) {
+        Ok(t) => Ok(t),
+        Err(Error::Invalid(mut errors)) if !errors.is_empty() => {
+            let mut e = errors.swap_remove(0);
+            if e.detail.starts_with("unknown field") {
+                e.detail = T::UNKNOWN.to_owned();
+            }
+            Err(e)
+        }
+        Err(other) => Err(FieldError::new("/", other.to_string())),
+    }
+}
+
+/// A page size: 1 to 200 (`limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub u64);
+
+impl Limit {
+    /// The size of a page when the caller names none.
+    pub const DEFAULT: u64 = 50;
+
+    /// The size asked for, or the default.
+    pub fn or_default(limit: Option<Self>) -> u64 {
+        limit.map_or(Self::DEFAULT, |l| l.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Limit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.parse::<u64>() {
+            Ok(n) if (1..=200).contains(&n) => Ok(Self(n)),
+            _ => Err(serde::de::Error::custom("must be an integer from 1 to 200")),
+        }
+    }
+}
+
+/// Which cursors a list hands out, so a cursor from another list (or made
+/// up) is refused instead of silently restarting the listing.
+pub trait CursorKind {
+    /// Whether `cursor` is one of this list's.
+    fn accepts(cursor: &str) -> bool;
+}
+
+/// A `cursor` parameter: the `next_cursor` of a previous page of list `K`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor<K>(pub String, PhantomData<K>);
+
+impl<'de, K: CursorKind> Deserialize<'de> for Cursor<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if K::accepts(&text) {
+            Ok(Self(text, PhantomData))
+        } else {
+            Err(serde::de::Error::custom(
+                "is not a cursor returned by this API",
+            ))
+        }
+    }
+}
+
+impl<K> Cursor<K> {
+    /// The cursor text, if one was given.
+    pub fn text(cursor: &Option<Self>) -> Option<&str> {
+        cursor.as_ref().map(|c| c.0.as_str())
     }
 }
 
@@ -158,6 +278,65 @@ mod tests {
         let (p, d) = pointer_of(r#"{}"#);
         assert_eq!(p, "/a");
         assert_eq!(d, "is required");
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Q {
+        limit: Option<Limit>,
+        cursor: Option<Cursor<OpCursors>>,
+        name: Option<String>,
+    }
+
+    impl QueryParams for Q {
+        const UNKNOWN: &'static str = "unknown query parameter; known: limit, cursor, name";
+    }
+
+    #[derive(Debug)]
+    struct OpCursors;
+
+    impl CursorKind for OpCursors {
+        fn accepts(cursor: &str) -> bool {
+            cursor.starts_with("op_")
+        }
+    }
+
+    async fn query(uri: &str) -> Result<Q, Error> {
+        let (mut parts, ()) = axum::http::Request::get(uri).body(()).unwrap().into_parts();
+        match ApiQuery::<Q>::from_request_parts(&mut parts, &()).await {
+            Ok(ApiQuery(q)) => Ok(q),
+            Err(ApiError::Domain(e)) => Err(e),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_typed_query_reports_every_bad_parameter() {
+        let q = query("/x?limit=7&cursor=op_1&name=a%20b&limit=9")
+            .await
+            .unwrap();
+        assert_eq!(q.limit, Some(Limit(9)), "the last value counts");
+        assert_eq!(Cursor::text(&q.cursor), Some("op_1"));
+        assert_eq!(q.name.as_deref(), Some("a b"));
+        assert_eq!(Limit::or_default(query("/x").await.unwrap().limit), 50);
+
+        let Err(Error::Invalid(mut errors)) = query("/x?limit=0&cursor=sub_1&colour=red").await
+        else {
+            panic!("not a field error");
+        };
+        errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+        let got: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.pointer.as_str(), e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/colour", Q::UNKNOWN),
+                ("/cursor", "is not a cursor returned by this API"),
+                ("/limit", "must be an integer from 1 to 200"),
+            ]
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let key = match key.to_str() {
         Ok(k) if !k.is_empty() && k.len() <= 255 => k.to_owned(),
         _ => {
-            return ApiError(Error::Malformed {
+            return ApiError::Domain(Error::Malformed {
                 detail: "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
                 pointer: None,
             })
@@ -94,7 +94,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let limit = state.limits.body_bytes;
     let body: Bytes = match to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => return ApiError(Error::PayloadTooLarge { limit }).into_response(),
+        Err(_) => return ApiError::PayloadTooLarge { limit }.into_response(),
     };
     // The query is part of the request (`reconcile?remove_unknown=true`).
     let target = parts
@@ -102,22 +102,22 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .path_and_query()
         .map_or(parts.uri.path(), |pq| pq.as_str());
     let hash = request_hash(&parts.method, target, &body);
-    let store = state.engine.store().clone();
+    let store = &state.store;
     // A claim outlives the request timeout, so only a request that died
     // (process killed) lets a retry take the key over.
     let hold = state.limits.request_timeout * 2;
     match store.begin_idempotent(&tenant, &key, &hash, hold).await {
-        Err(e) => return ApiError(e).into_response(),
+        Err(e) => return ApiError::Domain(e).into_response(),
         Ok(Begin::Replay { status, body }) => return replay(status, body),
         Ok(Begin::Mismatch) => {
-            return ApiError(Error::field(
+            return ApiError::Domain(Error::field(
                 "/",
                 "this Idempotency-Key was used with a different request; use a new key",
             ))
             .into_response();
         }
         Ok(Begin::InProgress) => {
-            return ApiError(Error::Conflict(
+            return ApiError::Domain(Error::Conflict(
                 "a request with this Idempotency-Key is still in progress; retry later".into(),
             ))
             .into_response();

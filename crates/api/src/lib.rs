@@ -19,6 +19,7 @@ use axum::http::{HeaderName, Request, header};
 use axum::response::IntoResponse;
 use switchboard_core::Error;
 use switchboard_engine::Engine;
+use switchboard_store::Store;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -65,8 +66,12 @@ impl Default for Limits {
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
-    /// The use cases.
+    /// The use cases: every change and read of a subscription.
     pub engine: Engine,
+    /// The database, for what is the API's own and not a use case:
+    /// the audit log, idempotency keys, tenant lookups, readiness and the
+    /// operations history.
+    pub store: Store,
     /// Configured API tokens.
     pub tokens: Arc<Vec<TokenEntry>>,
     /// Request limits.
@@ -76,9 +81,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with its rate limiter built from `limits`.
+    /// State with its rate limiter built from `limits`; the API shares the
+    /// engine's database.
     pub fn new(engine: Engine, tokens: Vec<TokenEntry>, limits: Limits) -> Self {
         Self {
+            store: engine.store().clone(),
             engine,
             tokens: Arc::new(tokens),
             rate_limiter: Arc::new(auth::RateLimiter::new(
@@ -106,14 +113,14 @@ impl MakeRequestId for MakeUlid {
 }
 
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
-    problem::ApiError(Error::NotFound {
+    problem::ApiError::Domain(Error::NotFound {
         what: "route",
         id: uri.path().to_owned(),
     })
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    problem::ApiError(Error::MethodNotAllowed)
+    problem::ApiError::MethodNotAllowed
 }
 
 /// Refuses requests whose headers are larger than the limit (431).
@@ -128,7 +135,7 @@ async fn header_limit(
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     if size > limit {
-        return problem::ApiError(Error::HeadersTooLarge { limit }).into_response();
+        return problem::ApiError::HeadersTooLarge { limit }.into_response();
     }
     next.run(req).await
 }
@@ -141,7 +148,7 @@ async fn overload_or_timeout(err: tower::BoxError) -> axum::response::Response {
     if err.is::<tower::timeout::error::Elapsed>() {
         tracing::warn!("request timed out");
     }
-    problem::ApiError(Error::Overloaded).into_response()
+    problem::ApiError::Overloaded.into_response()
 }
 
 /// The whole application with its middleware.

@@ -7,7 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::routes::{audit, catalog, health, subscriptions};
+use crate::routes::subscriptions::{actions, crud, operations};
+use crate::routes::{audit, catalog, health};
 
 struct BearerAuth;
 
@@ -70,16 +71,16 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Switchboard", description = "One normalized webhook subscription, many providers."),
     paths(
-        subscriptions::create, subscriptions::list, subscriptions::fetch, subscriptions::patch,
-        subscriptions::remove, subscriptions::enable, subscriptions::disable, subscriptions::preview,
-        subscriptions::rotate_secret, subscriptions::operations, subscriptions::reconcile, audit::list,
+        crud::create, crud::list, crud::fetch, crud::patch, crud::remove, crud::preview,
+        actions::enable, actions::disable, actions::rotate_secret, actions::reconcile,
+        operations::operations, audit::list,
         catalog::providers, catalog::events, health::healthz, health::readyz,
     ),
     components(schemas(
         crate::dto::SubscriptionRequest, crate::dto::AuthRequest, crate::dto::FilterBody,
         crate::dto::SubscriptionView, crate::dto::AuthView, crate::dto::NativeView,
         crate::dto::SubscriptionPage, crate::problem::Problem,
-        subscriptions::RotateRequest, subscriptions::RotatedSecret, subscriptions::OperationView, subscriptions::OperationPage, audit::AuditPage,
+        actions::RotateRequest, actions::RotatedSecret, operations::OperationView, operations::OperationPage, audit::AuditPage,
         catalog::ProviderList, catalog::ProviderView, catalog::EventList, catalog::EventView,
     )),
     modifiers(&BearerAuth),
@@ -98,4 +99,47 @@ pub fn router() -> Router<AppState> {
         "/openapi.json",
         get(|| async { axum::Json(ApiDoc::openapi()) }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_every_route() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut listed: Vec<String> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |method| format!("{method} {path}"))
+            })
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                "delete /v1/subscriptions/{id}",
+                "get /healthz",
+                "get /readyz",
+                "get /v1/audit",
+                "get /v1/events",
+                "get /v1/providers",
+                "get /v1/subscriptions",
+                "get /v1/subscriptions/{id}",
+                "get /v1/subscriptions/{id}/operations",
+                "patch /v1/subscriptions/{id}",
+                "post /v1/subscriptions",
+                "post /v1/subscriptions/preview",
+                "post /v1/subscriptions/{id}/disable",
+                "post /v1/subscriptions/{id}/enable",
+                "post /v1/subscriptions/{id}/reconcile",
+                "post /v1/subscriptions/{id}/rotate-secret",
+            ]
+        );
+    }
 }

@@ -1,6 +1,8 @@
-//! The one place where [`Error`] becomes an HTTP answer: RFC 9457
+//! The one place where an error becomes an HTTP answer: RFC 9457
 //! `application/problem+json` with `errors: [{pointer, detail, provider}]`
-//! for field problems and `provider` where an upstream said it.
+//! for field problems and `provider` where an upstream said it. Domain
+//! errors ([`Error`]) and the HTTP layer's own refusals ([`ApiError`]'s
+//! other variants: method, media type, sizes, load) are mapped here alike.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -35,13 +37,78 @@ pub struct Problem {
     pub upstream_status: Option<u16>,
 }
 
-/// An [`Error`] on its way out of a handler.
+/// An error on its way out of a handler or middleware: a domain error, or
+/// a refusal that only exists at the HTTP layer.
 #[derive(Debug)]
-pub struct ApiError(pub Error);
+pub enum ApiError {
+    /// What the domain (engine, store, validation, auth) reported.
+    Domain(Error),
+    /// The route exists but not with this method (405).
+    MethodNotAllowed,
+    /// The request body is not JSON (415).
+    UnsupportedMediaType,
+    /// The request body exceeds the configured limit (413).
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request headers exceed the configured limit (431).
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The server is at its concurrency limit or the request timed out (503).
+    Overloaded,
+}
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        Self(e)
+        Self::Domain(e)
+    }
+}
+
+impl ApiError {
+    /// The problem document and optional `Retry-After`.
+    pub fn to_problem(self) -> (Problem, Option<u64>) {
+        let (status, slug, title, detail, retry) = match self {
+            Self::Domain(e) => return to_problem(e),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this path does not accept this method".to_owned(),
+                None,
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+                "Unsupported media type",
+                "send the body as application/json".to_owned(),
+                None,
+            ),
+            Self::PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "The request body is too large",
+                format!("the body must be at most {limit} bytes"),
+                None,
+            ),
+            Self::HeadersTooLarge { limit } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request headers too large",
+                format!("the request headers must be at most {limit} bytes"),
+                None,
+            ),
+            Self::Overloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Server busy",
+                "too many requests are in flight; retry shortly".to_owned(),
+                Some(1),
+            ),
+        };
+        (problem(status, slug, title, detail), retry)
     }
 }
 
@@ -129,7 +196,7 @@ fn upstream(e: UpstreamError) -> (Problem, Option<u64>) {
     (p, retry)
 }
 
-/// Maps an error to its problem document and optional `Retry-After`.
+/// Maps a domain error to its problem document and optional `Retry-After`.
 pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
     match err {
         Error::Invalid(errors) => {
@@ -159,33 +226,6 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
             }
             (p, None)
         }
-        Error::MethodNotAllowed => (
-            problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-                "this path does not accept this method".into(),
-            ),
-            None,
-        ),
-        Error::UnsupportedMediaType => (
-            problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "media-type",
-                "Unsupported media type",
-                "send the body as application/json".into(),
-            ),
-            None,
-        ),
-        Error::PayloadTooLarge { limit } => (
-            problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "The request body is too large",
-                format!("the body must be at most {limit} bytes"),
-            ),
-            None,
-        ),
         Error::Unauthenticated => (
             problem(
                 StatusCode::UNAUTHORIZED,
@@ -212,24 +252,6 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
                 format!("this token exceeded its request rate; retry in {retry_after_secs} s"),
             ),
             Some(retry_after_secs),
-        ),
-        Error::Overloaded => (
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "Server busy",
-                "too many requests are in flight; retry shortly".into(),
-            ),
-            Some(1),
-        ),
-        Error::HeadersTooLarge { limit } => (
-            problem(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "headers-too-large",
-                "Request headers too large",
-                format!("the request headers must be at most {limit} bytes"),
-            ),
-            None,
         ),
         e @ Error::NotFound { .. } => (
             problem(
@@ -280,11 +302,11 @@ impl IntoResponse for ApiError {
         // The one log line of a failed request (inside the request span, so
         // it carries the request id). Storage errors keep their cause here
         // only: the caller sees a generic detail.
-        match &self.0 {
-            Error::Store(cause) | Error::Internal(cause) => {
+        match &self {
+            Self::Domain(Error::Store(cause) | Error::Internal(cause)) => {
                 tracing::error!(error = %cause, "request failed")
             }
-            Error::Upstream(u) => tracing::warn!(
+            Self::Domain(Error::Upstream(u)) => tracing::warn!(
                 provider = %u.provider,
                 upstream_status = u.status,
                 message = %u.message,
@@ -292,7 +314,7 @@ impl IntoResponse for ApiError {
             ),
             _ => {}
         }
-        let (p, retry_after) = to_problem(self.0);
+        let (p, retry_after) = self.to_problem();
         let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&p).unwrap_or_default();
         let mut resp = (status, body).into_response();

@@ -2,64 +2,110 @@
 //! adapter must show against its simulator, driven only through the
 //! [`ProviderAdapter`] trait (the OpenDAL "behaviour test" idea).
 //!
-//! A provider plugs in by implementing [`Harness`] in a test file and
-//! invoking [`conformance_suite!`], which expands into one `#[tokio::test]`
-//! per case, so a failure names the case.
+//! It covers every kind in `switchboard_registry::kinds()` with no per-kind
+//! code: each registered kind brings a simulator fixture (credentials the
+//! simulator accepts and refuses, an account it knows), the subscriptions
+//! are derived from the kind's capabilities and the shipped catalog
+//! ([`spec`]), and the cases ([`cases`]) check each kind on the path its
+//! capabilities select. [`for_every_kind`] runs one case against a fresh
+//! [`Harness`] per kind.
 
+pub mod cases;
+pub mod spec;
+
+use std::future::Future;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use switchboard_core::{
-    CallbackUrl, Error, NativePlan, ProviderAdapter, SubscriptionSpec, UpstreamErrorKind,
-};
+use switchboard_core::ProviderAdapter;
+use switchboard_registry::Registered;
+use switchboard_sim::factory::Fixture;
 use switchboard_sim::faults::Fault;
 
-/// What a provider kind's test file supplies.
-#[async_trait]
-pub trait Harness: Send + Sync {
-    /// An adapter pointed at a fresh simulator; it must not retry (one
-    /// attempt per call), so error classification is observable.
-    fn adapter(&self) -> Arc<dyn ProviderAdapter>;
-    /// An adapter whose management credentials the simulator refuses.
-    fn adapter_with_bad_credentials(&self) -> Arc<dyn ProviderAdapter>;
-    /// A valid subscription for this kind (account included when required).
-    fn spec(&self) -> SubscriptionSpec;
-    /// The native event names `spec()`'s events resolve to.
-    fn native_events(&self) -> Vec<String>;
-    /// The simulator's fault queue and request log.
-    fn sim(&self) -> &switchboard_sim::faults::Harness;
-    /// A path fragment shared by the operations under test, so faults and
-    /// body checks skip side traffic such as token minting ("" = all).
-    fn api_paths(&self) -> &str {
-        ""
+/// One registered kind under test: its adapters against a fresh simulator.
+pub struct Harness {
+    kind: &'static str,
+    adapter: Arc<dyn ProviderAdapter>,
+    refused: Arc<dyn ProviderAdapter>,
+    fixture: Fixture,
+}
+
+impl Harness {
+    /// Starts `kind`'s simulator fixture and builds, through the kind's own
+    /// config parser, one adapter with the credentials it accepts and one
+    /// with credentials it refuses. Neither retries (one attempt per call),
+    /// so error classification is observable.
+    pub async fn start(kind: &'static Registered) -> Self {
+        let fixture = kind.simulator.fixture().await;
+        let build = |table: &serde_json::Value| {
+            kind.build(kind.name, table.clone(), single_attempt_transport())
+                .unwrap_or_else(|e| panic!("kind `{}`: fixture table: {e}", kind.name))
+        };
+        let adapter = build(&fixture.table);
+        assert_eq!(adapter.kind(), kind.name, "the adapter reports its kind");
+        Self {
+            kind: kind.name,
+            adapter,
+            refused: build(&fixture.refused_table),
+            fixture,
+        }
     }
-    /// Makes the simulator fail its next request with `status`.
-    async fn fail_next(&self, status: u16, retry_after: Option<u64>) {
-        let fault = match retry_after {
+
+    /// The provider kind (`talkover`).
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The adapter the simulator accepts.
+    pub fn adapter(&self) -> &dyn ProviderAdapter {
+        &*self.adapter
+    }
+
+    /// An adapter whose management credentials the simulator refuses.
+    pub fn adapter_with_bad_credentials(&self) -> &dyn ProviderAdapter {
+        &*self.refused
+    }
+
+    /// The account the simulator knows (None for account-less kinds).
+    pub fn account(&self) -> Option<&str> {
+        self.fixture.account.as_deref()
+    }
+
+    /// Makes the simulator fail its next operation with `status`.
+    pub fn fail_next(&self, status: u16, retry_after: Option<u64>) {
+        self.inject(match retry_after {
             Some(secs) => Fault::rate_limited(secs),
             None => Fault::status(status),
-        };
-        self.inject(fault);
+        });
     }
-    /// Makes the simulator drop the next connection without answering.
-    async fn drop_next(&self) {
+
+    /// Makes the simulator drop the next operation's connection unanswered.
+    pub fn drop_next(&self) {
         self.inject(Fault::drop_connection());
     }
-    /// Queues `fault` for the operations under test.
+
+    /// Queues `fault` for the webhook operations only, so side traffic
+    /// (Telegent's token minting) does not absorb it.
     fn inject(&self, fault: Fault) {
-        let fault = match self.api_paths() {
+        let fault = match self.fixture.operations_path {
             "" => fault,
             paths => fault.on_path(paths),
         };
-        self.sim().faults.push(fault).expect("a valid fault");
+        self.fixture
+            .harness
+            .faults
+            .push(fault)
+            .expect("a valid fault");
     }
-    /// Bodies the simulator received, oldest first (secrets unredacted).
-    fn received_bodies(&self) -> Vec<serde_json::Value> {
-        self.sim()
+
+    /// Bodies of the webhook operations the simulator answered, oldest
+    /// first (secrets unredacted).
+    pub fn received_bodies(&self) -> Vec<serde_json::Value> {
+        self.fixture
+            .harness
             .log
             .entries()
             .into_iter()
-            .filter(|r| !r.faulted && r.path.contains(self.api_paths()))
+            .filter(|r| !r.faulted && r.path.contains(self.fixture.operations_path))
             .filter_map(|r| r.body)
             .collect()
     }
@@ -78,219 +124,69 @@ pub fn single_attempt_transport() -> Arc<dyn switchboard_core::Transport> {
     )
 }
 
-fn plans(h: &dyn Harness, spec: &SubscriptionSpec) -> Vec<NativePlan> {
-    h.adapter()
-        .plan("sub_01CONFORMANCE0000000000000", spec, &h.native_events())
-        .expect("the harness spec must translate")
-}
-
-fn upstream_kind(e: Error) -> UpstreamErrorKind {
-    match e {
-        Error::Upstream(u) => u.kind,
-        other => panic!("expected an upstream error, got {other:?}"),
-    }
-}
-
-/// Create → get → list → delete → get is NotFound → delete again succeeds.
-pub async fn create_get_list_delete(h: &dyn Harness) {
-    let a = h.adapter();
-    let spec = h.spec();
-    let account = spec.account.as_deref();
-    let mut ids = Vec::new();
-    for plan in plans(h, &spec) {
-        let created = a.create(account, &plan).await.expect("create");
-        assert_eq!(created.events, plan.events, "created events");
-        assert!(created.enabled);
-        let got = a.get(account, &created.id).await.expect("get");
-        assert_eq!(got.id, created.id);
-        assert_eq!(got.events, plan.events);
-        assert_eq!(got.url.as_deref(), Some(spec.url.as_str()));
-        ids.push(created.id);
-    }
-    let listed = a.list(account).await.expect("list");
-    for id in &ids {
-        assert!(listed.iter().any(|r| &r.id == id), "list contains {id}");
-    }
-    for id in &ids {
-        a.delete(account, id).await.expect("delete");
-        assert_eq!(
-            upstream_kind(a.get(account, id).await.unwrap_err()),
-            UpstreamErrorKind::NotFound
-        );
-        a.delete(account, id)
-            .await
-            .expect("deleting twice succeeds");
-    }
-}
-
-/// What `preview` shows is exactly what `create` sends.
-pub async fn preview_is_what_create_sends(h: &dyn Harness) {
-    let a = h.adapter();
-    let spec = h.spec();
-    let plans = plans(h, &spec);
-    let previewed: Vec<_> = a
-        .preview(spec.account.as_deref(), &plans)
-        .into_iter()
-        .map(|r| r.body.expect("a create has a body"))
-        .collect();
-    let before = h.received_bodies().len();
-    for plan in &plans {
-        a.create(spec.account.as_deref(), plan)
-            .await
-            .expect("create");
-    }
-    let sent: Vec<_> = h.received_bodies()[before..].to_vec();
-    assert_eq!(sent, previewed);
-}
-
-/// An update changes the callback URL; the resource is found under the id
-/// the update returns (kinds whose identity is the URL get a new one, and
-/// then the old identity is gone), and a no-op update changes nothing.
-pub async fn update_changes_only_what_differs(h: &dyn Harness) {
-    let a = h.adapter();
-    let spec = h.spec();
-    let account = spec.account.as_deref();
-    let old = plans(h, &spec);
-    let mut changed = spec.clone();
-    changed.url = CallbackUrl::parse("https://changed.example.com/hooks").unwrap();
-    let new = plans(h, &changed);
-    for (o, n) in old.iter().zip(&new) {
-        let created = a.create(account, o).await.expect("create");
-        let updated = a.update(account, &created.id, o, n).await.expect("update");
-        let got = a.get(account, &updated.id).await.expect("get");
-        assert_eq!(
-            got.url.as_deref(),
-            Some("https://changed.example.com/hooks")
-        );
-        assert_eq!(got.events, n.events);
-        if updated.id != created.id {
-            assert_eq!(
-                upstream_kind(a.get(account, &created.id).await.unwrap_err()),
-                UpstreamErrorKind::NotFound,
-                "a replaced resource is gone"
-            );
+/// Runs `case` against a fresh [`Harness`] of every registered kind, each
+/// in its own task so one kind's failure does not hide another's, and
+/// panics naming the case and every kind that failed.
+pub async fn for_every_kind<F, Fut>(case: &str, run: F)
+where
+    F: Fn(Harness) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let kinds = switchboard_registry::kinds();
+    assert!(!kinds.is_empty(), "no kind is registered");
+    let mut failed = Vec::new();
+    for kind in kinds {
+        let task = tokio::spawn(async move { run(Harness::start(kind).await).await });
+        if let Err(e) = task.await {
+            let why = match e.try_into_panic() {
+                Ok(payload) => panic_text(payload),
+                Err(e) => e.to_string(),
+            };
+            failed.push(format!("{}: {why}", kind.name));
         }
-        let before = h.received_bodies().len();
-        let unchanged = a
-            .update(account, &updated.id, n, n)
-            .await
-            .expect("no-op update");
-        assert_eq!(unchanged.id, updated.id);
-        assert_eq!(
-            h.received_bodies().len(),
-            before,
-            "a no-op update writes nothing"
-        );
     }
-    assert_eq!(a.list(account).await.expect("list").len(), new.len());
+    assert!(
+        failed.is_empty(),
+        "case `{case}` failed for {} of {} kinds:\n{}",
+        failed.len(),
+        kinds.len(),
+        failed.join("\n")
+    );
 }
 
-/// Disable and enable, where the kind can switch natively.
-pub async fn disable_and_enable(h: &dyn Harness) {
-    let a = h.adapter();
-    if !a.capabilities().native_disable {
-        return;
-    }
-    let spec = h.spec();
-    let account = spec.account.as_deref();
-    let on = plans(h, &spec);
-    let mut off_spec = spec.clone();
-    off_spec.enabled = false;
-    let off = plans(h, &off_spec);
-    for (p_on, p_off) in on.iter().zip(&off) {
-        let created = a.create(account, p_on).await.expect("create");
-        a.update(account, &created.id, p_on, p_off)
-            .await
-            .expect("disable");
-        assert!(!a.get(account, &created.id).await.unwrap().enabled);
-        a.update(account, &created.id, p_off, p_on)
-            .await
-            .expect("enable");
-        assert!(a.get(account, &created.id).await.unwrap().enabled);
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p
+            .downcast_ref::<&str>()
+            .map_or_else(|| "(non-text panic)".to_owned(), |s| (*s).to_owned()),
     }
 }
 
-/// Provider failures are classified the same way for every kind.
-pub async fn errors_are_classified(h: &dyn Harness) {
-    let a = h.adapter();
-    let spec = h.spec();
-    let account = spec.account.as_deref();
-    let plan = plans(h, &spec).remove(0);
-
-    h.fail_next(500, None).await;
-    assert_eq!(
-        upstream_kind(a.create(account, &plan).await.unwrap_err()),
-        UpstreamErrorKind::Unavailable
-    );
-    h.fail_next(503, None).await;
-    assert_eq!(
-        upstream_kind(a.list(account).await.unwrap_err()),
-        UpstreamErrorKind::Unavailable
-    );
-    h.fail_next(504, None).await;
-    assert_eq!(
-        upstream_kind(a.list(account).await.unwrap_err()),
-        UpstreamErrorKind::Timeout
-    );
-    h.fail_next(429, Some(7)).await;
-    assert_eq!(
-        upstream_kind(a.list(account).await.unwrap_err()),
-        UpstreamErrorKind::RateLimited {
-            retry_after: Some(std::time::Duration::from_secs(7))
-        }
-    );
-    h.drop_next().await;
-    assert_eq!(
-        upstream_kind(a.list(account).await.unwrap_err()),
-        UpstreamErrorKind::Unavailable
-    );
-
-    let bad = h.adapter_with_bad_credentials();
-    assert_eq!(
-        upstream_kind(bad.create(account, &plan).await.unwrap_err()),
-        UpstreamErrorKind::Unauthorized
-    );
-    assert_eq!(
-        upstream_kind(bad.list(account).await.unwrap_err()),
-        UpstreamErrorKind::Unauthorized
-    );
-
-    assert_eq!(
-        upstream_kind(
-            a.get(account, "00000000-0000-4000-8000-000000000000")
-                .await
-                .unwrap_err()
-        ),
-        UpstreamErrorKind::NotFound
-    );
-    // After the injected faults the provider works again and nothing leaked.
-    assert!(a.list(account).await.expect("list").is_empty());
-}
-
-/// Expands into one `#[tokio::test]` per case; `$make` is an async
-/// expression yielding a value implementing [`Harness`].
+/// Expands into one `#[tokio::test]` per case of [`cases`], each run for
+/// every registered kind, so a failure names the case and the kinds. The
+/// case list lives here, beside the cases, so a driver cannot miss one.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($make:expr) => {
-        #[tokio::test]
-        async fn conformance_create_get_list_delete() {
-            $crate::create_get_list_delete(&$make).await
-        }
-        #[tokio::test]
-        async fn conformance_preview_is_what_create_sends() {
-            $crate::preview_is_what_create_sends(&$make).await
-        }
-        #[tokio::test]
-        async fn conformance_update_changes_only_what_differs() {
-            $crate::update_changes_only_what_differs(&$make).await
-        }
-        #[tokio::test]
-        async fn conformance_disable_and_enable() {
-            $crate::disable_and_enable(&$make).await
-        }
-        #[tokio::test]
-        async fn conformance_errors_are_classified() {
-            $crate::errors_are_classified(&$make).await
-        }
+    () => {
+        $crate::conformance_suite!(
+            create_get_list_delete,
+            every_catalog_event_is_accepted,
+            preview_is_what_create_sends,
+            update_changes_only_what_differs,
+            disable_and_enable,
+            errors_are_classified,
+        );
+    };
+    ($($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::for_every_kind(stringify!($case), |h| async move {
+                    $crate::cases::$case(&h).await
+                })
+                .await
+            }
+        )+
     };
 }

@@ -7,12 +7,13 @@
 //! translation unit-testable without a server.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Capabilities, Error, SubscriptionSpec};
+use crate::{Capabilities, Error, NativeResponse, SubscriptionSpec, Transport};
 
 /// One native resource a subscription needs, fully translated.
 ///
@@ -241,6 +242,64 @@ pub trait ProviderAdapter: Send + Sync {
 
     /// Lists the native resources under `account`.
     async fn list(&self, account: Option<&str>) -> Result<Vec<NativeResource>, Error>;
+}
+
+/// The plumbing every adapter shares: its instance key, API root,
+/// capabilities and the transport it sends through. An adapter holds one
+/// next to its typed config and forwards the trait's `capabilities` and
+/// `base_url` to it.
+pub struct AdapterShell {
+    key: String,
+    base_url: String,
+    capabilities: Capabilities,
+    transport: Arc<dyn Transport>,
+}
+
+impl AdapterShell {
+    /// The shell of provider instance `key`, sending to `base_url`.
+    pub fn new(
+        key: impl Into<String>,
+        base_url: &str,
+        capabilities: Capabilities,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            base_url: base_url.to_owned(),
+            capabilities,
+            transport,
+        }
+    }
+
+    /// The provider instance (`[providers.<key>]`), as errors and logs name it.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The API root requests are sent to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// What the kind can do natively.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// Sends `req`; a request that got no HTTP answer becomes the domain
+    /// error for this instance ([`Error::transport`]).
+    pub async fn send(&self, req: &NativeRequest) -> Result<NativeResponse, Error> {
+        self.transport
+            .send(&self.key, &self.base_url, req)
+            .await
+            .map_err(|e| Error::transport(&self.key, e))
+    }
+
+    /// The account a call needs, or a field error at `/account` naming what
+    /// the provider calls it (`the Talkover agent_id`).
+    pub fn account<'a>(&self, account: Option<&'a str>, what: &str) -> Result<&'a str, Error> {
+        account.ok_or_else(|| Error::field("/account", format!("{what} is required")))
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The one domain error enum. Every crate returns it; `api/src/problem.rs`
-//! maps it to RFC 9457 problem+json exactly once. Messages never contain a
+//! maps it to RFC 9457 problem+json exactly once. Refusals that only exist
+//! at the HTTP layer (method, media type, body and header sizes, load
+//! shedding) are the API's own (`switchboard_api::problem::ApiError`). Messages never contain a
 //! secret: callers build them from field names and provider messages only.
 
 use std::time::Duration;
@@ -119,18 +121,6 @@ pub enum Error {
         /// Where, when known.
         pointer: Option<String>,
     },
-    /// The route exists but not with this method (405).
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    /// The request body is not JSON (415).
-    #[error("the request body must be application/json")]
-    UnsupportedMediaType,
-    /// The request body exceeds the configured limit (413).
-    #[error("request body exceeds {limit} bytes")]
-    PayloadTooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
     /// No or an unknown bearer token (401).
     #[error("missing or invalid bearer token")]
     Unauthenticated,
@@ -145,15 +135,6 @@ pub enum Error {
     RateLimited {
         /// Seconds until a request will be accepted.
         retry_after_secs: u64,
-    },
-    /// The server is at its concurrency limit (503).
-    #[error("the server is busy")]
-    Overloaded,
-    /// The request headers exceed the configured limit (431).
-    #[error("request headers exceed {limit} bytes")]
-    HeadersTooLarge {
-        /// The limit in bytes.
-        limit: usize,
     },
     /// Nothing with that id exists for this tenant (404).
     #[error("{what} `{id}` was not found")]

@@ -8,18 +8,24 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod kind;
+pub mod operation;
 pub mod policy;
+pub mod record;
 pub mod secret;
 pub mod subscription;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transport;
 
-pub use adapter::{NativePlan, NativeRequest, NativeResource, ProviderAdapter};
+pub use adapter::{AdapterShell, NativePlan, NativeRequest, NativeResource, ProviderAdapter};
 pub use capabilities::{AccountRule, Capabilities, EventsPerResource};
 pub use catalog::EventCatalog;
 pub use error::{Error, FieldError, UpstreamError, UpstreamErrorKind};
+pub use kind::{NewAdapter, ProviderKind};
 pub use secret::Secret;
 pub use subscription::{
     CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, EventName, Filter, OnUnsupported,
-    SubscriptionSpec, SubscriptionStatus,
+    SpecDraft, SubscriptionSpec, SubscriptionStatus,
 };
 pub use transport::{NativeResponse, Transport, TransportError};

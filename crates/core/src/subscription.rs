@@ -1,19 +1,32 @@
 //! The normalized subscription and its validated parts. A `SubscriptionSpec`
-//! can only hold values that passed the provider-independent rules; what a
-//! particular provider accepts is decided by its [`crate::Capabilities`] and
-//! adapter.
+//! is built from a [`SpecDraft`] by [`SpecDraft::validate`], so it only holds
+//! values that passed the provider-independent rules (at least one event, no
+//! duplicates, header, secret and metadata limits, …); what a particular
+//! provider accepts is decided by its [`crate::Capabilities`] and adapter.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Secret;
+use crate::{Error, FieldError, Secret};
 
 /// Longest callback URL accepted by any provider path (browsers' de-facto limit).
 pub const MAX_URL_LEN: usize = 2048;
 /// Longest subscription name (Talkover `name` ≤ 255, seed 002).
 pub const MAX_NAME_LEN: usize = 255;
+/// Most events one subscription may name.
+pub const MAX_EVENTS: usize = 100;
+/// Most custom delivery headers.
+pub const MAX_HEADERS: usize = 32;
+/// Longest custom delivery header value, in bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
+/// Longest secret of any kind (signing secret, password, token, key), in characters.
+pub const MAX_SECRET_LEN: usize = 1024;
+/// Longest basic-auth user name, in characters.
+pub const MAX_USERNAME_LEN: usize = 255;
+/// Largest `metadata` document, serialized.
+pub const MAX_METADATA_BYTES: usize = 8192;
 
 /// An absolute `http(s)` URL with a host, kept exactly as the caller wrote it
 /// so that what is sent upstream is what was asked for.
@@ -357,6 +370,275 @@ pub struct SubscriptionSpec {
     pub on_unsupported: OnUnsupported,
 }
 
+impl SubscriptionSpec {
+    /// The spec as a draft again, to change fields and validate anew.
+    pub fn into_draft(self) -> SpecDraft {
+        let Self {
+            provider,
+            account,
+            name,
+            url,
+            events,
+            auth,
+            signing_secret,
+            headers,
+            method,
+            format,
+            timeout_seconds,
+            max_retries,
+            enabled,
+            filters,
+            provider_options,
+            metadata,
+            on_unsupported,
+        } = self;
+        SpecDraft {
+            provider,
+            account,
+            name,
+            url,
+            events,
+            auth,
+            signing_secret,
+            headers,
+            method,
+            format,
+            timeout_seconds,
+            max_retries,
+            enabled,
+            filters,
+            provider_options,
+            metadata,
+            on_unsupported,
+        }
+    }
+}
+
+/// A [`SubscriptionSpec`] not yet checked: the same fields, freely built.
+/// [`SpecDraft::validate`] is the one way to a spec, so every spec in the
+/// system (from the API, a test or a migration) passed the same rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecDraft {
+    /// Provider instance key (`[providers.<key>]`); must not be empty.
+    pub provider: String,
+    /// Provider-side parent; when present, not blank.
+    pub account: Option<String>,
+    /// Human-readable name, at most [`MAX_NAME_LEN`] characters.
+    pub name: Option<String>,
+    /// Where deliveries go.
+    pub url: CallbackUrl,
+    /// 1 to [`MAX_EVENTS`] events, no duplicates.
+    pub events: Vec<EventName>,
+    /// Delivery authentication; its secrets follow the secret rules, a
+    /// basic user name has no `:`, an api-key header is an HTTP token.
+    pub auth: CallbackAuth,
+    /// Signing secret: 1 to [`MAX_SECRET_LEN`] characters.
+    pub signing_secret: Option<Secret>,
+    /// At most [`MAX_HEADERS`] headers: HTTP token names, visible-ASCII values.
+    pub headers: BTreeMap<String, String>,
+    /// Delivery method.
+    pub method: Option<DeliveryMethod>,
+    /// Delivery format.
+    pub format: Option<DeliveryFormat>,
+    /// Delivery timeout.
+    pub timeout_seconds: Option<u32>,
+    /// Delivery retries.
+    pub max_retries: Option<u32>,
+    /// Whether deliveries are on.
+    pub enabled: bool,
+    /// Delivery filters, each with a non-empty key.
+    pub filters: Vec<Filter>,
+    /// Provider-specific extras, validated by the adapter.
+    pub provider_options: serde_json::Map<String, serde_json::Value>,
+    /// At most [`MAX_METADATA_BYTES`] as JSON.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Unsupported-field policy.
+    pub on_unsupported: OnUnsupported,
+}
+
+impl SpecDraft {
+    /// Checks every provider-independent rule and reports every broken one
+    /// at once (`Error::Invalid`, pointers into the v1 request body, in the
+    /// order of its fields).
+    pub fn validate(self) -> Result<SubscriptionSpec, Error> {
+        let mut errors = Vec::new();
+        self.check_identity(&mut errors);
+        self.check_events(&mut errors);
+        check_auth(&self.auth, &mut errors);
+        if let Some(s) = &self.signing_secret {
+            check_secret(&mut errors, "/signing_secret", s);
+        }
+        self.check_delivery(&mut errors);
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        let Self {
+            provider,
+            account,
+            name,
+            url,
+            events,
+            auth,
+            signing_secret,
+            headers,
+            method,
+            format,
+            timeout_seconds,
+            max_retries,
+            enabled,
+            filters,
+            provider_options,
+            metadata,
+            on_unsupported,
+        } = self;
+        Ok(SubscriptionSpec {
+            provider,
+            account,
+            name,
+            url,
+            events,
+            auth,
+            signing_secret,
+            headers,
+            method,
+            format,
+            timeout_seconds,
+            max_retries,
+            enabled,
+            filters,
+            provider_options,
+            metadata,
+            on_unsupported,
+        })
+    }
+
+    fn check_identity(&self, errors: &mut Vec<FieldError>) {
+        if self.provider.is_empty() {
+            errors.push(FieldError::new("/provider", "is required"));
+        }
+        if self.account.as_ref().is_some_and(|a| a.trim().is_empty()) {
+            errors.push(FieldError::new(
+                "/account",
+                "must not be empty; omit it instead",
+            ));
+        }
+        if self
+            .name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NAME_LEN)
+        {
+            errors.push(FieldError::new(
+                "/name",
+                format!("must be at most {MAX_NAME_LEN} characters"),
+            ));
+        }
+    }
+
+    fn check_events(&self, errors: &mut Vec<FieldError>) {
+        if self.events.is_empty() {
+            errors.push(FieldError::new("/events", "must name at least one event"));
+        }
+        if self.events.len() > MAX_EVENTS {
+            errors.push(FieldError::new(
+                "/events",
+                format!("must name at most {MAX_EVENTS} events"),
+            ));
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            if self.events[..i].contains(e) {
+                errors.push(FieldError::new(
+                    format!("/events/{i}"),
+                    format!("`{e}` is listed twice"),
+                ));
+            }
+        }
+    }
+
+    /// Headers, filters and metadata.
+    fn check_delivery(&self, errors: &mut Vec<FieldError>) {
+        if self.headers.len() > MAX_HEADERS {
+            errors.push(FieldError::new(
+                "/headers",
+                format!("at most {MAX_HEADERS} headers"),
+            ));
+        }
+        for (name, value) in &self.headers {
+            if !is_header_name(name) {
+                errors.push(FieldError::new(
+                    format!("/headers/{name}"),
+                    "is not a valid HTTP header name",
+                ));
+            } else if http::HeaderValue::from_str(value).is_err()
+                || value.len() > MAX_HEADER_VALUE_BYTES
+            {
+                errors.push(FieldError::new(
+                    format!("/headers/{name}"),
+                    format!("must be visible ASCII, at most {MAX_HEADER_VALUE_BYTES} bytes"),
+                ));
+            }
+        }
+        for (i, f) in self.filters.iter().enumerate() {
+            if f.key.is_empty() {
+                errors.push(FieldError::new(
+                    format!("/filters/{i}/key"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if serde_json::to_vec(&self.metadata).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
+            errors.push(FieldError::new(
+                "/metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes as JSON"),
+            ));
+        }
+    }
+}
+
+/// Whether `name` is a non-empty HTTP header name (an RFC 9110 token).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+}
+
+fn check_secret(errors: &mut Vec<FieldError>, pointer: &str, secret: &Secret) {
+    let value = secret.expose();
+    if value.is_empty() {
+        errors.push(FieldError::new(pointer, "must not be empty"));
+    } else if value.chars().count() > MAX_SECRET_LEN {
+        errors.push(FieldError::new(
+            pointer,
+            format!("must be at most {MAX_SECRET_LEN} characters"),
+        ));
+    }
+}
+
+fn check_auth(auth: &CallbackAuth, errors: &mut Vec<FieldError>) {
+    match auth {
+        CallbackAuth::None => {}
+        CallbackAuth::Basic { username, password } => {
+            if username.is_empty()
+                || username.contains(':')
+                || username.chars().count() > MAX_USERNAME_LEN
+            {
+                errors.push(FieldError::new(
+                    "/auth/username",
+                    format!("is required, at most {MAX_USERNAME_LEN} characters, without `:`"),
+                ));
+            }
+            check_secret(errors, "/auth/password", password);
+        }
+        CallbackAuth::Bearer { token } => check_secret(errors, "/auth/token", token),
+        CallbackAuth::ApiKey { header, value } => {
+            if !is_header_name(header) {
+                errors.push(FieldError::new(
+                    "/auth/header",
+                    "must be a valid HTTP header name",
+                ));
+            }
+            check_secret(errors, "/auth/value", value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +679,87 @@ mod tests {
             EventName::parse("native:event_action").unwrap().to_string(),
             "native:event_action"
         );
+    }
+
+    fn pointers(draft: SpecDraft) -> Vec<String> {
+        match draft.validate() {
+            Err(Error::Invalid(errors)) => errors.into_iter().map(|e| e.pointer).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_minimal_draft_validates_and_round_trips() {
+        let draft = crate::testing::draft("talkover", "https://x.io/h", &["call.ended"]);
+        let spec = draft.clone().validate().unwrap();
+        assert_eq!(spec.into_draft(), draft);
+    }
+
+    #[test]
+    fn validate_reports_every_broken_rule_in_field_order() {
+        let base = crate::testing::draft("", "https://x.io/h", &["call.ended", "call.ended"]);
+        let draft = SpecDraft {
+            account: Some(" ".into()),
+            name: Some("n".repeat(MAX_NAME_LEN + 1)),
+            auth: CallbackAuth::Basic {
+                username: "a:b".into(),
+                password: Secret::new(""),
+            },
+            signing_secret: Some(Secret::new("s".repeat(MAX_SECRET_LEN + 1))),
+            headers: [("bad header".to_owned(), "x".to_owned())].into(),
+            filters: vec![Filter {
+                key: String::new(),
+                value: "v".into(),
+            }],
+            metadata: [("x".to_owned(), "m".repeat(MAX_METADATA_BYTES).into())]
+                .into_iter()
+                .collect(),
+            ..base
+        };
+        assert_eq!(
+            pointers(draft),
+            [
+                "/provider",
+                "/account",
+                "/name",
+                "/events/1",
+                "/auth/username",
+                "/auth/password",
+                "/signing_secret",
+                "/headers/bad header",
+                "/filters/0/key",
+                "/metadata"
+            ]
+        );
+    }
+
+    #[test]
+    fn event_count_and_header_limits() {
+        let none = crate::testing::draft("p", "https://x.io/h", &[]);
+        assert_eq!(pointers(none), ["/events"]);
+        let many: Vec<String> = (0..=MAX_EVENTS).map(|i| format!("e.n{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            pointers(crate::testing::draft("p", "https://x.io/h", &many)),
+            ["/events"]
+        );
+        let headers = (0..=MAX_HEADERS)
+            .map(|i| (format!("X-H{i}"), "v".to_owned()))
+            .collect();
+        let draft = SpecDraft {
+            headers,
+            ..crate::testing::draft("p", "https://x.io/h", &["a.b"])
+        };
+        assert_eq!(pointers(draft), ["/headers"]);
+        let draft = SpecDraft {
+            headers: [("X-A".to_owned(), "\n".to_owned())].into(),
+            auth: CallbackAuth::ApiKey {
+                header: "bad header".into(),
+                value: Secret::new("v"),
+            },
+            ..crate::testing::draft("p", "https://x.io/h", &["a.b"])
+        };
+        assert_eq!(pointers(draft), ["/auth/header", "/headers/X-A"]);
     }
 
     #[test]

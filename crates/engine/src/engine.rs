@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde::Serialize;
+use switchboard_core::operation::OperationKind;
 use switchboard_core::policy::UrlPolicy;
 use switchboard_core::{
     Error, EventCatalog, FieldError, NativePlan, ProviderAdapter, Secret, SubscriptionSpec,
     SubscriptionStatus,
 };
-use switchboard_store::{ListQuery, NewOperation, Page, Store, SubscriptionRecord};
+use switchboard_store::{ListQuery, NativeRecord, Page, Store, SubscriptionRecord};
 
-use crate::apply::{Target, apply};
+use crate::change::{Change, Entry, Then, Work};
 
 /// One configured provider instance.
 #[derive(Clone)]
@@ -58,13 +59,13 @@ pub(crate) struct Prepared {
 /// The subscription use cases.
 #[derive(Clone)]
 pub struct Engine {
-    store: Store,
+    pub(crate) store: Store,
     catalog: Arc<EventCatalog>,
     providers: Arc<BTreeMap<String, ProviderInstance>>,
     /// How long a journalled change holds its lease without renewal.
-    lease: Duration,
+    pub(crate) lease: Duration,
     /// Journal entries this process is running, whose leases it renews.
-    running: Arc<Mutex<HashSet<String>>>,
+    pub(crate) running: Arc<Mutex<HashSet<String>>>,
     /// Which callback URLs are accepted on create, update and preview.
     url_policy: Arc<UrlPolicy>,
 }
@@ -131,31 +132,16 @@ impl Engine {
         self.lease
     }
 
-    /// Journal entries this process is running.
-    pub(crate) fn running_ids(&self) -> Vec<String> {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    /// Marks a claimed journal entry as run by this process.
-    pub(crate) fn track(&self, op_id: &str) {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(op_id.to_owned());
-    }
-
-    /// Plans of `spec` for subscription `id`, falling back to the recorded
-    /// native events when the catalog no longer resolves them.
+    /// The plans behind what is recorded now, the base of a diff. The spec
+    /// was checked when it was stored; if the catalog has changed since
+    /// (an event removed), the native events recorded for its resources are
+    /// what really exists upstream and are used instead, so an old
+    /// subscription can still be changed or deleted.
     pub(crate) fn plans_for(
         &self,
         id: &str,
         spec: &SubscriptionSpec,
-        natives: &[switchboard_store::NativeRecord],
+        natives: &[NativeRecord],
     ) -> Result<Vec<NativePlan>, Error> {
         let provider = self.provider(&spec.provider)?;
         let kind = provider.adapter.kind();
@@ -172,31 +158,6 @@ impl Engine {
                 recorded
             });
         provider.adapter.plan(id, spec, &events)
-    }
-
-    /// Journals a change before its first upstream call.
-    pub(crate) async fn begin(&self, op: NewOperation<'_>) -> Result<String, Error> {
-        let id = self.store.start_operation(&op, self.lease).await?;
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone());
-        Ok(id)
-    }
-
-    /// Closes a journalled change.
-    pub(crate) async fn end(&self, op_id: &str, state: &str, error: Option<&Error>) {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(op_id);
-        if let Err(e) = self
-            .store
-            .finish_operation(op_id, state, error.map(ToString::to_string))
-            .await
-        {
-            tracing::error!(op = op_id, error = %e, "journal entry not closed; recovery will close it");
-        }
     }
 
     /// The store (readiness checks, audit, admin lookups).
@@ -273,44 +234,19 @@ impl Engine {
         })
     }
 
-    /// Runs `apply` for `provider`, under the account lock when the kind
-    /// keeps one shared document per account.
-    pub(crate) async fn apply_locked(
-        &self,
-        provider: &ProviderInstance,
-        target: &Target<'_>,
-        old: &[NativePlan],
-        recorded: &[switchboard_store::NativeRecord],
-        new: &[NativePlan],
-    ) -> Result<Vec<switchboard_store::NativeRecord>, Error> {
-        if !provider.adapter.capabilities().serialize_account {
-            return apply(provider.adapter.as_ref(), target, old, recorded, new).await;
-        }
-        let name = format!("{}/{}", provider.key, target.account.unwrap_or_default());
-        let lock = self.store.lock_account(&name).await?;
-        let result = apply(provider.adapter.as_ref(), target, old, recorded, new).await;
-        lock.release().await;
-        result
-    }
-
-    /// The plans behind what is recorded now, the base of a diff. The spec
-    /// was checked when it was stored; if the catalog has changed since
-    /// (an event removed), the native events recorded for its resources are
-    /// what really exists upstream and are used instead, so an old
-    /// subscription can still be changed or deleted.
     /// The plans that should exist for `prepared`: all of them while
     /// enabled, or while the provider can switch a resource off natively;
     /// none while disabled at a provider that cannot (the subscription is
     /// kept and the resources are recreated on enable).
-    pub(crate) fn wanted<'a>(
+    pub(crate) fn wanted(
         &self,
         provider: &ProviderInstance,
-        prepared: &'a Prepared,
-    ) -> &'a [NativePlan] {
+        prepared: &Prepared,
+    ) -> Vec<NativePlan> {
         if prepared.spec.enabled || provider.adapter.capabilities().native_disable {
-            &prepared.plans
+            prepared.plans.clone()
         } else {
-            &[]
+            Vec::new()
         }
     }
 
@@ -332,7 +268,7 @@ impl Engine {
                 })
                 .collect(),
             requests: adapter
-                .preview(prepared.spec.account.as_deref(), wanted)
+                .preview(prepared.spec.account.as_deref(), &wanted)
                 .iter()
                 .map(|r| r.redacted(adapter.base_url()))
                 .collect(),
@@ -367,24 +303,11 @@ impl Engine {
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
         self.check_url(&spec)?;
-        let id = id.to_owned();
         let provider = self.provider(&spec.provider)?.clone();
-        let prepared = self.prepare(&id, spec)?;
+        let prepared = self.prepare(id, spec)?;
         let now = Utc::now();
-        let op_id = self
-            .begin(NewOperation {
-                tenant,
-                subscription_id: &id,
-                kind: "create",
-                actor,
-                before: None,
-                after: Some(&prepared.spec),
-            })
-            .await?;
-        // Written before the first upstream call, so every native resource
-        // created below is recorded against a row that already exists.
-        let mut rec = SubscriptionRecord {
-            id: id.clone(),
+        let current = SubscriptionRecord {
+            id: id.to_owned(),
             tenant: tenant.to_owned(),
             status: SubscriptionStatus::Pending,
             spec: prepared.spec.clone(),
@@ -398,50 +321,22 @@ impl Engine {
             last_reconciled_at: None,
             findings: Vec::new(),
         };
-        if let Err(e) = self.store.insert(&rec).await {
-            self.end(&op_id, "failed", Some(&e)).await;
-            return Err(e);
-        }
-        let target = Target {
-            store: &self.store,
-            tenant,
-            sub_id: &id,
-            account: prepared.spec.account.as_deref(),
-            op_id: &op_id,
-        };
         let wanted = self.wanted(&provider, &prepared);
-        match self
-            .apply_locked(&provider, &target, &[], &[], wanted)
-            .await
-        {
-            Ok(natives) => {
-                rec.natives = natives;
-                rec.status = status_for(&prepared.spec);
-                let saved = self.store.update(&rec).await;
-                self.end(
-                    &op_id,
-                    if saved.is_ok() { "succeeded" } else { "failed" },
-                    saved.as_ref().err(),
-                )
-                .await;
-                saved
-            }
-            Err(e @ Error::Internal(_)) => {
-                self.mark_failed(tenant, &id, &e).await;
-                self.end(&op_id, "failed", Some(&e)).await;
-                Err(e)
-            }
-            Err(e) if detached.is_set() => {
-                self.mark_failed(tenant, &id, &e).await;
-                self.end(&op_id, "undone", Some(&e)).await;
-                Err(e)
-            }
-            Err(e) => {
-                self.store.delete(tenant, &id).await?;
-                self.end(&op_id, "undone", Some(&e)).await;
-                Err(e)
-            }
-        }
+        let change = Change {
+            kind: OperationKind::Create,
+            actor,
+            provider,
+            current,
+            entry: Entry::Insert,
+            work: Work::Apply {
+                old: Vec::new(),
+                wanted,
+                adopt: None,
+                then: Then::Store(Box::new(prepared)),
+            },
+            detached: detached.clone(),
+        };
+        stored(self.run(change).await)
     }
 
     /// One subscription.
@@ -517,7 +412,7 @@ impl Engine {
             return Err(Error::Invalid(immutable));
         }
         let prepared = self.prepare(id, new_spec)?;
-        self.transition(current, prepared, "update", actor, detached)
+        self.transition(current, prepared, OperationKind::Update, actor, detached)
             .await
     }
 
@@ -546,7 +441,11 @@ impl Engine {
         let mut spec = current.spec.clone();
         spec.enabled = enabled;
         let prepared = self.prepare(id, spec)?;
-        let kind = if enabled { "enable" } else { "disable" };
+        let kind = if enabled {
+            OperationKind::Enable
+        } else {
+            OperationKind::Disable
+        };
         self.transition(current, prepared, kind, actor, detached)
             .await
     }
@@ -591,7 +490,7 @@ impl Engine {
             .transition(
                 current,
                 prepared,
-                "rotate_secret",
+                OperationKind::RotateSecret,
                 actor,
                 &Detached::default(),
             )
@@ -616,138 +515,57 @@ impl Engine {
         let current = self.store.get(tenant, id).await?;
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.plans_for(&current.id, &current.spec, &current.natives)?;
-        let op_id = self
-            .begin(NewOperation {
-                tenant,
-                subscription_id: id,
-                kind: "delete",
-                actor,
-                before: Some(&current.spec),
-                after: None,
-            })
-            .await?;
-        if let Err(e) = self.store.claim(tenant, id, current.version).await {
-            self.end(&op_id, "failed", Some(&e)).await;
-            return Err(e);
-        }
-        let target = Target {
-            store: &self.store,
-            tenant,
-            sub_id: id,
-            account: current.spec.account.as_deref(),
-            op_id: &op_id,
+        let change = Change {
+            kind: OperationKind::Delete,
+            actor,
+            provider,
+            current,
+            entry: Entry::Claim,
+            work: Work::Apply {
+                old,
+                wanted: Vec::new(),
+                adopt: None,
+                then: Then::Delete,
+            },
+            detached: detached.clone(),
         };
-        match self
-            .apply_locked(&provider, &target, &old, &current.natives, &[])
-            .await
-        {
-            Ok(_) => {
-                let deleted = self.store.delete(tenant, id).await;
-                let state = if deleted.is_ok() {
-                    "succeeded"
-                } else {
-                    "failed"
-                };
-                self.end(&op_id, state, deleted.as_ref().err()).await;
-                deleted
-            }
-            Err(e) => {
-                self.release(&current, &e, detached).await;
-                self.end(&op_id, undo_state(&e), Some(&e)).await;
-                Err(e)
-            }
-        }
+        self.run(change).await.map(drop)
     }
 
+    /// A change of `current` to the `prepared` spec, claimed at the version
+    /// read.
     async fn transition(
         &self,
         current: SubscriptionRecord,
         prepared: Prepared,
-        kind: &str,
+        kind: OperationKind,
         actor: &str,
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.plans_for(&current.id, &current.spec, &current.natives)?;
-        // Journalled before the claim, so a subscription is never pending
-        // without an entry that recovery can finish.
-        let op_id = self
-            .begin(NewOperation {
-                tenant: &current.tenant,
-                subscription_id: &current.id,
-                kind,
-                actor,
-                before: Some(&current.spec),
-                after: Some(&prepared.spec),
-            })
-            .await?;
-        if let Err(e) = self
-            .store
-            .claim(&current.tenant, &current.id, current.version)
-            .await
-        {
-            self.end(&op_id, "failed", Some(&e)).await;
-            return Err(e);
-        }
-        let target = Target {
-            store: &self.store,
-            tenant: &current.tenant,
-            sub_id: &current.id,
-            account: current.spec.account.as_deref(),
-            op_id: &op_id,
-        };
         let wanted = self.wanted(&provider, &prepared);
-        match self
-            .apply_locked(&provider, &target, &old, &current.natives, wanted)
-            .await
-        {
-            Ok(natives) => {
-                let mut next = current;
-                next.status = status_for(&prepared.spec);
-                next.spec = prepared.spec;
-                next.warnings = prepared.warnings;
-                next.last_error = None;
-                next.natives = natives;
-                let saved = self.store.update(&next).await;
-                let state = if saved.is_ok() { "succeeded" } else { "failed" };
-                self.end(&op_id, state, saved.as_ref().err()).await;
-                saved
-            }
-            Err(e) => {
-                self.release(&current, &e, detached).await;
-                self.end(&op_id, undo_state(&e), Some(&e)).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Ends a claim after a failure: the change was undone, so the previous
-    /// status is restored; if the undo failed, or the caller was already
-    /// answered `202`, the subscription is `failed` with the error.
-    async fn release(&self, previous: &SubscriptionRecord, err: &Error, detached: &Detached) {
-        let (status, last_error) = if matches!(err, Error::Internal(_)) || detached.is_set() {
-            (SubscriptionStatus::Failed, Some(err.to_string()))
-        } else {
-            (previous.status, previous.last_error.clone())
+        let change = Change {
+            kind,
+            actor,
+            provider,
+            current,
+            entry: Entry::Claim,
+            work: Work::Apply {
+                old,
+                wanted,
+                adopt: None,
+                then: Then::Store(Box::new(prepared)),
+            },
+            detached: detached.clone(),
         };
-        if let Err(e) = self
-            .store
-            .release(&previous.tenant, &previous.id, status, last_error)
-            .await
-        {
-            tracing::error!(sub = %previous.id, error = %e, "cannot release a claimed subscription");
-        }
+        stored(self.run(change).await)
     }
+}
 
-    async fn mark_failed(&self, tenant: &str, id: &str, err: &Error) {
-        if let Ok(mut rec) = self.store.get(tenant, id).await {
-            rec.status = SubscriptionStatus::Failed;
-            rec.last_error = Some(err.to_string());
-            if let Err(e) = self.store.update(&rec).await {
-                tracing::error!(sub = %id, error = %e, "cannot mark a subscription failed");
-            }
-        }
-    }
+/// The record a storing change returns.
+fn stored(ran: Result<Option<SubscriptionRecord>, Error>) -> Result<SubscriptionRecord, Error> {
+    ran?.ok_or_else(|| Error::Internal("a storing change returned no record".into()))
 }
 
 /// A new signing secret: `whsec_` and 32 random bytes, base64url.
@@ -758,16 +576,6 @@ fn generate_secret() -> Secret {
         "whsec_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     ))
-}
-
-/// The journal state of a change that failed: undone, unless the undo
-/// itself failed.
-fn undo_state(e: &Error) -> &'static str {
-    if matches!(e, Error::Internal(_)) {
-        "failed"
-    } else {
-        "undone"
-    }
 }
 
 pub(crate) fn status_for(spec: &SubscriptionSpec) -> SubscriptionStatus {

@@ -1,10 +1,13 @@
 //! The use cases: plan (pure) → apply (upstream) → record (store).
 //!
-//! Every change goes through one routine, [`apply`], which diffs the
-//! recorded native resources against the new plan and creates, updates and
-//! deletes only what differs. Each completed native step is recorded at once,
-//! and a failure undoes the steps this request already made, so the caller
-//! gets the error and neither side keeps a half-applied change.
+//! Every change, recovery and reconciliation included, is one `Change`
+//! carried out by one pipeline (`change.rs`: journal → claim → lock →
+//! apply → record or undo → close); the use cases (`engine.rs`) differ only
+//! in the plans they want. `apply` (`apply.rs`) diffs the recorded native
+//! resources against the wanted plans and creates, updates and deletes only
+//! what differs. Each completed native step is recorded at once, and a
+//! failure undoes the steps this change already made, so the caller gets
+//! the error and neither side keeps a half-applied change.
 //!
 //! Every change is journalled, then claimed in the store (status `pending`
 //! under a version check, the version itself unchanged) before its first
@@ -14,6 +17,7 @@
 //! (`reconcile.rs`) compares the recorded state with the provider's.
 
 mod apply;
+mod change;
 mod engine;
 mod reconcile;
 mod recovery;

@@ -13,22 +13,28 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use serde_json::{Value, json};
-use switchboard_core::{Error, NativePlan, SubscriptionStatus, UpstreamErrorKind};
-use switchboard_store::{NativeRecord, NewOperation, SubscriptionRecord};
+use switchboard_core::operation::{Finding, FindingKind, OperationKind};
+use switchboard_core::{Error, NativePlan, ProviderAdapter, SubscriptionStatus, UpstreamErrorKind};
+use switchboard_store::{NativeRecord, SubscriptionRecord};
 
 use crate::apply::Target;
-use crate::engine::{Engine, ProviderInstance, SYSTEM_ACTOR, status_for};
+use crate::change::{Change, Entry, Work};
+use crate::engine::{Detached, Engine, ProviderInstance, SYSTEM_ACTOR};
 
 fn finding(
-    kind: &str,
+    kind: FindingKind,
     key: Option<&str>,
     native_id: &str,
     detail: String,
     repaired: bool,
-) -> Value {
-    json!({"kind": kind, "key": key, "native_id": native_id, "detail": detail, "repaired": repaired})
+) -> Finding {
+    Finding {
+        kind,
+        key: key.map(str::to_owned),
+        native_id: native_id.to_owned(),
+        detail,
+        repaired,
+    }
 }
 
 impl Engine {
@@ -41,91 +47,39 @@ impl Engine {
         id: &str,
         remove_unknown: bool,
     ) -> Result<SubscriptionRecord, Error> {
-        let current = self.store().get(tenant, id).await?;
+        let current = self.store.get(tenant, id).await?;
         let provider = self.provider(&current.spec.provider)?.clone();
         let prepared = self.prepare(id, current.spec.clone())?;
-        let wanted = self.wanted(&provider, &prepared).to_vec();
-        let op_id = self
-            .begin(NewOperation {
-                tenant,
-                subscription_id: id,
-                kind: "reconcile",
-                actor,
-                before: Some(&current.spec),
-                after: Some(&current.spec),
-            })
-            .await?;
-        if let Err(e) = self.store().claim(tenant, id, current.version).await {
-            self.end(&op_id, "failed", Some(&e)).await;
-            return Err(e);
-        }
-        let target = Target {
-            store: self.store(),
-            tenant,
-            sub_id: id,
-            account: current.spec.account.as_deref(),
-            op_id: &op_id,
+        let wanted = self.wanted(&provider, &prepared);
+        let change = Change {
+            kind: OperationKind::Reconcile,
+            actor,
+            provider,
+            current,
+            entry: Entry::Claim,
+            work: Work::Reconcile {
+                wanted,
+                remove_unknown,
+            },
+            detached: Detached::default(),
         };
-        let lock = if provider.adapter.capabilities().serialize_account {
-            let name = format!(
-                "{}/{}",
-                provider.key,
-                current.spec.account.as_deref().unwrap_or_default()
-            );
-            Some(self.store().lock_account(&name).await?)
-        } else {
-            None
-        };
-        let outcome = self
-            .compare_and_repair(&provider, &target, &current, &wanted, remove_unknown)
-            .await;
-        if let Some(lock) = lock {
-            lock.release().await;
-        }
-        match outcome {
-            Ok((_, findings)) => {
-                let unrepaired = findings
-                    .iter()
-                    .any(|f| f["repaired"] == false && f["kind"] != "unknown");
-                let status = if unrepaired {
-                    SubscriptionStatus::Degraded
-                } else {
-                    status_for(&current.spec)
-                };
-                let saved = self
-                    .store()
-                    .finish_reconciliation(tenant, id, status, &findings)
-                    .await;
-                self.end(
-                    &op_id,
-                    if saved.is_ok() { "succeeded" } else { "failed" },
-                    saved.as_ref().err(),
-                )
-                .await;
-                saved?;
-                self.store().get(tenant, id).await
-            }
-            Err(e) => {
-                let _ = self
-                    .store()
-                    .release(tenant, id, current.status, current.last_error.clone())
-                    .await;
-                self.end(&op_id, "failed", Some(&e)).await;
-                Err(e)
-            }
-        }
+        self.run(change).await?;
+        self.store.get(tenant, id).await
     }
 
-    async fn compare_and_repair(
+    /// Compares each recorded and each wanted native with the provider,
+    /// repairs what differs, and lists what nobody recorded. Returns the
+    /// native set and the findings. Repairs are recorded as they are made
+    /// but not journalled as steps.
+    pub(crate) async fn compare_and_repair(
         &self,
         provider: &ProviderInstance,
         target: &Target<'_>,
         current: &SubscriptionRecord,
         wanted: &[NativePlan],
         remove_unknown: bool,
-    ) -> Result<(Vec<NativeRecord>, Vec<Value>), Error> {
+    ) -> Result<(Vec<NativeRecord>, Vec<Finding>), Error> {
         let adapter = provider.adapter.as_ref();
-        let url = current.spec.url.as_str();
         let mut natives = Vec::new();
         let mut findings = Vec::new();
         for rec in &current.natives {
@@ -133,65 +87,9 @@ impl Engine {
                 natives.push(rec.clone());
                 continue;
             };
-            let drift = match adapter.get(target.account, &rec.native_id).await {
-                Err(Error::Upstream(e)) if e.kind == UpstreamErrorKind::NotFound => {
-                    Some(("missing", "gone at the provider".to_owned()))
-                }
-                Err(e) => return Err(e),
-                Ok(found) => {
-                    let mut what = Vec::new();
-                    if found.url.as_deref() != Some(url) {
-                        what.push(format!("url is {:?}", found.url));
-                    }
-                    if found.events != plan.events {
-                        what.push(format!("events are {:?}", found.events));
-                    }
-                    if found.enabled != current.spec.enabled {
-                        what.push(format!("enabled is {}", found.enabled));
-                    }
-                    (!what.is_empty()).then(|| ("drifted", what.join(", ")))
-                }
-            };
-            let Some((kind, detail)) = drift else {
-                natives.push(rec.clone());
-                continue;
-            };
-            let repaired = async {
-                if kind == "drifted" {
-                    adapter.delete(target.account, &rec.native_id).await?;
-                }
-                let created = adapter.create(target.account, plan).await?;
-                let fresh = NativeRecord {
-                    key: plan.key.clone(),
-                    native_id: created.id,
-                    events: plan.events.clone(),
-                    enabled: created.enabled,
-                    created_at: Utc::now(),
-                };
-                target
-                    .store
-                    .record_native(target.tenant, target.sub_id, &fresh)
-                    .await?;
-                Ok::<_, Error>(fresh)
-            }
-            .await;
-            match repaired {
-                Ok(fresh) => {
-                    findings.push(finding(kind, Some(&rec.key), &rec.native_id, detail, true));
-                    natives.push(fresh);
-                }
-                Err(e) => {
-                    tracing::warn!(sub = %current.id, key = %rec.key, error = %e, "repair failed");
-                    findings.push(finding(
-                        kind,
-                        Some(&rec.key),
-                        &rec.native_id,
-                        format!("{detail}; repair failed: {e}"),
-                        false,
-                    ));
-                    natives.push(rec.clone());
-                }
-            }
+            let (kept, found) = check_recorded(adapter, target, current, rec, plan).await?;
+            natives.push(kept);
+            findings.extend(found);
         }
         // Planned resources never recorded (enable raced a crash, …).
         let unrecorded: Vec<&NativePlan> = wanted
@@ -199,20 +97,10 @@ impl Engine {
             .filter(|p| !natives.iter().any(|n| n.key == p.key))
             .collect();
         for plan in unrecorded {
-            let created = adapter.create(target.account, plan).await?;
-            let fresh = NativeRecord {
-                key: plan.key.clone(),
-                native_id: created.id,
-                events: plan.events.clone(),
-                enabled: created.enabled,
-                created_at: Utc::now(),
-            };
-            target
-                .store
-                .record_native(target.tenant, target.sub_id, &fresh)
-                .await?;
+            let fresh = NativeRecord::created(plan, adapter.create(target.account, plan).await?);
+            target.record(&fresh).await?;
             findings.push(finding(
-                "missing",
+                FindingKind::Missing,
                 Some(&plan.key),
                 &fresh.native_id,
                 "was never recorded; created".into(),
@@ -220,16 +108,17 @@ impl Engine {
             ));
             natives.push(fresh);
         }
+        let url = current.spec.url.as_str();
         for found in adapter.list(target.account).await? {
             if found.url.as_deref() != Some(url)
                 || natives.iter().any(|n| n.native_id == found.id)
-                || self.store().native_is_recorded(&found.id).await?
+                || self.store.native_is_recorded(&found.id).await?
             {
                 continue;
             }
             let removed = remove_unknown && adapter.delete(target.account, &found.id).await.is_ok();
             findings.push(finding(
-                "unknown",
+                FindingKind::Unknown,
                 None,
                 &found.id,
                 format!(
@@ -252,7 +141,7 @@ impl Engine {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let lock = match engine.store().try_lock("switchboard/reconciler").await {
+                let lock = match engine.store.try_lock("switchboard/reconciler").await {
                     Ok(Some(l)) => l,
                     Ok(None) => continue,
                     Err(e) => {
@@ -274,7 +163,7 @@ impl Engine {
             ..Default::default()
         };
         loop {
-            let page = self.store().list(None, &q).await?;
+            let page = self.store.list(None, &q).await?;
             for rec in &page.data {
                 // Pending: a change owns it. Failed: its last change could
                 // not be applied; repairing would resurrect it behind the
@@ -298,4 +187,62 @@ impl Engine {
             }
         }
     }
+}
+
+/// Compares recorded native `rec` with the provider's resource and, when it
+/// is missing or drifted, replaces it from `plan` (the only repair every
+/// kind supports without knowing what changed). Returns the record to keep
+/// (the fresh one, or `rec` when nothing changed or the repair failed) and
+/// the finding, if any. Only an error reading the resource stops the pass.
+async fn check_recorded(
+    adapter: &dyn ProviderAdapter,
+    target: &Target<'_>,
+    current: &SubscriptionRecord,
+    rec: &NativeRecord,
+    plan: &NativePlan,
+) -> Result<(NativeRecord, Option<Finding>), Error> {
+    let url = current.spec.url.as_str();
+    let drift = match adapter.get(target.account, &rec.native_id).await {
+        Err(Error::Upstream(e)) if e.kind == UpstreamErrorKind::NotFound => {
+            Some((FindingKind::Missing, "gone at the provider".to_owned()))
+        }
+        Err(e) => return Err(e),
+        Ok(found) => {
+            let mut what = Vec::new();
+            if found.url.as_deref() != Some(url) {
+                what.push(format!("url is {:?}", found.url));
+            }
+            if found.events != plan.events {
+                what.push(format!("events are {:?}", found.events));
+            }
+            if found.enabled != current.spec.enabled {
+                what.push(format!("enabled is {}", found.enabled));
+            }
+            (!what.is_empty()).then(|| (FindingKind::Drifted, what.join(", ")))
+        }
+    };
+    let Some((kind, detail)) = drift else {
+        return Ok((rec.clone(), None));
+    };
+    let repaired = async {
+        if kind == FindingKind::Drifted {
+            adapter.delete(target.account, &rec.native_id).await?;
+        }
+        let fresh = NativeRecord::created(plan, adapter.create(target.account, plan).await?);
+        target.record(&fresh).await?;
+        Ok::<_, Error>(fresh)
+    }
+    .await;
+    Ok(match repaired {
+        Ok(fresh) => {
+            let f = finding(kind, Some(&rec.key), &rec.native_id, detail, true);
+            (fresh, Some(f))
+        }
+        Err(e) => {
+            tracing::warn!(sub = %current.id, key = %rec.key, error = %e, "repair failed");
+            let detail = format!("{detail}; repair failed: {e}");
+            let f = finding(kind, Some(&rec.key), &rec.native_id, detail, false);
+            (rec.clone(), Some(f))
+        }
+    })
 }

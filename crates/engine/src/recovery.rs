@@ -12,140 +12,165 @@
 
 use std::time::Duration;
 
-use switchboard_core::{Error, NativePlan, SubscriptionStatus};
-use switchboard_store::Operation;
+use switchboard_core::operation::{OperationKind, OperationState};
+use switchboard_core::{Error, SubscriptionStatus};
+use switchboard_store::{Operation, SubscriptionRecord};
 
-use crate::apply::{Target, adopt_orphans, adopt_replacements};
-use crate::engine::{Engine, status_for};
+use crate::change::{Adopt, Change, Entry, Then, Work};
+use crate::engine::{Detached, Engine, SYSTEM_ACTOR};
+
+/// What recovering one journal entry takes.
+enum Resume<'a> {
+    /// Nothing upstream: the entry only needs closing, in this state.
+    Close(OperationState),
+    /// The rest of the change, run through the pipeline.
+    Run(Box<Change<'a>>),
+}
 
 impl Engine {
     /// Recovers abandoned changes; `all` takes every running entry (a
     /// single-process store at start-up, where nothing else can be running).
     /// Returns how many were handled.
     pub async fn recover(&self, all: bool) -> Result<usize, Error> {
-        let ops = self.store().claim_abandoned(self.lease(), all).await?;
+        let ops = self.store.claim_abandoned(self.lease(), all).await?;
         let count = ops.len();
         for op in ops {
-            let id = op.id.clone();
-            self.track(&id);
-            let outcome = self.resume(&op).await;
-            match outcome {
-                Ok(state) => {
-                    tracing::info!(op = %id, sub = %op.subscription_id, kind = %op.kind, state, "recovered an interrupted change");
-                    self.end(&id, state, None).await;
+            self.track(&op.id);
+            let outcome = match self.resume(&op).await {
+                Ok(Resume::Close(state)) => {
+                    self.end(&op.id, state, None).await;
+                    Ok(state)
+                }
+                Ok(Resume::Run(change)) => {
+                    let state = change.success();
+                    // The pipeline closes the entry, and on failure leaves
+                    // the subscription `failed` with the error.
+                    self.run(*change).await.map(|_| state)
                 }
                 Err(e) => {
-                    tracing::error!(op = %id, sub = %op.subscription_id, error = %e, "recovering an interrupted change failed");
-                    let _ = self
-                        .store()
-                        .release(
-                            &op.tenant,
-                            &op.subscription_id,
-                            SubscriptionStatus::Failed,
-                            Some(e.to_string()),
-                        )
-                        .await;
-                    self.end(&id, "failed", Some(&e)).await;
+                    self.fail_resume(&op, &e).await;
+                    Err(e)
+                }
+            };
+            match outcome {
+                Ok(state) => {
+                    tracing::info!(op = %op.id, sub = %op.subscription_id, kind = %op.kind, %state, "recovered an interrupted change");
+                }
+                Err(e) => {
+                    tracing::error!(op = %op.id, sub = %op.subscription_id, error = %e, "recovering an interrupted change failed");
                 }
             }
         }
         Ok(count)
     }
 
-    async fn resume(&self, op: &Operation) -> Result<&'static str, Error> {
-        let rec = match self.store().get(&op.tenant, &op.subscription_id).await {
+    /// Closes an entry that could not even be resumed (its spec no longer
+    /// prepares, its provider is gone, …): the subscription is `failed`.
+    async fn fail_resume(&self, op: &Operation, e: &Error) {
+        let _ = self
+            .store
+            .release(
+                &op.tenant,
+                &op.subscription_id,
+                SubscriptionStatus::Failed,
+                Some(e.to_string()),
+            )
+            .await;
+        self.end(&op.id, OperationState::Failed, Some(e)).await;
+    }
+
+    /// What is left of `op`: a create is undone (its caller never saw it
+    /// succeed); a delete and every other change are finished (the caller
+    /// asked for the new state), after adopting what the dead process
+    /// created but did not record.
+    async fn resume(&self, op: &Operation) -> Result<Resume<'static>, Error> {
+        let rec = match self.store.get(&op.tenant, &op.subscription_id).await {
             Ok(r) => r,
             // Nothing left: the create was never stored, or the delete
             // completed before the entry was closed.
-            Err(Error::NotFound { .. }) => return Ok("recovered"),
+            Err(Error::NotFound { .. }) => return Ok(Resume::Close(OperationState::Recovered)),
             Err(e) => return Err(e),
         };
-        let provider = self.provider(&rec.spec.provider)?.clone();
-        let target = Target {
-            store: self.store(),
-            tenant: &rec.tenant,
-            sub_id: &rec.id,
-            account: rec.spec.account.as_deref(),
-            op_id: &op.id,
-        };
-        match op.kind.as_str() {
+        let pending = rec.status == SubscriptionStatus::Pending;
+        let (success, work) = match op.kind {
             // The change completed and only closing its entry failed.
-            "create" if rec.status != SubscriptionStatus::Pending => Ok("succeeded"),
-            "create" => {
-                let after = op.after.clone().unwrap_or_else(|| rec.spec.clone());
-                let plans = self.plans_for(&rec.id, &after, &rec.natives)?;
-                let recorded = adopt_orphans(
-                    provider.adapter.as_ref(),
-                    &target,
-                    after.url.as_str(),
-                    &plans,
-                    &rec.natives,
-                )
-                .await?;
-                self.apply_locked(&provider, &target, &plans, &recorded, &[])
-                    .await?;
-                self.store().delete(&rec.tenant, &rec.id).await?;
-                Ok("undone")
+            OperationKind::Create if !pending => {
+                return Ok(Resume::Close(OperationState::Succeeded));
             }
-            "delete" => {
-                let old = self.plans_for(&rec.id, &rec.spec, &rec.natives)?;
-                self.apply_locked(&provider, &target, &old, &rec.natives, &[])
-                    .await?;
-                self.store().delete(&rec.tenant, &rec.id).await?;
-                Ok("recovered")
+            OperationKind::Create => (OperationState::Undone, self.undo_create(op, &rec)?),
+            OperationKind::Delete => {
+                let work = Work::Apply {
+                    old: self.plans_for(&rec.id, &rec.spec, &rec.natives)?,
+                    wanted: Vec::new(),
+                    adopt: None,
+                    then: Then::Delete,
+                };
+                (OperationState::Recovered, work)
             }
-            _ => {
-                if rec.status != SubscriptionStatus::Pending {
-                    // Either the change completed and only closing its entry
-                    // failed, or it never got its claim and sent nothing.
-                    let done = op.after.as_ref() == Some(&rec.spec);
-                    return Ok(if done { "succeeded" } else { "failed" });
-                }
-                let after = op.after.clone().ok_or_else(|| {
-                    Error::Internal("journal entry without its target state".into())
-                })?;
-                let prepared = self.prepare(&rec.id, after)?;
-                let wanted: Vec<NativePlan> = self.wanted(&provider, &prepared).to_vec();
-                let (recorded, replaced) = adopt_replacements(
-                    provider.adapter.as_ref(),
-                    &target,
-                    prepared.spec.url.as_str(),
-                    &wanted,
-                    &rec.natives,
-                )
-                .await?;
-                let recorded = adopt_orphans(
-                    provider.adapter.as_ref(),
-                    &target,
-                    prepared.spec.url.as_str(),
-                    &wanted,
-                    &recorded,
-                )
-                .await?;
-                // Resources may be at the old or the new state: diffing from
-                // the old plan to the new one converges either way, and keys
-                // only the new state has were created from the new plan.
-                let mut old = self.plans_for(&rec.id, &rec.spec, &rec.natives)?;
-                // A replaced resource is already at the new state.
-                old.retain(|o| !replaced.contains(&o.key));
-                for p in &wanted {
-                    if !old.iter().any(|o| o.key == p.key) {
-                        old.push(p.clone());
-                    }
-                }
-                let natives = self
-                    .apply_locked(&provider, &target, &old, &recorded, &wanted)
-                    .await?;
-                let mut next = rec;
-                next.status = status_for(&prepared.spec);
-                next.spec = prepared.spec;
-                next.warnings = prepared.warnings;
-                next.last_error = None;
-                next.natives = natives;
-                self.store().update(&next).await?;
-                Ok("recovered")
+            // Either the change completed and only closing its entry
+            // failed, or it never got its claim and sent nothing.
+            _ if !pending => {
+                let done = op.after.as_ref() == Some(&rec.spec);
+                return Ok(Resume::Close(if done {
+                    OperationState::Succeeded
+                } else {
+                    OperationState::Failed
+                }));
             }
-        }
+            _ => (OperationState::Recovered, self.finish_change(op, &rec)?),
+        };
+        Ok(Resume::Run(Box::new(Change {
+            kind: op.kind,
+            actor: SYSTEM_ACTOR,
+            provider: self.provider(&rec.spec.provider)?.clone(),
+            current: rec,
+            entry: Entry::Resume {
+                op_id: op.id.clone(),
+                success,
+            },
+            work,
+            detached: Detached::default(),
+        })))
+    }
+
+    /// An interrupted create: adopt what it created, then delete it all
+    /// and the row.
+    fn undo_create(&self, op: &Operation, rec: &SubscriptionRecord) -> Result<Work, Error> {
+        let after = op.after.clone().unwrap_or_else(|| rec.spec.clone());
+        let plans = self.plans_for(&rec.id, &after, &rec.natives)?;
+        Ok(Work::Apply {
+            old: plans.clone(),
+            wanted: Vec::new(),
+            adopt: Some(Adopt {
+                url: after.url.as_str().to_owned(),
+                plans,
+                replacements: false,
+            }),
+            then: Then::Delete,
+        })
+    }
+
+    /// An interrupted update, enable, disable, rotation or reconciliation:
+    /// the entry's "after" spec is prepared again and applied, after
+    /// adopting replacements and unrecorded resources of its plans.
+    fn finish_change(&self, op: &Operation, rec: &SubscriptionRecord) -> Result<Work, Error> {
+        let after = op
+            .after
+            .clone()
+            .ok_or_else(|| Error::Internal("journal entry without its target state".into()))?;
+        let provider = self.provider(&rec.spec.provider)?;
+        let prepared = self.prepare(&rec.id, after)?;
+        let wanted = self.wanted(provider, &prepared);
+        Ok(Work::Apply {
+            old: self.plans_for(&rec.id, &rec.spec, &rec.natives)?,
+            adopt: Some(Adopt {
+                url: prepared.spec.url.as_str().to_owned(),
+                plans: wanted.clone(),
+                replacements: true,
+            }),
+            wanted,
+            then: Then::Store(Box::new(prepared)),
+        })
     }
 
     /// Renews the leases of this process's running changes and recovers
@@ -158,7 +183,7 @@ impl Engine {
             loop {
                 tick.tick().await;
                 let running = engine.running_ids();
-                if let Err(e) = engine.store().renew_leases(&running, engine.lease()).await {
+                if let Err(e) = engine.store.renew_leases(&running, engine.lease()).await {
                     tracing::warn!(error = %e, "renewing journal leases failed");
                 }
                 if let Err(e) = engine.recover(false).await {

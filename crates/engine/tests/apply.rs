@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::json;
 use switchboard_core::capabilities::Range;
+use switchboard_core::operation::{OperationKind, OperationState, StepAction};
 use switchboard_core::subscription::AuthKind;
+use switchboard_core::testing::draft;
 use switchboard_core::{
-    AccountRule, CallbackAuth, CallbackUrl, Capabilities, Error, EventCatalog, EventName,
-    EventsPerResource, NativePlan, NativeRequest, NativeResource, OnUnsupported, ProviderAdapter,
-    SubscriptionSpec, SubscriptionStatus, UpstreamErrorKind,
+    AccountRule, CallbackUrl, Capabilities, Error, EventCatalog, EventsPerResource, NativePlan,
+    NativeRequest, NativeResource, OnUnsupported, ProviderAdapter, SubscriptionSpec,
+    SubscriptionStatus, UpstreamErrorKind,
 };
 use switchboard_engine::{Engine, ProviderInstance};
 use switchboard_store::{Store, testing};
@@ -23,6 +25,8 @@ struct State {
     resources: BTreeMap<String, (String, String)>, // id -> (event, url)
     next: u32,
     fail_create_of: Option<String>,
+    /// That failure is an internal error rather than an upstream one.
+    fail_internally: bool,
     /// Deletes succeed this many more times, then fail.
     deletes_left: Option<u32>,
     calls: Vec<String>,
@@ -99,6 +103,9 @@ impl ProviderAdapter for FanOut {
         let mut s = self.0.lock().unwrap();
         s.calls.push(format!("create {}", plan.key));
         if s.fail_create_of.as_deref() == Some(plan.key.as_str()) {
+            if s.fail_internally {
+                return Err(Error::Internal("create broke".into()));
+            }
             return Err(failed("create refused"));
         }
         s.next += 1;
@@ -204,28 +211,11 @@ async fn a_subscription_outlives_an_event_removed_from_the_catalog() {
 }
 
 fn spec(events: &[&str]) -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: "fan".into(),
-        account: None,
-        name: None,
-        url: CallbackUrl::parse("https://hooks.example.com/a").unwrap(),
-        events: events
-            .iter()
-            .map(|e| EventName::parse(&format!("native:{e}")).unwrap())
-            .collect(),
-        auth: CallbackAuth::None,
-        signing_secret: None,
-        headers: Default::default(),
-        method: None,
-        format: None,
-        timeout_seconds: None,
-        max_retries: None,
-        enabled: true,
-        filters: vec![],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
-    }
+    let events: Vec<String> = events.iter().map(|e| format!("native:{e}")).collect();
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    draft("fan", "https://hooks.example.com/a", &events)
+        .validate()
+        .unwrap()
 }
 
 fn events_at_provider(fake: &FanOut) -> Vec<String> {
@@ -414,4 +404,76 @@ async fn a_secret_an_event_cannot_carry_is_dropped_with_a_warning() {
             .warnings
             .is_empty()
     );
+}
+
+/// The undo decides how a failed change ends, not the kind of error that
+/// stopped it: an internal error whose steps were all undone is `undone`,
+/// with the subscription as it was (a create: gone).
+#[tokio::test]
+async fn an_internal_error_whose_undo_succeeded_is_undone() {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    let engine = engine_on(store.clone(), &fake, CATALOG);
+    {
+        let mut s = fake.0.lock().unwrap();
+        s.fail_create_of = Some("b".into());
+        s.fail_internally = true;
+    }
+    let err = engine
+        .create("t", "test", spec(&["a", "b"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+    assert!(events_at_provider(&fake).is_empty());
+    let page = engine.list(Some("t"), &all()).await.unwrap();
+    assert!(
+        page.data.is_empty(),
+        "the undone create is not kept as failed"
+    );
+
+    fake.0.lock().unwrap().fail_create_of = None;
+    let rec = engine.create("t", "test", spec(&["a"])).await.unwrap();
+    fake.0.lock().unwrap().fail_create_of = Some("b".into());
+    engine
+        .update("t", "test", &rec.id, spec(&["a", "b"]), None)
+        .await
+        .unwrap_err();
+    let after = engine.get("t", &rec.id).await.unwrap();
+    assert_eq!(after.status, SubscriptionStatus::Active, "not failed");
+    assert_eq!(after.version, rec.version);
+    let (ops, _) = store.list_operations("t", &rec.id, 10, None).await.unwrap();
+    assert_eq!(ops[0].kind, OperationKind::Update);
+    assert_eq!(ops[0].state, OperationState::Undone);
+    assert_eq!(ops[1].kind, OperationKind::Create);
+    assert_eq!(ops[1].state, OperationState::Succeeded);
+}
+
+/// When the undo fails too, the change is `failed` and so is the
+/// subscription, with the journal showing the steps that were made.
+#[tokio::test]
+async fn a_failed_undo_leaves_the_subscription_failed() {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    let engine = engine_on(store.clone(), &fake, CATALOG);
+    let rec = engine.create("t", "test", spec(&["a"])).await.unwrap();
+    {
+        let mut s = fake.0.lock().unwrap();
+        s.fail_create_of = Some("c".into());
+        s.deletes_left = Some(0);
+    }
+    let err = engine
+        .update("t", "test", &rec.id, spec(&["a", "b", "c"]), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+    let after = engine.get("t", &rec.id).await.unwrap();
+    assert_eq!(after.status, SubscriptionStatus::Failed);
+    assert!(after.last_error.unwrap().contains("create refused"));
+    // b exists upstream and is recorded.
+    assert_eq!(events_at_provider(&fake), ["a", "b"]);
+    assert!(after.natives.iter().any(|n| n.key == "b"));
+    let (ops, _) = store.list_operations("t", &rec.id, 1, None).await.unwrap();
+    assert_eq!(ops[0].state, OperationState::Failed);
+    let actions: Vec<StepAction> = ops[0].steps.iter().map(|s| s.action).collect();
+    assert_eq!(actions, [StepAction::Create]);
 }

@@ -16,6 +16,7 @@ use switchboard_transport::{HttpTransport, TransportConfig};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::demo::Simulators;
 use crate::providers;
 
 /// Why the application could not be built.
@@ -41,7 +42,7 @@ pub struct App {
     /// The validated configuration (simulator URLs applied).
     pub config: Config,
     state: AppState,
-    simulators: Vec<switchboard_sim::Running>,
+    simulators: Simulators,
     /// This replica's liveness lock (Postgres): held while the process
     /// lives, so the others can tell at once when it has died.
     _liveness: Option<switchboard_store::AccountLock>,
@@ -58,21 +59,19 @@ impl App {
             ))
         })?;
         let catalog = EventCatalog::from_toml(&catalog_text)
+            .and_then(|c| switchboard_registry::check_catalog(&c).map(|()| c))
             .map_err(|e| Invalid(format!("events.file: {e}")))?;
 
-        let mut simulators = Vec::new();
-        if config.simulators.enabled {
-            simulators = start_simulators(&mut config).await.map_err(Unavailable)?;
-        }
+        let simulators = if config.simulators.enabled {
+            Simulators::start(&mut config).await?
+        } else {
+            Simulators::default()
+        };
 
         let rate_limits: HashMap<String, u32> = config
             .providers
             .iter()
-            .filter_map(|(k, p)| {
-                p.rate_limit_per_minute
-                    .or_else(|| providers::default_rate_limit(&p.kind))
-                    .map(|r| (k.clone(), r))
-            })
+            .filter_map(|(k, p)| providers::rate_limit(p).map(|r| (k.clone(), r)))
             .collect();
         let transport: Arc<dyn Transport> = Arc::new(
             HttpTransport::new(
@@ -167,19 +166,7 @@ impl App {
 
     /// Base URLs of the running simulators, by provider key.
     pub fn simulated_providers(&self) -> Vec<(String, String)> {
-        if self.simulators.is_empty() {
-            return Vec::new();
-        }
-        self.config
-            .providers
-            .iter()
-            .filter_map(|(k, p)| {
-                p.settings
-                    .get("base_url")
-                    .and_then(|v| v.as_str())
-                    .map(|u| (k.clone(), u.to_owned()))
-            })
-            .collect()
+        self.simulators.providers()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -204,9 +191,7 @@ impl App {
         if let Some(r) = reconciler {
             r.abort();
         }
-        for sim in self.simulators {
-            let _ = sim.shutdown().await;
-        }
+        self.simulators.shutdown().await;
         result
     }
 
@@ -302,93 +287,3 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 fn hex_to_32(h: &str) -> Option<[u8; 32]> {
     hex::decode(h).ok()?.try_into().ok()
 }
-
-/// The string settings `key` of every provider of `kind`.
-fn settings_of<'a>(
-    config: &'a Config,
-    kind: &'a str,
-    key: &'a str,
-) -> impl Iterator<Item = String> + 'a {
-    config
-        .providers
-        .values()
-        .filter(move |p| p.kind == kind)
-        .filter_map(move |p| {
-            p.settings
-                .get(key)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-}
-
-/// Starts one simulator per simulated kind in use, accepting the
-/// providers' configured credentials, and points those providers at it.
-async fn start_simulators(config: &mut Config) -> Result<Vec<switchboard_sim::Running>, String> {
-    use switchboard_sim::{bird, sendblue, talkover, telegent};
-    let mut running = Vec::new();
-    let kinds: Vec<String> = config.providers.values().map(|p| p.kind.clone()).collect();
-    for kind in KINDS_WITH_SIMULATORS {
-        if !kinds.iter().any(|k| k == kind) {
-            continue;
-        }
-        let (router, prefix) = match kind {
-            switchboard_talkover::KIND => (
-                talkover::TalkoverSim::new(talkover::TalkoverConfig {
-                    tokens: settings_of(config, kind, "token").collect(),
-                    agents: config.simulators.talkover_agents.clone(),
-                })
-                .router(),
-                talkover::API_PREFIX,
-            ),
-            switchboard_telegent::KIND => {
-                let keys: Vec<String> = settings_of(config, kind, "account_key").collect();
-                let secrets: Vec<String> = settings_of(config, kind, "account_secret").collect();
-                (
-                    telegent::TelegentSim::new(telegent::TelegentConfig {
-                        account_keys: keys.into_iter().zip(secrets).collect(),
-                        accounts: config.simulators.telegent_accounts.clone(),
-                        ..telegent::TelegentConfig::default()
-                    })
-                    .router(),
-                    telegent::API_PREFIX,
-                )
-            }
-            switchboard_accesskey_workspace::KIND => (
-                bird::BirdSim::new(bird::BirdConfig {
-                    access_keys: settings_of(config, kind, "access_key").collect(),
-                    workspaces: config.simulators.bird_workspaces.clone(),
-                    organizations: settings_of(config, kind, "organization_id").collect(),
-                    ..bird::BirdConfig::default()
-                })
-                .router(),
-                bird::API_PREFIX,
-            ),
-            switchboard_account_v2::KIND => {
-                let ids: Vec<String> = settings_of(config, kind, "api_key_id").collect();
-                let keys: Vec<String> = settings_of(config, kind, "api_secret_key").collect();
-                (
-                    sendblue::SendblueSim::new(sendblue::SendblueConfig {
-                        credentials: ids.into_iter().zip(keys).collect(),
-                    })
-                    .router(),
-                    sendblue::API_PREFIX,
-                )
-            }
-            _ => continue,
-        };
-        let r = switchboard_sim::serve(router, config.simulators.listen)
-            .await
-            .map_err(|e| format!("simulators.listen: {e}"))?;
-        tracing::info!(kind, url = %r.base_url, "simulator listening");
-        let base = format!("{}{prefix}", r.base_url);
-        for p in config.providers.values_mut().filter(|p| p.kind == kind) {
-            p.settings
-                .insert("base_url".into(), serde_json::Value::String(base.clone()));
-        }
-        running.push(r);
-    }
-    Ok(running)
-}
-
-/// Kinds with a built-in simulator (all of them).
-const KINDS_WITH_SIMULATORS: [&str; 4] = providers::KINDS;

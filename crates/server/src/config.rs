@@ -109,6 +109,13 @@ pub struct ProviderConfig {
     pub settings: BTreeMap<String, serde_json::Value>,
 }
 
+impl ProviderConfig {
+    /// The kind-specific keys as the kind's parser takes them.
+    pub fn table(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.settings.clone().into_iter().collect())
+    }
+}
+
 impl fmt::Debug for ProviderConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Credentials live in `settings`; only the key names are shown.
@@ -153,12 +160,11 @@ pub struct SimulatorsConfig {
     pub enabled: bool,
     /// Where they listen (port 0: any free port).
     pub listen: SocketAddr,
-    /// Agents the Talkover simulator knows.
-    pub talkover_agents: Vec<String>,
-    /// Accounts (`AccountId`) the Telegent simulator knows.
-    pub telegent_accounts: Vec<String>,
-    /// Workspaces the Bird simulator knows.
-    pub bird_workspaces: Vec<String>,
+    /// Provider kind → the accounts its simulator knows (Talkover agents,
+    /// Telegent `AccountId`s, Bird workspaces). A kind left out keeps its
+    /// simulator's defaults.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, Vec<String>>,
 }
 
 /// One `[[secrets.keys]]` entry: a data-encryption key.
@@ -296,9 +302,7 @@ impl Default for Config {
             simulators: SimulatorsConfig {
                 enabled: false,
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                talkover_agents: vec![switchboard_sim::talkover::DEFAULT_AGENT.to_owned()],
-                telegent_accounts: vec![switchboard_sim::telegent::DEFAULT_ACCOUNT.to_owned()],
-                bird_workspaces: vec![switchboard_sim::bird::DEFAULT_WORKSPACE.to_owned()],
+                accounts: crate::demo::default_accounts(),
             },
             secrets: SecretsConfig {
                 keys: Vec::new(),
@@ -432,6 +436,16 @@ impl Config {
             return Err("database.schema: letters, digits and `_` only".into());
         }
         let demo = self.simulators.enabled;
+        if demo && !cfg!(feature = "demo") {
+            return Err(crate::demo::NOT_BUILT.into());
+        }
+        for kind in self.simulators.accounts.keys() {
+            if switchboard_registry::find(kind).is_none() {
+                return Err(format!(
+                    "simulators.accounts.{kind}: `{kind}` is not a provider kind of this build"
+                ));
+            }
+        }
         if self.secrets.keys.is_empty() && !demo {
             return Err(
                 "secrets.keys: at least one key is required outside demo mode ([simulators] enabled = true); \
@@ -506,7 +520,8 @@ impl Config {
 mod tests {
     use super::*;
 
-    /// Parses `toml` over the defaults in demo mode (no key needed).
+    /// Parses `toml` over the defaults in demo mode (no key needed); tests
+    /// that need it to succeed run only where demo mode is built in.
     fn parse(toml: &str) -> Result<Config, String> {
         Config::from_figment(
             Figment::from(Serialized::defaults(Config::default()))
@@ -540,6 +555,7 @@ mod tests {
         assert_eq!(e, "secrets.keys[0].key: not base64");
     }
 
+    #[cfg(feature = "demo")]
     #[test]
     fn errors_name_the_key_path() {
         let e = parse("[server]\nlisten = \"nope\"").unwrap_err();
@@ -556,6 +572,7 @@ mod tests {
         assert!(e.starts_with("providers.x.rate_limit_per_minute"), "{e}");
     }
 
+    #[cfg(feature = "demo")]
     #[test]
     fn provider_tables_keep_kind_specific_keys() {
         let c = parse(
@@ -569,6 +586,27 @@ mod tests {
         assert!(!format!("{p:?}").contains("talq_x"));
     }
 
+    #[cfg(feature = "demo")]
+    #[test]
+    fn simulator_accounts_are_per_registered_kind() {
+        let c = parse("[simulators.accounts]\ntalkover = [\"agent-1\"]").unwrap();
+        assert_eq!(c.simulators.accounts["talkover"], ["agent-1"]);
+        // Kinds left out keep their simulator's defaults.
+        assert_eq!(
+            c.simulators.accounts["telegent"],
+            [switchboard_sim::telegent::DEFAULT_ACCOUNT]
+        );
+        let e = parse("[simulators.accounts]\npigeon = [\"a\"]").unwrap_err();
+        assert!(e.starts_with("simulators.accounts.pigeon:"), "{e}");
+    }
+
+    #[cfg(not(feature = "demo"))]
+    #[test]
+    fn demo_mode_needs_the_demo_feature() {
+        assert_eq!(parse("").unwrap_err(), crate::demo::NOT_BUILT);
+    }
+
+    #[cfg(feature = "demo")]
     #[test]
     fn shipped_configs_parse() {
         for file in ["../../config/default.toml", "../../config/example.toml"] {

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod providers;
 
 pub use app::{App, Running, StartError};

@@ -168,7 +168,9 @@ async fn check(config: Config) -> ExitCode {
             )
         })
         .and_then(|t| {
-            switchboard_core::EventCatalog::from_toml(&t).map_err(|e| format!("events.file: {e}"))
+            switchboard_core::EventCatalog::from_toml(&t)
+                .and_then(|c| switchboard_registry::check_catalog(&c))
+                .map_err(|e| format!("events.file: {e}"))
         })
     {
         problems.push(e);

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -39,7 +39,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::faults::{Fault, Harness, InvalidFault, LoggedRequest};
+use crate::faults::Harness;
+use crate::wire::{says_json, uuid_v4};
 
 /// Path prefix of the simulated API: none, as Bird's paths start at the host
 /// root (`https://api.bird.com/workspaces/…`).
@@ -185,21 +186,6 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
-/// A random (version 4) UUID, the documented shape of subscription ids.
-fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut out = String::with_capacity(36);
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
-}
-
 impl Stored {
     /// The filter combination the five-per-combination limit counts: the
     /// event and its filters as a set (filters are ANDed, so order does not
@@ -289,6 +275,8 @@ pub struct BirdSim {
     harness: Harness,
 }
 
+simulator!(BirdSim);
+
 impl BirdSim {
     /// A simulator with the configured keys, workspaces and organizations
     /// and no subscriptions.
@@ -370,31 +358,6 @@ impl BirdSim {
     /// Makes `id` a known workspace (idempotent).
     pub fn add_workspace(&self, id: impl Into<String>) {
         self.lock().workspaces.insert(id.into());
-    }
-
-    /// Queues a fault for the API routes.
-    pub fn inject(&self, fault: Fault) -> Result<(), InvalidFault> {
-        self.harness.faults.push(fault)
-    }
-
-    /// Removes every pending fault.
-    pub fn clear_faults(&self) {
-        self.harness.faults.clear();
-    }
-
-    /// The request log, oldest first.
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.harness.log.entries()
-    }
-
-    /// Empties the request log.
-    pub fn clear_requests(&self) {
-        self.harness.log.clear();
-    }
-
-    /// The faults and log behind this simulator.
-    pub fn harness(&self) -> &Harness {
-        &self.harness
     }
 }
 
@@ -565,10 +528,7 @@ fn matches_url_pattern(url: &str) -> bool {
 /// The request body as a JSON object, or the 400 a non-JSON request gets
 /// (inferred: "Invalid HTTP request", seed 003).
 fn json_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Rejection> {
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("/json") || ct.contains("+json"));
+    let is_json = says_json(headers);
     let bad = |text: &str| Box::new(error(StatusCode::BAD_REQUEST, "InvalidRequest", text));
     if !is_json {
         return Err(bad(

@@ -362,6 +362,26 @@ impl Harness {
         Self::default()
     }
 
+    /// Queues a fault for the API routes.
+    pub fn inject(&self, fault: Fault) -> Result<(), InvalidFault> {
+        self.faults.push(fault)
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        self.faults.clear();
+    }
+
+    /// The request log, oldest first.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.log.entries()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.log.clear();
+    }
+
     /// The generic control API, to be merged at the root of a simulator router:
     ///
     /// - `POST /_sim/faults` (a [`Fault`] as JSON) appends a fault, `201`;

@@ -5,21 +5,63 @@
 //! misunderstanding in an adapter shows up as a failing request instead of
 //! being mirrored. This root module owns [`serve`], which runs any simulator
 //! router on a local socket for tests and for the server's built-in
-//! simulators. Fault injection and the request log, shared by every
-//! simulator, live in [`faults`].
+//! simulators, and the [`Simulator`] trait every simulator implements.
+//! Fault injection and the request log, shared by every simulator, live in
+//! [`faults`]; how a server or a test starts one kind's simulator from
+//! provider config lives in [`factory`].
+
+/// Implements [`Simulator`] for a simulator handle with an inherent
+/// `router()` and a `harness` field.
+macro_rules! simulator {
+    ($sim:ty) => {
+        impl std::ops::Deref for $sim {
+            type Target = $crate::faults::Harness;
+
+            fn deref(&self) -> &Self::Target {
+                &self.harness
+            }
+        }
+
+        impl $crate::Simulator for $sim {
+            fn router(&self) -> axum::Router {
+                <$sim>::router(self)
+            }
+        }
+    };
+}
 
 pub mod bird;
+pub mod factory;
 pub mod faults;
 pub mod sendblue;
 pub mod talkover;
 pub mod telegent;
+mod wire;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Deref;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// One provider simulator: an axum router with the shared fault queue and
+/// request log in front of it.
+///
+/// A simulator derefs to its [`faults::Harness`], so `sim.inject(fault)`,
+/// `sim.requests()` and the other harness methods are written once, there.
+pub trait Simulator: Deref<Target = faults::Harness> + Send + Sync + 'static {
+    /// The simulator's router: its API under its prefix, its own control
+    /// routes and the harness's, every non-control request logged and
+    /// possibly faulted.
+    fn router(&self) -> axum::Router;
+
+    /// The faults and request log in front of this simulator.
+    fn harness(&self) -> &faults::Harness {
+        self
+    }
+}
 
 /// A simulator being served on a local socket, as returned by [`serve`].
 ///

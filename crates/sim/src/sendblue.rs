@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +28,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::faults::{Fault, Harness, InvalidFault, LoggedRequest};
+use crate::faults::Harness;
+use crate::wire::says_json;
 
 /// Path prefix of the simulated API: none, the documented base URL
 /// `https://api.sendblue.co` is the host root (providers.md §4.1).
@@ -180,6 +180,8 @@ pub struct SendblueSim {
     harness: Harness,
 }
 
+simulator!(SendblueSim);
+
 impl SendblueSim {
     /// A simulator accepting the configured key pairs, with an empty document.
     pub fn new(cfg: SendblueConfig) -> Self {
@@ -256,31 +258,6 @@ impl SendblueSim {
             .or_default()
             .push(item);
     }
-
-    /// Queues a fault for the API routes.
-    pub fn inject(&self, fault: Fault) -> Result<(), InvalidFault> {
-        self.harness.faults.push(fault)
-    }
-
-    /// Removes every pending fault.
-    pub fn clear_faults(&self) {
-        self.harness.faults.clear();
-    }
-
-    /// The request log, oldest first.
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.harness.log.entries()
-    }
-
-    /// Empties the request log.
-    pub fn clear_requests(&self) {
-        self.harness.log.clear();
-    }
-
-    /// The faults and log behind this simulator.
-    pub fn harness(&self) -> &Harness {
-        &self.harness
-    }
 }
 
 /// Seed 004's failure shape: `status: "ERROR"` with a `message`.
@@ -351,10 +328,7 @@ async fn require_keys(State(sim): State<SendblueSim>, request: Request, next: Ne
 /// fields). Unparsable JSON or a non-object is a 400 (inferred) with the
 /// returned message.
 fn request_input(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, &'static str> {
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("/json") || ct.contains("+json"));
+    let is_json = says_json(headers);
     if !is_json || body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }

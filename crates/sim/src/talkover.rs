@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::faults::{Fault, Harness, InvalidFault, LoggedRequest};
+use crate::faults::Harness;
+use crate::wire::{says_json, uuid_v4};
 
 /// Path prefix of the simulated API, from the documented base URL
 /// `https://app.talkover.ai/api/v1`.
@@ -150,21 +151,6 @@ fn timestamp(at: DateTime<Utc>) -> String {
 /// gives (inferred).
 fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
-}
-
-/// A random (version 4) UUID, the documented shape of webhook ids.
-fn uuid_v4() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut out = String::with_capacity(36);
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
 }
 
 impl StoredWebhook {
@@ -291,6 +277,8 @@ pub struct TalkoverSim {
     harness: Harness,
 }
 
+simulator!(TalkoverSim);
+
 impl TalkoverSim {
     /// A simulator with the configured tokens and agents and no webhooks.
     pub fn new(cfg: TalkoverConfig) -> Self {
@@ -363,31 +351,6 @@ impl TalkoverSim {
     /// Makes `id` a known agent (idempotent).
     pub fn add_agent(&self, id: impl Into<String>) {
         self.lock().agents.insert(id.into());
-    }
-
-    /// Queues a fault for the API routes.
-    pub fn inject(&self, fault: Fault) -> Result<(), InvalidFault> {
-        self.harness.faults.push(fault)
-    }
-
-    /// Removes every pending fault.
-    pub fn clear_faults(&self) {
-        self.harness.faults.clear();
-    }
-
-    /// The request log, oldest first.
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.harness.log.entries()
-    }
-
-    /// Empties the request log.
-    pub fn clear_requests(&self) {
-        self.harness.log.clear();
-    }
-
-    /// The faults and log behind this simulator.
-    pub fn harness(&self) -> &Harness {
-        &self.harness
     }
 }
 
@@ -472,10 +435,7 @@ async fn require_token(State(sim): State<TalkoverSim>, request: Request, next: N
 /// object, is also treated as empty input, which Laravel then reports as
 /// missing required fields (inferred from Laravel's behaviour).
 fn request_input(headers: &HeaderMap, body: &Bytes) -> Map<String, Value> {
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("/json") || ct.contains("+json"));
+    let is_json = says_json(headers);
     if !is_json {
         return Map::new();
     }
@@ -1145,6 +1105,8 @@ async fn control_webhooks(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header::CONTENT_TYPE;
+
     use super::*;
 
     fn input(value: Value) -> Map<String, Value> {

@@ -32,7 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::faults::{Fault, Harness, InvalidFault, LoggedRequest};
+use crate::faults::Harness;
 
 /// Path prefix of the simulated API: none, because the documented paths
 /// (`/v1.0/webhook/create`, …) already carry the version and the base URL is
@@ -188,6 +188,8 @@ pub struct TelegentSim {
     harness: Harness,
 }
 
+simulator!(TelegentSim);
+
 impl TelegentSim {
     /// A simulator with the configured keys and accounts and no webhooks.
     pub fn new(cfg: TelegentConfig) -> Self {
@@ -290,31 +292,6 @@ impl TelegentSim {
     /// The `ApiEndpoint` of every successful mint, oldest first.
     pub fn minted_endpoints(&self) -> Vec<String> {
         self.lock().mints.clone()
-    }
-
-    /// Queues a fault for the API routes.
-    pub fn inject(&self, fault: Fault) -> Result<(), InvalidFault> {
-        self.harness.faults.push(fault)
-    }
-
-    /// Removes every pending fault.
-    pub fn clear_faults(&self) {
-        self.harness.faults.clear();
-    }
-
-    /// The request log, oldest first.
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.harness.log.entries()
-    }
-
-    /// Empties the request log.
-    pub fn clear_requests(&self) {
-        self.harness.log.clear();
-    }
-
-    /// The faults and log behind this simulator.
-    pub fn harness(&self) -> &Harness {
-        &self.harness
     }
 }
 

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde_json::Value;
+use switchboard_core::operation::{OperationKind, OperationState, Step};
 use switchboard_core::{Error, SubscriptionSpec};
 
 use crate::entity::operation;
@@ -22,18 +22,18 @@ pub struct Operation {
     pub tenant: String,
     /// Subscription.
     pub subscription_id: String,
-    /// `create`, `update`, `enable`, `disable`, `rotate_secret`, `delete`.
-    pub kind: String,
+    /// What it changes.
+    pub kind: OperationKind,
     /// Token name, or `switchboard`.
     pub actor: String,
-    /// `running`, `succeeded`, `failed`, `undone`, `recovered`.
-    pub state: String,
+    /// Where it stands.
+    pub state: OperationState,
     /// Spec before (none for a create).
     pub before: Option<SubscriptionSpec>,
     /// Spec after (none for a delete).
     pub after: Option<SubscriptionSpec>,
     /// Completed native steps, oldest first.
-    pub steps: Vec<Value>,
+    pub steps: Vec<Step>,
     /// Last error.
     pub error: Option<String>,
     /// Start.
@@ -49,7 +49,7 @@ pub struct NewOperation<'a> {
     /// Subscription.
     pub subscription_id: &'a str,
     /// Kind of change.
-    pub kind: &'a str,
+    pub kind: OperationKind,
     /// Token name.
     pub actor: &'a str,
     /// Spec before.
@@ -65,6 +65,12 @@ pub(crate) fn operation_aad(id: &str) -> Vec<u8> {
 
 fn aad(id: &str) -> Vec<u8> {
     format!("operation\0{id}").into_bytes()
+}
+
+/// A stored kind or state this version does not know: a newer version
+/// wrote it, or the row is damaged.
+fn unknown(what: &str, value: &str) -> Error {
+    Error::Internal(format!("unknown journal {what} `{value}`"))
 }
 
 fn lease_end(lease: std::time::Duration) -> DateTime<Utc> {
@@ -93,13 +99,17 @@ impl Store {
         Ok(Operation {
             before: self.open_opt(&m.id, m.before_spec.as_deref())?,
             after: self.open_opt(&m.id, m.after_spec.as_deref())?,
-            steps: serde_json::from_str(&m.steps).unwrap_or_default(),
+            kind: OperationKind::parse(&m.kind).ok_or_else(|| unknown("kind", &m.kind))?,
+            state: OperationState::parse(&m.state).ok_or_else(|| unknown("state", &m.state))?,
+            steps: serde_json::from_str(&m.steps).unwrap_or_else(|e| {
+                // History only: an unreadable list must not hide the entry.
+                tracing::warn!(op = %m.id, error = %e, "journal steps unreadable");
+                Vec::new()
+            }),
             id: m.id,
             tenant: m.tenant,
             subscription_id: m.subscription_id,
-            kind: m.kind,
             actor: m.actor,
-            state: m.state,
             error: m.error,
             started_at: m.started_at,
             finished_at: m.finished_at,
@@ -117,9 +127,9 @@ impl Store {
             id: Set(id.clone()),
             tenant: Set(op.tenant.to_owned()),
             subscription_id: Set(op.subscription_id.to_owned()),
-            kind: Set(op.kind.to_owned()),
+            kind: Set(op.kind.as_str().to_owned()),
             actor: Set(op.actor.to_owned()),
-            state: Set("running".into()),
+            state: Set(OperationState::Running.as_str().to_owned()),
             before_spec: Set(self.seal_opt(&id, op.before)?),
             after_spec: Set(self.seal_opt(&id, op.after)?),
             steps: Set("[]".into()),
@@ -137,7 +147,7 @@ impl Store {
     }
 
     /// Appends one completed native step.
-    pub async fn add_step(&self, op_id: &str, step: Value) -> Result<(), Error> {
+    pub async fn add_step(&self, op_id: &str, step: &Step) -> Result<(), Error> {
         let Some(row) = operation::Entity::find_by_id(op_id.to_owned())
             .one(&self.db)
             .await
@@ -145,12 +155,15 @@ impl Store {
         else {
             return Ok(());
         };
-        let mut steps: Vec<Value> = serde_json::from_str(&row.steps).unwrap_or_default();
-        steps.push(step);
+        // Appended as JSON values, so a step this version cannot read is
+        // kept as it was written.
+        let mut steps: Vec<serde_json::Value> =
+            serde_json::from_str(&row.steps).unwrap_or_default();
+        steps.push(serde_json::to_value(step).map_err(|e| Error::Internal(e.to_string()))?);
         operation::Entity::update_many()
             .col_expr(
                 operation::Column::Steps,
-                Expr::value(Value::Array(steps).to_string()),
+                Expr::value(serde_json::Value::Array(steps).to_string()),
             )
             .filter(operation::Column::Id.eq(op_id))
             .exec(&self.db)
@@ -163,11 +176,11 @@ impl Store {
     pub async fn finish_operation(
         &self,
         op_id: &str,
-        state: &str,
+        state: OperationState,
         error: Option<String>,
     ) -> Result<(), Error> {
         operation::Entity::update_many()
-            .col_expr(operation::Column::State, Expr::value(state))
+            .col_expr(operation::Column::State, Expr::value(state.as_str()))
             .col_expr(operation::Column::Error, Expr::value(error))
             .col_expr(operation::Column::FinishedAt, Expr::value(Some(Utc::now())))
             .filter(operation::Column::Id.eq(op_id))
@@ -189,7 +202,7 @@ impl Store {
         operation::Entity::update_many()
             .col_expr(operation::Column::LeaseUntil, Expr::value(lease_end(lease)))
             .filter(operation::Column::Id.is_in(ids.iter().cloned()))
-            .filter(operation::Column::State.eq("running"))
+            .filter(operation::Column::State.eq(OperationState::Running.as_str()))
             .exec(&self.db)
             .await
             .map_err(db_err)?;
@@ -209,7 +222,7 @@ impl Store {
     ) -> Result<Vec<Operation>, Error> {
         let now = Utc::now();
         let candidates = operation::Entity::find()
-            .filter(operation::Column::State.eq("running"))
+            .filter(operation::Column::State.eq(OperationState::Running.as_str()))
             .filter(operation::Column::Owner.ne(self.replica_id.as_str()))
             .order_by_asc(operation::Column::Id)
             .limit(100)
@@ -233,7 +246,7 @@ impl Store {
                 .filter(operation::Column::Id.eq(row.id.as_str()))
                 .filter(operation::Column::LeaseUntil.eq(row.lease_until))
                 .filter(operation::Column::Owner.eq(row.owner.as_str()))
-                .filter(operation::Column::State.eq("running"))
+                .filter(operation::Column::State.eq(OperationState::Running.as_str()))
                 .exec(&self.db)
                 .await
                 .map_err(db_err)?;

@@ -5,16 +5,26 @@
 //! the tenant and filters by it, so one tenant can never read or change
 //! another's rows through this crate.
 
+mod audit;
 pub mod cipher;
+mod claims;
 mod entity;
 pub mod idempotency;
 pub mod journal;
+mod keys;
+mod locks;
+mod natives;
 mod records;
 mod store;
+mod subscriptions;
 pub mod testing;
 
 pub use cipher::{Cipher, SecretKey};
 pub use idempotency::Begin;
 pub use journal::{NewOperation, Operation};
-pub use records::{AuditEntry, ListQuery, NativeRecord, Page, SubscriptionRecord};
-pub use store::{AccountLock, Store, StoreOptions, lock_key};
+pub use locks::{AccountLock, lock_key};
+pub use records::{AuditEntry, ListQuery, Page};
+pub use store::{Store, StoreOptions};
+/// The domain records, defined in core; re-exported so the store's callers
+/// need not name both crates.
+pub use switchboard_core::record::{NativeRecord, SubscriptionRecord};

@@ -1,51 +1,11 @@
-//! The store's public record types, independent of sea-orm.
+//! The store's own public types, independent of sea-orm: list queries and
+//! pages, and audit entries. The subscription records themselves are
+//! domain types (`switchboard_core::record`), re-exported from the crate
+//! root.
 
 use chrono::{DateTime, Utc};
-use switchboard_core::{SubscriptionSpec, SubscriptionStatus};
-
-/// A native resource Switchboard created and owns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NativeRecord {
-    /// Plan key (stable identity within the subscription).
-    pub key: String,
-    /// Provider's id.
-    pub native_id: String,
-    /// Native events it carries.
-    pub events: Vec<String>,
-    /// Whether it is switched on at the provider.
-    pub enabled: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A subscription with its native resources.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SubscriptionRecord {
-    /// `sub_<ulid>`.
-    pub id: String,
-    /// Owning tenant.
-    pub tenant: String,
-    /// Lifecycle state.
-    pub status: SubscriptionStatus,
-    /// Desired state, as validated (and stripped under `on_unsupported: ignore`).
-    pub spec: SubscriptionSpec,
-    /// What was dropped or adjusted, for the caller.
-    pub warnings: Vec<String>,
-    /// Last upstream error when `failed`.
-    pub last_error: Option<String>,
-    /// Optimistic-concurrency version.
-    pub version: i64,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-    /// Native resources, ordered by key.
-    pub natives: Vec<NativeRecord>,
-    /// When the provider's state was last compared with this record.
-    pub last_reconciled_at: Option<DateTime<Utc>>,
-    /// What that comparison found (empty when all matched).
-    pub findings: Vec<serde_json::Value>,
-}
+use switchboard_core::SubscriptionStatus;
+use switchboard_core::record::SubscriptionRecord;
 
 /// Filters and paging of a list.
 #[derive(Debug, Clone, Default)]

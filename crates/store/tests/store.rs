@@ -1,10 +1,8 @@
 //! Store behaviour on every configured backend.
 
 use chrono::Utc;
-use switchboard_core::{
-    CallbackAuth, CallbackUrl, Error, EventName, OnUnsupported, Secret, SubscriptionSpec,
-    SubscriptionStatus,
-};
+use switchboard_core::testing::draft;
+use switchboard_core::{CallbackAuth, Error, Secret, SpecDraft, SubscriptionStatus};
 use switchboard_store::{ListQuery, NativeRecord, Store, SubscriptionRecord, testing};
 
 fn record(tenant: &str, provider: &str) -> SubscriptionRecord {
@@ -13,27 +11,15 @@ fn record(tenant: &str, provider: &str) -> SubscriptionRecord {
         id: switchboard_core::ids::subscription_id(),
         tenant: tenant.into(),
         status: SubscriptionStatus::Active,
-        spec: SubscriptionSpec {
-            provider: provider.into(),
+        spec: SpecDraft {
             account: Some("agent".into()),
-            name: None,
-            url: CallbackUrl::parse("https://example.com/h").unwrap(),
-            events: vec![EventName::parse("call.ended").unwrap()],
             auth: CallbackAuth::Bearer {
                 token: Secret::new("tok"),
             },
-            signing_secret: None,
-            headers: Default::default(),
-            method: None,
-            format: None,
-            timeout_seconds: None,
-            max_retries: None,
-            enabled: true,
-            filters: vec![],
-            provider_options: Default::default(),
-            metadata: Default::default(),
-            on_unsupported: OnUnsupported::Reject,
-        },
+            ..draft(provider, "https://example.com/h", &["call.ended"])
+        }
+        .validate()
+        .unwrap(),
         warnings: vec!["w".into()],
         last_error: None,
         version: 1,
@@ -296,6 +282,7 @@ async fn a_held_account_lock_is_visible_to_other_postgres_sessions() {
 
 #[tokio::test]
 async fn key_rotation_reseals_everything_with_the_new_key() {
+    use switchboard_core::operation::OperationKind;
     use switchboard_store::{Cipher, NewOperation, SecretKey};
     for (name, mut opts) in testing::backends() {
         let old = SecretKey::generate("old").0;
@@ -309,7 +296,7 @@ async fn key_rotation_reseals_everything_with_the_new_key() {
                 &NewOperation {
                     tenant: "t",
                     subscription_id: &rec.id,
-                    kind: "update",
+                    kind: OperationKind::Update,
                     actor: "x",
                     before: Some(&rec.spec),
                     after: Some(&rec.spec),
@@ -339,4 +326,47 @@ async fn key_rotation_reseals_everything_with_the_new_key() {
         assert_eq!(ops[0].id, op);
         assert_eq!(ops[0].before.as_ref(), Some(&rec.spec));
     }
+}
+
+#[tokio::test]
+async fn a_journal_entry_reads_back_typed() {
+    use switchboard_core::operation::{OperationKind, OperationState, Step, StepAction};
+    use switchboard_store::NewOperation;
+    each_backend(|store| async move {
+        let rec = record("t", "a");
+        store.insert(&rec).await.unwrap();
+        let op = store
+            .start_operation(
+                &NewOperation {
+                    tenant: "t",
+                    subscription_id: &rec.id,
+                    kind: OperationKind::RotateSecret,
+                    actor: "x",
+                    before: Some(&rec.spec),
+                    after: Some(&rec.spec),
+                },
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        let steps = [
+            Step::now(StepAction::AdoptReplacement, "webhook", "n2"),
+            Step::now(StepAction::UndoCreate, "webhook", "n2"),
+        ];
+        for step in &steps {
+            store.add_step(&op, step).await.unwrap();
+        }
+        let (ops, _) = store.list_operations("t", &rec.id, 10, None).await.unwrap();
+        assert_eq!(ops[0].kind, OperationKind::RotateSecret);
+        assert_eq!(ops[0].state, OperationState::Running);
+        store
+            .finish_operation(&op, OperationState::Undone, Some("boom".into()))
+            .await
+            .unwrap();
+        let (ops, _) = store.list_operations("t", &rec.id, 10, None).await.unwrap();
+        assert_eq!(ops[0].state, OperationState::Undone);
+        assert_eq!(ops[0].steps, steps);
+        assert_eq!(ops[0].error.as_deref(), Some("boom"));
+    })
+    .await;
 }

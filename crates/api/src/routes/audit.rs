@@ -1,17 +1,15 @@
 //! `GET /v1/audit`: the audit log, for admin tokens only.
 
-use std::collections::HashMap;
-
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
-use serde::Serialize;
-use switchboard_core::{Error, FieldError};
+use serde::{Deserialize, Serialize};
 use switchboard_store::AuditEntry;
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{ADMIN, Caller};
+use crate::extract::{ApiQuery, Cursor, CursorKind, Limit, QueryParams};
 use crate::problem::{ApiError, Problem};
 
 /// The router of this resource.
@@ -44,44 +42,43 @@ pub struct AuditPage {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    params: Result<ApiQuery<AuditParams>, ApiError>,
 ) -> Result<axum::Json<AuditPage>, ApiError> {
     caller.require(ADMIN)?;
-    let Query(params) = params.map_err(|e| Error::Malformed {
-        detail: format!("the query string could not be parsed: {e}"),
-        pointer: None,
-    })?;
-    let mut limit = 50;
-    let (mut cursor, mut tenant) = (None, None);
-    let mut errors = Vec::new();
-    for (k, v) in params {
-        match k.as_str() {
-            "limit" => match v.parse::<u64>() {
-                Ok(n) if (1..=200).contains(&n) => limit = n,
-                _ => errors.push(FieldError::new(
-                    "/limit",
-                    "must be an integer from 1 to 200",
-                )),
-            },
-            "cursor" if v.starts_with("aud_") => cursor = Some(v),
-            "cursor" => errors.push(FieldError::new(
-                "/cursor",
-                "is not a cursor returned by this API",
-            )),
-            "tenant" => tenant = Some(v),
-            other => errors.push(FieldError::new(
-                format!("/{other}"),
-                "unknown query parameter; known: limit, cursor, tenant",
-            )),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Error::Invalid(errors).into());
-    }
+    let ApiQuery(params) = params?;
     let (data, next_cursor) = state
-        .engine
-        .store()
-        .list_audit(tenant.as_deref(), limit, cursor.as_deref())
+        .store
+        .list_audit(
+            params.tenant.as_deref(),
+            Limit::or_default(params.limit),
+            Cursor::text(&params.cursor),
+        )
         .await?;
     Ok(axum::Json(AuditPage { data, next_cursor }))
+}
+
+/// Query of `GET /v1/audit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// 1..=200, default 50.
+    pub limit: Option<Limit>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Cursor<AuditCursors>>,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+}
+
+impl QueryParams for AuditParams {
+    const UNKNOWN: &'static str = "unknown query parameter; known: limit, cursor, tenant";
+}
+
+/// Cursors of the audit log: entry ids.
+#[derive(Debug)]
+pub struct AuditCursors;
+
+impl CursorKind for AuditCursors {
+    fn accepts(cursor: &str) -> bool {
+        cursor.starts_with("aud_")
+    }
 }

@@ -25,7 +25,7 @@ pub async fn healthz() -> axum::Json<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "Ready"), (status = 503, description = "Database unavailable")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, axum::Json<Value>) {
-    let store = state.engine.store();
+    let store = &state.store;
     match store.ping().await {
         Ok(()) => (
             StatusCode::OK,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    Capabilities, Error, NativePlan, NativeRequest, NativeResource, NativeResponse,
-    ProviderAdapter, SubscriptionSpec, Transport, UpstreamErrorKind,
+    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    SubscriptionSpec, Transport, UpstreamErrorKind,
 };
 
 use crate::AccessKeyWorkspaceConfig;
@@ -21,10 +21,8 @@ const MAX_PAGES: usize = 10_000;
 
 /// One `[providers.<key>]` instance of kind `accesskey-workspace`.
 pub struct AccessKeyWorkspaceAdapter {
-    key: String,
+    shell: AdapterShell,
     config: AccessKeyWorkspaceConfig,
-    transport: Arc<dyn Transport>,
-    capabilities: Capabilities,
 }
 
 impl AccessKeyWorkspaceAdapter {
@@ -34,11 +32,10 @@ impl AccessKeyWorkspaceAdapter {
         config: AccessKeyWorkspaceConfig,
         transport: Arc<dyn Transport>,
     ) -> Self {
+        let capabilities = translate::capabilities();
         Self {
-            key: key.into(),
+            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
             config,
-            transport,
-            capabilities: translate::capabilities(),
         }
     }
 
@@ -47,19 +44,11 @@ impl AccessKeyWorkspaceAdapter {
     }
 
     fn scope<'a>(&'a self, account: Option<&'a str>) -> Result<Scope<'a>, Error> {
-        let workspace =
-            account.ok_or_else(|| Error::field("/account", "the Bird workspace id is required"))?;
+        let workspace = self.shell.account(account, "the Bird workspace id")?;
         Ok(Scope {
             organization: self.config.organization_id.as_deref(),
             workspace,
         })
-    }
-
-    async fn send(&self, req: &NativeRequest) -> Result<NativeResponse, Error> {
-        self.transport
-            .send(&self.key, &self.config.base_url, req)
-            .await
-            .map_err(|e| Error::transport(&self.key, e))
     }
 
     /// Removes a subscription this adapter just created, when a later step
@@ -67,11 +56,11 @@ impl AccessKeyWorkspaceAdapter {
     /// failure here is logged, as the engine never learned the id.
     async fn discard(&self, scope: &Scope<'_>, id: &str) {
         let req = translate::delete_request(self.access_key(), scope, id);
-        let outcome = self.send(&req).await;
+        let outcome = self.shell.send(&req).await;
         let gone = matches!(&outcome, Ok(resp) if resp.is_success() || resp.status == 404);
         if !gone {
             let status = outcome.as_ref().ok().map(|r| r.status);
-            tracing::warn!(provider = %self.key, native_id = id, status, "could not remove a half-created Bird subscription");
+            tracing::warn!(provider = %self.shell.key(), native_id = id, status, "could not remove a half-created Bird subscription");
         }
     }
 
@@ -81,8 +70,11 @@ impl AccessKeyWorkspaceAdapter {
         plan: &NativePlan,
     ) -> Result<NativeResource, Error> {
         let req = translate::create_request(self.access_key(), scope, plan);
-        let created =
-            translate::parse_subscription(&self.key, &self.send(&req).await?, Call::Create(plan))?;
+        let created = translate::parse_subscription(
+            self.shell.key(),
+            &self.shell.send(&req).await?,
+            Call::Create(plan),
+        )?;
         if translate::plan_is_active(plan) {
             return Ok(created);
         }
@@ -91,8 +83,8 @@ impl AccessKeyWorkspaceAdapter {
         // in between; if switching off fails, the subscription is removed so
         // the caller's error leaves nothing behind.
         let req = translate::status_request(self.access_key(), scope, &created.id, false);
-        let switched = match self.send(&req).await {
-            Ok(resp) => translate::parse_subscription(&self.key, &resp, Call::Update(plan)),
+        let switched = match self.shell.send(&req).await {
+            Ok(resp) => translate::parse_subscription(self.shell.key(), &resp, Call::Update(plan)),
             Err(e) => Err(e),
         };
         if switched.is_err() {
@@ -119,13 +111,17 @@ impl AccessKeyWorkspaceAdapter {
 
     async fn delete_in(&self, scope: &Scope<'_>, id: &str) -> Result<(), Error> {
         let req = translate::delete_request(self.access_key(), scope, id);
-        let resp = self.send(&req).await?;
+        let resp = self.shell.send(&req).await?;
         // Gone already: the goal of a delete is reached. The success status
         // is undocumented (providers.md §3.2), so any 2xx counts.
         if resp.is_success() || resp.status == 404 {
             return Ok(());
         }
-        Err(translate::classify_error(&self.key, &resp, Call::Delete))
+        Err(translate::classify_error(
+            self.shell.key(),
+            &resp,
+            Call::Delete,
+        ))
     }
 }
 
@@ -136,7 +132,7 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
     }
 
     fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
+        self.shell.capabilities()
     }
 
     /// Bird subscriptions have no free-text field, so the subscription id
@@ -159,7 +155,7 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
     }
 
     fn base_url(&self) -> &str {
-        &self.config.base_url
+        self.shell.base_url()
     }
 
     async fn create(
@@ -180,9 +176,11 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
         let scope = self.scope(account)?;
         match translate::update_request(self.access_key(), &scope, id, old, new) {
             Update::Unchanged => self.get(account, id).await,
-            Update::Patch(req) => {
-                translate::parse_subscription(&self.key, &self.send(&req).await?, Call::Update(new))
-            }
+            Update::Patch(req) => translate::parse_subscription(
+                self.shell.key(),
+                &self.shell.send(&req).await?,
+                Call::Update(new),
+            ),
             Update::Recreate => self.recreate(&scope, id, new).await,
         }
     }
@@ -193,7 +191,7 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
 
     async fn get(&self, account: Option<&str>, id: &str) -> Result<NativeResource, Error> {
         let req = translate::get_request(self.access_key(), &self.scope(account)?, id);
-        translate::parse_subscription(&self.key, &self.send(&req).await?, Call::Get)
+        translate::parse_subscription(self.shell.key(), &self.shell.send(&req).await?, Call::Get)
     }
 
     /// Every subscription of the workspace, following `nextPageToken` until
@@ -205,13 +203,13 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
         let mut seen = BTreeSet::new();
         for _ in 0..MAX_PAGES {
             let req = translate::list_request(self.access_key(), &scope, token.as_deref());
-            let page = translate::parse_list_page(&self.key, &self.send(&req).await?)?;
+            let page = translate::parse_list_page(self.shell.key(), &self.shell.send(&req).await?)?;
             out.extend(page.resources);
             match page.next_page_token {
                 None => return Ok(out),
                 Some(next) if !seen.insert(next.clone()) => {
                     return Err(Error::upstream(
-                        &self.key,
+                        self.shell.key(),
                         UpstreamErrorKind::Protocol,
                         None,
                         "Bird repeated a nextPageToken; the list would never end",
@@ -221,7 +219,7 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
             }
         }
         Err(Error::upstream(
-            &self.key,
+            self.shell.key(),
             UpstreamErrorKind::Protocol,
             None,
             format!("Bird's list did not end after {MAX_PAGES} pages"),

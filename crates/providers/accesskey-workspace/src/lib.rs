@@ -11,15 +11,39 @@
 //! `translate` is pure (capabilities, plan, URL rule, request builders,
 //! response and error parsing); `adapter` sends through the injected
 //! transport; `config` is the `[providers.<key>]` table for this kind;
-//! `verify` checks Bird's delivery signatures. See `docs.md`.
+//! `verify` checks Bird's delivery signatures; [`kind`] is the descriptor
+//! the registry lists; `simulator` (feature `simulator`) starts the Bird
+//! simulator from these tables. See `docs.md`.
 
 pub mod adapter;
 pub mod config;
+#[cfg(feature = "simulator")]
+pub mod simulator;
 pub mod translate;
 pub mod verify;
 
+use std::sync::Arc;
+
 pub use adapter::AccessKeyWorkspaceAdapter;
 pub use config::AccessKeyWorkspaceConfig;
+use switchboard_core::ProviderKind;
 
 /// The kind name used in config (`kind = "accesskey-workspace"`).
 pub const KIND: &str = "accesskey-workspace";
+
+/// Kind `accesskey-workspace` as data, for the registry.
+pub const fn kind() -> ProviderKind {
+    ProviderKind {
+        name: KIND,
+        capabilities: translate::capabilities,
+        native_event: translate::check_native_event,
+        new_adapter: |key, table, transport| {
+            Ok(Arc::new(AccessKeyWorkspaceAdapter::new(
+                key,
+                AccessKeyWorkspaceConfig::from_json(table)?,
+                transport,
+            )))
+        },
+        default_rate_limit_per_minute: None,
+    }
+}

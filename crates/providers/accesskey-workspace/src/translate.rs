@@ -185,6 +185,12 @@ fn template_option(spec: &SubscriptionSpec) -> Result<Option<String>, String> {
     }
 }
 
+/// The syntax of a Bird native event name, `service:event` with a known
+/// service (design.md §3).
+pub fn check_native_event(name: &str) -> Result<(), String> {
+    split_native(name).map(drop)
+}
+
 /// Splits a native name `service:event` (design.md §3).
 fn split_native(native: &str) -> Result<(&str, &str), String> {
     let Some((service, event)) = native.split_once(':') else {

@@ -3,15 +3,14 @@
 //! validation before any upstream call, and the compound steps the adapter
 //! performs itself (create-then-deactivate, recreate).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use switchboard_accesskey_workspace::translate::LIMIT_PHRASE;
 use switchboard_accesskey_workspace::{AccessKeyWorkspaceAdapter, AccessKeyWorkspaceConfig};
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, Error, EventName, Filter, NativePlan, OnUnsupported,
-    ProviderAdapter, Secret, SubscriptionSpec, UpstreamErrorKind,
+    CallbackUrl, Error, Filter, NativePlan, ProviderAdapter, Secret, SpecDraft, SubscriptionSpec,
+    UpstreamErrorKind, testing,
 };
 use switchboard_sim::bird::{
     BirdConfig, BirdSim, DEFAULT_ACCESS_KEY, DEFAULT_ORGANIZATION, DEFAULT_WORKSPACE,
@@ -65,29 +64,17 @@ impl Ctx {
 }
 
 fn spec() -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: "bird".into(),
+    SpecDraft {
         account: Some(DEFAULT_WORKSPACE.into()),
-        name: None,
-        url: CallbackUrl::parse("https://billing.example.com/hooks/bird").expect("url"),
-        events: vec![
-            EventName::parse("message.sent").expect("event"),
-            EventName::parse("message.received").expect("event"),
-            EventName::parse("conversation.created").expect("event"),
-        ],
-        auth: CallbackAuth::None,
         signing_secret: Some(Secret::new("whsec_switchboard_kept")),
-        headers: BTreeMap::new(),
-        method: None,
-        format: None,
-        timeout_seconds: None,
-        max_retries: None,
-        enabled: true,
-        filters: vec![],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
+        ..testing::draft(
+            "bird",
+            "https://billing.example.com/hooks/bird",
+            &["message.sent", "message.received", "conversation.created"],
+        )
     }
+    .validate()
+    .expect("spec")
 }
 
 fn natives() -> Vec<String> {

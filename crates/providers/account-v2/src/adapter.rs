@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    Capabilities, Error, NativePlan, NativeRequest, NativeResource, NativeResponse,
-    ProviderAdapter, SubscriptionSpec, Transport, UpstreamErrorKind,
+    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    SubscriptionSpec, Transport, UpstreamErrorKind,
 };
 
 use crate::AccountV2Config;
@@ -21,10 +21,8 @@ use crate::translate::{self, Entry};
 
 /// One `[providers.<key>]` instance of kind `account-v2`.
 pub struct AccountV2Adapter {
-    key: String,
+    shell: AdapterShell,
     config: AccountV2Config,
-    transport: Arc<dyn Transport>,
-    capabilities: Capabilities,
 }
 
 impl AccountV2Adapter {
@@ -34,46 +32,41 @@ impl AccountV2Adapter {
         config: AccountV2Config,
         transport: Arc<dyn Transport>,
     ) -> Self {
+        let capabilities = translate::capabilities();
         Self {
-            key: key.into(),
+            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
             config,
-            transport,
-            capabilities: translate::capabilities(),
         }
-    }
-
-    async fn send(&self, req: &NativeRequest) -> Result<NativeResponse, Error> {
-        self.transport
-            .send(&self.key, &self.config.base_url, req)
-            .await
-            .map_err(|e| Error::transport(&self.key, e))
     }
 
     /// The entries of the account's document, secrets already dropped.
     async fn document(&self) -> Result<Vec<Entry>, Error> {
         let resp = self
+            .shell
             .send(&translate::document_request(&self.config))
             .await?;
-        translate::parse_document(&self.key, &resp)
+        translate::parse_document(self.shell.key(), &resp)
     }
 
     async fn add(&self, plan: &NativePlan) -> Result<(), Error> {
         let resp = self
+            .shell
             .send(&translate::add_request(&self.config, plan))
             .await?;
-        translate::parse_write(&self.key, &resp)
+        translate::parse_write(self.shell.key(), &resp)
     }
 
     async fn remove(&self, entry: &Entry) -> Result<(), Error> {
         let resp = self
+            .shell
             .send(&translate::remove_request(&self.config, entry))
             .await?;
-        translate::parse_write(&self.key, &resp)
+        translate::parse_write(self.shell.key(), &resp)
     }
 
     fn not_found(&self, id: &str) -> Error {
         Error::upstream(
-            &self.key,
+            self.shell.key(),
             UpstreamErrorKind::NotFound,
             None,
             format!("the Sendblue webhook document has no entry `{id}`"),
@@ -86,7 +79,7 @@ impl AccountV2Adapter {
     async fn compensate(&self, what: &str, outcome: Result<(), Error>) {
         if let Err(e) = outcome {
             tracing::error!(
-                provider = %self.key,
+                provider = %self.shell.key(),
                 step = what,
                 error = %e,
                 "could not undo a half-applied Sendblue update"
@@ -102,7 +95,7 @@ impl ProviderAdapter for AccountV2Adapter {
     }
 
     fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
+        self.shell.capabilities()
     }
 
     /// One plan per bucket; `id` is unused because a Sendblue entry has no
@@ -126,7 +119,7 @@ impl ProviderAdapter for AccountV2Adapter {
     }
 
     fn base_url(&self) -> &str {
-        &self.config.base_url
+        self.shell.base_url()
     }
 
     /// GET the document, refuse a (bucket, URL) that already exists
@@ -138,7 +131,7 @@ impl ProviderAdapter for AccountV2Adapter {
     ) -> Result<NativeResource, Error> {
         let planned = translate::planned_entry(plan)?;
         let document = self.document().await?;
-        translate::check_collision(&self.key, &document, &planned)?;
+        translate::check_collision(self.shell.key(), &document, &planned)?;
         self.add(plan).await?;
         Ok(planned.resource())
     }
@@ -179,7 +172,7 @@ impl ProviderAdapter for AccountV2Adapter {
                 return Err(e);
             }
         } else {
-            translate::check_collision(&self.key, &document, &target)?;
+            translate::check_collision(self.shell.key(), &document, &target)?;
             self.add(new).await?;
             if let Err(e) = self.remove(&stored).await {
                 self.compensate("remove the new entry", self.remove(&target).await)

@@ -12,14 +12,38 @@
 //! `translate` is pure (capabilities, plan, request builders, document
 //! parsing, collision check, error classification); `adapter` sends through
 //! the injected transport; `config` is the `[providers.<key>]` table for this
-//! kind. See `docs.md`.
+//! kind; [`kind`] is the descriptor the registry lists; `simulator` (feature
+//! `simulator`) starts the Sendblue simulator from these tables. See
+//! `docs.md`.
 
 pub mod adapter;
 pub mod config;
+#[cfg(feature = "simulator")]
+pub mod simulator;
 pub mod translate;
+
+use std::sync::Arc;
 
 pub use adapter::AccountV2Adapter;
 pub use config::AccountV2Config;
+use switchboard_core::ProviderKind;
 
 /// The kind name used in config (`kind = "account-v2"`).
 pub const KIND: &str = "account-v2";
+
+/// Kind `account-v2` as data, for the registry.
+pub const fn kind() -> ProviderKind {
+    ProviderKind {
+        name: KIND,
+        capabilities: translate::capabilities,
+        native_event: translate::check_native_event,
+        new_adapter: |key, table, transport| {
+            Ok(Arc::new(AccountV2Adapter::new(
+                key,
+                AccountV2Config::from_json(table)?,
+                transport,
+            )))
+        },
+        default_rate_limit_per_minute: None,
+    }
+}

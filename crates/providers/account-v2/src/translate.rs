@@ -35,6 +35,18 @@ pub const SECRET_MAX_LEN: usize = 255;
 /// Where a plan's secret sits in its body.
 const SECRET_POINTER: &str = "/webhooks/0/secret";
 
+/// The syntax of a Sendblue native event name: a bucket of the webhook
+/// document, a snake-case key like `receive` or `call_log` (seed 004).
+pub fn check_native_event(name: &str) -> Result<(), String> {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a Sendblue webhook type: types are snake-case bucket names (`receive`, `call_log`)"
+        ))
+    }
+}
+
 /// What Sendblue can do (seed 004 schema, providers.md §4).
 pub fn capabilities() -> Capabilities {
     Capabilities {

@@ -2,14 +2,13 @@
 //! in an account that already holds entries other tools created: they must
 //! survive everything Switchboard does.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use switchboard_account_v2::{AccountV2Adapter, AccountV2Config};
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, Error, EventName, NativePlan, OnUnsupported, ProviderAdapter,
-    Secret, SubscriptionSpec, UpstreamErrorKind,
+    Error, NativePlan, OnUnsupported, ProviderAdapter, Secret, SpecDraft, SubscriptionSpec,
+    UpstreamErrorKind, testing,
 };
 use switchboard_sim::faults::Fault;
 use switchboard_sim::sendblue::{
@@ -69,28 +68,14 @@ impl Account {
 }
 
 fn spec(url: &str, events: &[&str], secret: Option<&str>) -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: "sendblue".into(),
-        account: None,
-        name: None,
-        url: CallbackUrl::parse(url).unwrap(),
-        events: events
-            .iter()
-            .map(|e| EventName::parse(&format!("native:{e}")).unwrap())
-            .collect(),
-        auth: CallbackAuth::None,
+    let events: Vec<String> = events.iter().map(|e| format!("native:{e}")).collect();
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    SpecDraft {
         signing_secret: secret.map(Secret::new),
-        headers: BTreeMap::new(),
-        method: None,
-        format: None,
-        timeout_seconds: None,
-        max_retries: None,
-        enabled: true,
-        filters: vec![],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
+        ..testing::draft("sendblue", url, &events)
     }
+    .validate()
+    .unwrap()
 }
 
 fn plans(a: &AccountV2Adapter, s: &SubscriptionSpec) -> Vec<NativePlan> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
     SubscriptionSpec, Transport,
 };
 
@@ -13,10 +13,8 @@ use crate::{TalkoverConfig, translate};
 
 /// One `[providers.<key>]` instance of kind `talkover`.
 pub struct TalkoverAdapter {
-    key: String,
+    shell: AdapterShell,
     config: TalkoverConfig,
-    transport: Arc<dyn Transport>,
-    capabilities: Capabilities,
 }
 
 impl TalkoverAdapter {
@@ -26,11 +24,10 @@ impl TalkoverAdapter {
         config: TalkoverConfig,
         transport: Arc<dyn Transport>,
     ) -> Self {
+        let capabilities = translate::capabilities();
         Self {
-            key: key.into(),
+            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
             config,
-            transport,
-            capabilities: translate::capabilities(),
         }
     }
 
@@ -39,14 +36,7 @@ impl TalkoverAdapter {
     }
 
     fn agent<'a>(&self, account: Option<&'a str>) -> Result<&'a str, Error> {
-        account.ok_or_else(|| Error::field("/account", "the Talkover agent_id is required"))
-    }
-
-    async fn send(&self, req: &NativeRequest) -> Result<switchboard_core::NativeResponse, Error> {
-        self.transport
-            .send(&self.key, &self.config.base_url, req)
-            .await
-            .map_err(|e| Error::transport(&self.key, e))
+        self.shell.account(account, "the Talkover agent_id")
     }
 }
 
@@ -57,7 +47,7 @@ impl ProviderAdapter for TalkoverAdapter {
     }
 
     fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
+        self.shell.capabilities()
     }
 
     fn plan(
@@ -78,7 +68,7 @@ impl ProviderAdapter for TalkoverAdapter {
     }
 
     fn base_url(&self) -> &str {
-        &self.config.base_url
+        self.shell.base_url()
     }
 
     async fn create(
@@ -87,7 +77,7 @@ impl ProviderAdapter for TalkoverAdapter {
         plan: &NativePlan,
     ) -> Result<NativeResource, Error> {
         let req = translate::create_request(self.token(), self.agent(account)?, plan);
-        translate::parse_webhook(&self.key, &self.send(&req).await?)
+        translate::parse_webhook(self.shell.key(), &self.shell.send(&req).await?)
     }
 
     async fn update(
@@ -99,29 +89,29 @@ impl ProviderAdapter for TalkoverAdapter {
     ) -> Result<NativeResource, Error> {
         let agent = self.agent(account)?;
         match translate::update_request(self.token(), agent, id, old, new) {
-            Some(req) => translate::parse_webhook(&self.key, &self.send(&req).await?),
+            Some(req) => translate::parse_webhook(self.shell.key(), &self.shell.send(&req).await?),
             None => self.get(account, id).await,
         }
     }
 
     async fn delete(&self, account: Option<&str>, id: &str) -> Result<(), Error> {
         let req = translate::delete_request(self.token(), self.agent(account)?, id);
-        let resp = self.send(&req).await?;
+        let resp = self.shell.send(&req).await?;
         // Gone already (the webhook, or its whole agent): the goal of a
         // delete is reached.
         if resp.is_success() || resp.status == 404 {
             return Ok(());
         }
-        Err(translate::classify_error(&self.key, &resp))
+        Err(translate::classify_error(self.shell.key(), &resp))
     }
 
     async fn get(&self, account: Option<&str>, id: &str) -> Result<NativeResource, Error> {
         let req = translate::get_request(self.token(), self.agent(account)?, id);
-        translate::parse_webhook(&self.key, &self.send(&req).await?)
+        translate::parse_webhook(self.shell.key(), &self.shell.send(&req).await?)
     }
 
     async fn list(&self, account: Option<&str>) -> Result<Vec<NativeResource>, Error> {
         let req = translate::list_request(self.token(), self.agent(account)?);
-        translate::parse_list(&self.key, &self.send(&req).await?)
+        translate::parse_list(self.shell.key(), &self.shell.send(&req).await?)
     }
 }

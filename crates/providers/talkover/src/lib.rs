@@ -3,14 +3,38 @@
 //!
 //! `translate` is pure (capabilities, plan, request builders, response and
 //! error parsing); `adapter` sends through the injected transport; `config`
-//! is the `[providers.<key>]` table for this kind. See `docs.md`.
+//! is the `[providers.<key>]` table for this kind; [`kind`] is the
+//! descriptor the registry lists; `simulator` (feature `simulator`) starts
+//! the Talkover simulator from these tables.
 
 pub mod adapter;
 pub mod config;
+#[cfg(feature = "simulator")]
+pub mod simulator;
 pub mod translate;
+
+use std::sync::Arc;
 
 pub use adapter::TalkoverAdapter;
 pub use config::TalkoverConfig;
+use switchboard_core::ProviderKind;
 
 /// The kind name used in config (`kind = "talkover"`).
 pub const KIND: &str = "talkover";
+
+/// Kind `talkover` as data, for the registry.
+pub const fn kind() -> ProviderKind {
+    ProviderKind {
+        name: KIND,
+        capabilities: translate::capabilities,
+        native_event: translate::check_native_event,
+        new_adapter: |key, table, transport| {
+            Ok(Arc::new(TalkoverAdapter::new(
+                key,
+                TalkoverConfig::from_json(table)?,
+                transport,
+            )))
+        },
+        default_rate_limit_per_minute: None,
+    }
+}

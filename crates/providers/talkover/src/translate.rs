@@ -19,6 +19,21 @@ pub const PLAN_KEY: &str = "webhook";
 /// seed 002: `name` max 255 characters.
 const NAME_MAX: usize = 255;
 
+/// The syntax of a Talkover native event name: every documented
+/// `available_events` entry is `event_` and snake case (providers.md §2.3).
+pub fn check_native_event(name: &str) -> Result<(), String> {
+    let snake = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if name.len() > "event_".len() && name.starts_with("event_") && snake {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a Talkover event name: Talkover names are `event_…` in snake case"
+        ))
+    }
+}
+
 /// What Talkover can do (seed 002 field table and validation rules).
 pub fn capabilities() -> Capabilities {
     Capabilities {

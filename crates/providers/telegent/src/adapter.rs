@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use switchboard_core::{
-    Capabilities, Error, NativePlan, NativeRequest, NativeResource, NativeResponse,
+    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, NativeResponse,
     ProviderAdapter, Secret, SubscriptionSpec, Transport,
 };
 use tokio::sync::Mutex;
@@ -59,10 +59,8 @@ impl TokenCache {
 
 /// One `[providers.<key>]` instance of kind `telegent`.
 pub struct TelegentAdapter {
-    key: String,
+    shell: AdapterShell,
     config: TelegentConfig,
-    transport: Arc<dyn Transport>,
-    capabilities: Capabilities,
     tokens: TokenCache,
 }
 
@@ -75,24 +73,16 @@ impl TelegentAdapter {
         config: TelegentConfig,
         transport: Arc<dyn Transport>,
     ) -> Self {
+        let capabilities = translate::capabilities();
         Self {
-            key: key.into(),
+            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
             config,
-            transport,
-            capabilities: translate::capabilities(),
             tokens: TokenCache::default(),
         }
     }
 
     fn account<'a>(&self, account: Option<&'a str>) -> Result<&'a str, Error> {
-        account.ok_or_else(|| Error::field("/account", "the Telegent AccountId is required"))
-    }
-
-    async fn send(&self, req: &NativeRequest) -> Result<NativeResponse, Error> {
-        self.transport
-            .send(&self.key, &self.config.base_url, req)
-            .await
-            .map_err(|e| Error::transport(&self.key, e))
+        self.shell.account(account, "the Telegent AccountId")
     }
 
     /// The token for `endpoint`: the cached one while usable and not the
@@ -118,17 +108,17 @@ impl TelegentAdapter {
             account_secret,
             &endpoint.api_endpoint(&self.config.base_url),
         );
-        let minted = translate::parse_token(&self.key, &self.send(&req).await?)?;
+        let minted = translate::parse_token(self.shell.key(), &self.shell.send(&req).await?)?;
         let reuse = translate::token_reuse(minted.expiry, Utc::now());
         match reuse {
             TokenReuse::Until(deadline) => tracing::debug!(
-                provider = %self.key,
+                provider = %self.shell.key(),
                 endpoint = endpoint.path(),
                 reuse_until = %deadline,
                 "minted a Telegent management token"
             ),
             TokenReuse::UntilRefused => tracing::warn!(
-                provider = %self.key,
+                provider = %self.shell.key(),
                 endpoint = endpoint.path(),
                 expiry = ?minted.expiry,
                 "Telegent's tokenExpiry is missing, unreadable or already past when read as UTC; the token is reused until refused"
@@ -151,23 +141,33 @@ impl TelegentAdapter {
         build: impl Fn(&str) -> NativeRequest,
     ) -> Result<NativeResponse, Error> {
         let token = self.token(endpoint, None).await?;
-        let resp = self.send(&build(token.expose())).await?;
+        let resp = self.shell.send(&build(token.expose())).await?;
         if !translate::is_token_refusal(resp.status) {
             return Ok(resp);
         }
         if let Credentials::Token(_) = self.config.credentials {
-            return Err(translate::refusal_error(&self.key, &resp, endpoint, false));
+            return Err(translate::refusal_error(
+                self.shell.key(),
+                &resp,
+                endpoint,
+                false,
+            ));
         }
         tracing::info!(
-            provider = %self.key,
+            provider = %self.shell.key(),
             endpoint = endpoint.path(),
             status = resp.status,
             "Telegent refused the management token; re-minting once"
         );
         let token = self.token(endpoint, Some(&token)).await?;
-        let resp = self.send(&build(token.expose())).await?;
+        let resp = self.shell.send(&build(token.expose())).await?;
         if translate::is_token_refusal(resp.status) {
-            return Err(translate::refusal_error(&self.key, &resp, endpoint, true));
+            return Err(translate::refusal_error(
+                self.shell.key(),
+                &resp,
+                endpoint,
+                true,
+            ));
         }
         Ok(resp)
     }
@@ -180,7 +180,7 @@ impl ProviderAdapter for TelegentAdapter {
     }
 
     fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
+        self.shell.capabilities()
     }
 
     fn plan(
@@ -206,7 +206,7 @@ impl ProviderAdapter for TelegentAdapter {
     }
 
     fn base_url(&self) -> &str {
-        &self.config.base_url
+        self.shell.base_url()
     }
 
     async fn create(
@@ -217,7 +217,7 @@ impl ProviderAdapter for TelegentAdapter {
         let resp = self
             .call(Endpoint::Create, |t| translate::create_request(t, plan))
             .await?;
-        translate::parse_webhook(&self.key, &resp, Endpoint::Create).map(|c| c.resource)
+        translate::parse_webhook(self.shell.key(), &resp, Endpoint::Create).map(|c| c.resource)
     }
 
     /// Read-merge-write: Telegent's update semantics are undocumented
@@ -234,7 +234,7 @@ impl ProviderAdapter for TelegentAdapter {
         let resp = self
             .call(Endpoint::Get, |t| translate::get_request(t, account, id))
             .await?;
-        let current = translate::parse_webhook(&self.key, &resp, Endpoint::Get)?;
+        let current = translate::parse_webhook(self.shell.key(), &resp, Endpoint::Get)?;
         if translate::update_is_noop(&current, old, new) {
             return Ok(current.resource);
         }
@@ -244,7 +244,7 @@ impl ProviderAdapter for TelegentAdapter {
                 translate::update_request(t, body.clone())
             })
             .await?;
-        translate::parse_webhook(&self.key, &resp, Endpoint::Update).map(|c| c.resource)
+        translate::parse_webhook(self.shell.key(), &resp, Endpoint::Update).map(|c| c.resource)
     }
 
     async fn delete(&self, account: Option<&str>, id: &str) -> Result<(), Error> {
@@ -254,7 +254,7 @@ impl ProviderAdapter for TelegentAdapter {
                 translate::delete_request(t, account, id)
             })
             .await?;
-        translate::parse_delete(&self.key, &resp)
+        translate::parse_delete(self.shell.key(), &resp)
     }
 
     async fn get(&self, account: Option<&str>, id: &str) -> Result<NativeResource, Error> {
@@ -262,7 +262,7 @@ impl ProviderAdapter for TelegentAdapter {
         let resp = self
             .call(Endpoint::Get, |t| translate::get_request(t, account, id))
             .await?;
-        translate::parse_webhook(&self.key, &resp, Endpoint::Get).map(|c| c.resource)
+        translate::parse_webhook(self.shell.key(), &resp, Endpoint::Get).map(|c| c.resource)
     }
 
     async fn list(&self, account: Option<&str>) -> Result<Vec<NativeResource>, Error> {
@@ -270,6 +270,6 @@ impl ProviderAdapter for TelegentAdapter {
         let resp = self
             .call(Endpoint::List, |t| translate::list_request(t, account))
             .await?;
-        translate::parse_list(&self.key, &resp)
+        translate::parse_list(self.shell.key(), &resp)
     }
 }

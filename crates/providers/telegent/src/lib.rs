@@ -7,14 +7,21 @@
 //! `translate` is pure (capabilities, plan, request builders, token and
 //! response parsing, error classification); `adapter` sends through the
 //! injected transport and owns the per-endpoint token cache; `config` is the
-//! `[providers.<key>]` table for this kind. See `docs.md`.
+//! `[providers.<key>]` table for this kind; [`kind`] is the descriptor the
+//! registry lists; `simulator` (feature `simulator`) starts the Telegent
+//! simulator from these tables. See `docs.md`.
 
 pub mod adapter;
 pub mod config;
+#[cfg(feature = "simulator")]
+pub mod simulator;
 pub mod translate;
+
+use std::sync::Arc;
 
 pub use adapter::TelegentAdapter;
 pub use config::{Credentials, TelegentConfig};
+use switchboard_core::ProviderKind;
 
 /// The kind name used in config (`kind = "telegent"`).
 pub const KIND: &str = "telegent";
@@ -23,3 +30,20 @@ pub const KIND: &str = "telegent";
 /// §1.6, knowledge bank). Applied per provider instance to every request,
 /// token minting included, when the config sets no `rate_limit_per_minute`.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 50;
+
+/// Kind `telegent` as data, for the registry.
+pub const fn kind() -> ProviderKind {
+    ProviderKind {
+        name: KIND,
+        capabilities: translate::capabilities,
+        native_event: translate::check_native_event,
+        new_adapter: |key, table, transport| {
+            Ok(Arc::new(TelegentAdapter::new(
+                key,
+                TelegentConfig::from_json(table)?,
+                transport,
+            )))
+        },
+        default_rate_limit_per_minute: Some(DEFAULT_RATE_LIMIT_PER_MINUTE),
+    }
+}

@@ -100,6 +100,19 @@ impl Endpoint {
     }
 }
 
+/// The syntax of a Telegent native event name: a `SubscribedEvents` enum
+/// value (`Call_Completed`, seed 000). Letters, digits and `_` only, as the
+/// names travel comma-joined in one field (providers.md §1.2).
+pub fn check_native_event(name: &str) -> Result<(), String> {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a Telegent event name: Telegent names are letters, digits and `_` (`Call_Completed`)"
+        ))
+    }
+}
+
 /// What Telegent can do (seed 000 `Webhook_Request`, providers.md §1.2–1.6).
 pub fn capabilities() -> Capabilities {
     Capabilities {

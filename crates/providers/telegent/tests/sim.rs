@@ -3,15 +3,14 @@
 //! mints under concurrency, read-merge-write updates, wrapped responses, and
 //! that credentials never reach a log.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, Error, EventName, NativeRequest, NativeResponse, OnUnsupported,
-    ProviderAdapter, Secret, SubscriptionSpec, Transport, TransportError, UpstreamErrorKind,
+    CallbackAuth, CallbackUrl, Error, EventName, NativeRequest, NativeResponse, ProviderAdapter,
+    Secret, SpecDraft, SubscriptionSpec, Transport, TransportError, UpstreamErrorKind, testing,
 };
 use switchboard_sim::faults::Fault;
 use switchboard_sim::telegent::{
@@ -113,31 +112,20 @@ impl Ctx {
 }
 
 fn spec() -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: KEY.into(),
+    SpecDraft {
         account: Some(DEFAULT_ACCOUNT.into()),
-        name: None,
-        url: CallbackUrl::parse("https://hooks.example.com/telegent").expect("url"),
-        events: vec![
-            EventName::parse("call.ended").expect("event"),
-            EventName::parse("native:Order_Update").expect("event"),
-        ],
         auth: CallbackAuth::Basic {
             username: "hook-user".into(),
             password: Secret::new(CALLBACK_PASSWORD),
         },
-        signing_secret: None,
-        headers: BTreeMap::new(),
-        method: None,
-        format: None,
-        timeout_seconds: None,
-        max_retries: None,
-        enabled: true,
-        filters: vec![],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
+        ..testing::draft(
+            KEY,
+            "https://hooks.example.com/telegent",
+            &["call.ended", "native:Order_Update"],
+        )
     }
+    .validate()
+    .expect("spec")
 }
 
 fn events() -> Vec<String> {

@@ -1,10 +1,8 @@
 //! Unit tests of the pure translation against seed 003 and providers.md §3.
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, EventName, Filter, OnUnsupported, Secret, SubscriptionSpec,
+    CallbackAuth, CallbackUrl, Filter, OnUnsupported, Secret, SpecDraft, SubscriptionSpec, testing,
 };
 
 use super::*;
@@ -14,31 +12,22 @@ const ORG: &str = "cb28a94e-8557-4394-80ea-5bbd2170d434";
 const KEY: &str = "KeV+/HGoIQrxuE5YPCRR6AuQOJveldYNNhbVi1i22qk=";
 
 fn spec() -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: "bird".into(),
+    SpecDraft {
         account: Some(WS.into()),
         name: Some("sms hooks".into()),
-        url: CallbackUrl::parse("https://example.com/webhook").unwrap(),
-        events: vec![
-            EventName::parse("message.sent").unwrap(),
-            EventName::parse("message.received").unwrap(),
-        ],
-        auth: CallbackAuth::None,
         signing_secret: Some(Secret::new(KEY)),
-        headers: BTreeMap::new(),
-        method: None,
-        format: None,
-        timeout_seconds: None,
-        max_retries: None,
-        enabled: true,
         filters: vec![Filter {
             key: "channelId".into(),
             value: "58c44c1d-0000-4000-8000-000000000001".into(),
         }],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
+        ..testing::draft(
+            "bird",
+            "https://example.com/webhook",
+            &["message.sent", "message.received"],
+        )
     }
+    .validate()
+    .unwrap()
 }
 
 fn events() -> Vec<String> {

@@ -1,37 +1,25 @@
 //! Unit tests of the pure translation against the examples in seed 004 and
 //! providers.md §4.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_core::{CallbackAuth, CallbackUrl, EventName, Secret};
+use switchboard_core::{CallbackUrl, Secret, SpecDraft, testing};
 
 use super::*;
 
 fn spec() -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: "sendblue".into(),
-        account: None,
+    SpecDraft {
         name: Some("billing".into()),
-        url: CallbackUrl::parse("https://example.com/webhook").unwrap(),
-        events: vec![
-            EventName::parse("message.received").unwrap(),
-            EventName::parse("call.ended").unwrap(),
-        ],
-        auth: CallbackAuth::None,
         signing_secret: Some(Secret::new("webhook-secret")),
-        headers: BTreeMap::new(),
-        method: None,
-        format: None,
-        timeout_seconds: None,
-        max_retries: None,
-        enabled: true,
-        filters: vec![],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
+        ..testing::draft(
+            "sendblue",
+            "https://example.com/webhook",
+            &["message.received", "call.ended"],
+        )
     }
+    .validate()
+    .unwrap()
 }
 
 fn events(names: &[&str]) -> Vec<String> {

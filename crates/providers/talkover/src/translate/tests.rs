@@ -1,38 +1,27 @@
 //! Unit tests of the pure translation against the examples in seed 002.
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, EventName, OnUnsupported, Secret, SubscriptionSpec,
-    UpstreamErrorKind,
+    CallbackAuth, CallbackUrl, Secret, SpecDraft, SubscriptionSpec, UpstreamErrorKind, testing,
 };
 
 use super::*;
 
 fn spec() -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: "talkover".into(),
+    SpecDraft {
         account: Some("9fbef0b7-8d4e-4a08-9207-66c22155721d".into()),
         name: Some("My Webhook".into()),
-        url: CallbackUrl::parse("https://example.com/webhook").unwrap(),
-        events: vec![
-            EventName::parse("call.started").unwrap(),
-            EventName::parse("call.ended").unwrap(),
-        ],
-        auth: CallbackAuth::None,
         signing_secret: Some(Secret::new("optional_secret_for_hmac")),
-        headers: BTreeMap::new(),
-        method: None,
-        format: None,
         timeout_seconds: Some(30),
         max_retries: Some(3),
-        enabled: true,
-        filters: vec![],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
+        ..testing::draft(
+            "talkover",
+            "https://example.com/webhook",
+            &["call.started", "call.ended"],
+        )
     }
+    .validate()
+    .unwrap()
 }
 
 fn events() -> Vec<String> {

@@ -1,12 +1,11 @@
 //! Unit tests of the pure translation against seed 000 (the OpenAPI
 //! document of "Create Webhook") and providers.md §1.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::TimeZone;
 use serde_json::json;
-use switchboard_core::{CallbackUrl, EventName, OnUnsupported, SubscriptionSpec};
+use switchboard_core::{CallbackUrl, OnUnsupported, SpecDraft, SubscriptionSpec, testing};
 
 use super::*;
 
@@ -62,31 +61,21 @@ fn assert_update_body(body: &Value) {
 }
 
 fn spec() -> SubscriptionSpec {
-    SubscriptionSpec {
-        provider: "tg".into(),
+    SpecDraft {
         account: Some("AID-1234567".into()),
         name: Some("billing".into()),
-        url: CallbackUrl::parse("https://api.example.com/telegent/events").unwrap(),
-        events: vec![
-            EventName::parse("native:Order_Update").unwrap(),
-            EventName::parse("call.ended").unwrap(),
-        ],
         auth: CallbackAuth::Basic {
             username: "webhook_user".into(),
             password: Secret::new("s3cureP@ss"),
         },
-        signing_secret: None,
-        headers: BTreeMap::new(),
-        method: None,
-        format: None,
-        timeout_seconds: None,
-        max_retries: None,
-        enabled: true,
-        filters: vec![],
-        provider_options: Default::default(),
-        metadata: Default::default(),
-        on_unsupported: OnUnsupported::Reject,
+        ..testing::draft(
+            "tg",
+            "https://api.example.com/telegent/events",
+            &["native:Order_Update", "call.ended"],
+        )
     }
+    .validate()
+    .unwrap()
 }
 
 fn events() -> Vec<String> {

@@ -1,0 +1,534 @@
+//! The one change pipeline: journal → claim → lock → work → record or
+//! undo → close.
+//!
+//! Every use case (create, update, enable/disable, rotate-secret, delete,
+//! reconcile) and recovery describe a [`Change`]: the subscription as read,
+//! how its row becomes `pending` ([`Entry`]), and what to do upstream and
+//! then store ([`Work`]). [`Engine::run`] does the rest, the same way for
+//! all of them:
+//!
+//! 1. journal the change (before the claim, so a subscription is never
+//!    `pending` without an entry recovery can finish);
+//! 2. claim the row (or insert it, for a create); a refused claim is a 409
+//!    and closes the entry `failed`;
+//! 3. take the account lock when the kind serializes the account;
+//! 4. do the work: [`apply`] (undo included) or reconciliation's
+//!    compare-and-repair, after recovery's adoption where asked;
+//! 5. store the result, or leave the subscription as the [`Failure`] says;
+//! 6. close the journal entry.
+
+use switchboard_core::operation::{Finding, OperationKind, OperationState};
+use switchboard_core::{Error, NativePlan, SubscriptionSpec, SubscriptionStatus};
+use switchboard_store::{NativeRecord, NewOperation, SubscriptionRecord};
+
+use crate::apply::{Failure, Target, adopt_orphans, adopt_replacements, apply};
+use crate::engine::{Detached, Engine, Prepared, ProviderInstance, status_for};
+
+/// How a change's subscription row becomes `pending`.
+pub(crate) enum Entry {
+    /// A create: the row (`current`, pending at version 0) is inserted.
+    Insert,
+    /// The row is claimed at the version read; a moved-on row is a 409.
+    Claim,
+    /// Recovery: the journal entry of a dead process, already claimed by
+    /// this replica, whose row is still pending. `success` is the state
+    /// the entry closes with when the work succeeds.
+    Resume {
+        /// The entry being resumed.
+        op_id: String,
+        /// Its state once the work succeeded.
+        success: OperationState,
+    },
+}
+
+/// What a change does upstream, and what it stores once that succeeded.
+pub(crate) enum Work {
+    /// Moves the provider from the recorded natives (made from `old`
+    /// plans) to `wanted`, then does `then`.
+    Apply {
+        /// The plans the recorded natives were made from.
+        old: Vec<NativePlan>,
+        /// The plans that should exist afterwards.
+        wanted: Vec<NativePlan>,
+        /// Recovery only: resources to adopt first.
+        adopt: Option<Adopt>,
+        /// What to store once applied.
+        then: Then,
+    },
+    /// Compares with the provider and repairs drift
+    /// (`reconcile.rs::compare_and_repair`); stores the findings.
+    Reconcile {
+        /// The plans that should exist.
+        wanted: Vec<NativePlan>,
+        /// Also delete lookalike resources nobody recorded.
+        remove_unknown: bool,
+    },
+}
+
+/// What an applied change stores.
+pub(crate) enum Then {
+    /// The new spec, its status and the native set (version + 1).
+    Store(Box<Prepared>),
+    /// Nothing: the row is deleted.
+    Delete,
+}
+
+/// Recovery's adoption of what a dead process created but did not record.
+pub(crate) struct Adopt {
+    /// The callback URL the resources carry.
+    pub url: String,
+    /// The plans they were created from.
+    pub plans: Vec<NativePlan>,
+    /// Also adopt replacements of recorded resources (kinds that change a
+    /// resource by replacing it), not only unrecorded ones.
+    pub replacements: bool,
+}
+
+/// One change, described; [`Engine::run`] carries it out.
+pub(crate) struct Change<'a> {
+    /// What the journal calls it.
+    pub kind: OperationKind,
+    /// Token name, or `switchboard`.
+    pub actor: &'a str,
+    /// The subscription's provider instance.
+    pub provider: ProviderInstance,
+    /// The subscription as read; for a create, the pending row to insert.
+    pub current: SubscriptionRecord,
+    /// How its row becomes `pending`.
+    pub entry: Entry,
+    /// What it does upstream and stores.
+    pub work: Work,
+    /// Set once the caller was answered `202`.
+    pub detached: Detached,
+}
+
+impl Change<'_> {
+    /// The spec the journal keeps as "after".
+    fn after(&self) -> Option<&SubscriptionSpec> {
+        match &self.work {
+            Work::Apply {
+                then: Then::Store(p),
+                ..
+            } => Some(&p.spec),
+            Work::Apply {
+                then: Then::Delete, ..
+            } => None,
+            Work::Reconcile { .. } => Some(&self.current.spec),
+        }
+    }
+
+    /// The state the journal entry closes with on success.
+    pub(crate) fn success(&self) -> OperationState {
+        match &self.entry {
+            Entry::Resume { success, .. } => *success,
+            Entry::Insert | Entry::Claim => OperationState::Succeeded,
+        }
+    }
+}
+
+/// What a successful piece of work produced.
+struct Applied {
+    natives: Vec<NativeRecord>,
+    findings: Vec<Finding>,
+}
+
+/// How a failed change leaves its subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leave {
+    /// As it was before the change (status and last error).
+    Previous,
+    /// `failed`, with the error.
+    Failed,
+    /// Deleted: a create that was undone before anyone saw it.
+    Gone,
+}
+
+/// The decision table of a failed change: how the subscription is left and
+/// the state its journal entry closes with. Whether the undo succeeded
+/// decides, never the kind of error that stopped the change.
+pub(crate) fn on_failure(
+    entry: &Entry,
+    failure: &Failure,
+    detached: bool,
+) -> (Leave, OperationState) {
+    match (entry, failure) {
+        // Nobody is waiting for a recovered change: its failure must show.
+        (Entry::Resume { .. }, _) | (_, Failure::UndoFailed { .. }) => {
+            (Leave::Failed, OperationState::Failed)
+        }
+        // Reconciliation has no undo; its repairs are recorded as made.
+        (_, Failure::Stopped(_)) => (Leave::Previous, OperationState::Failed),
+        // The caller was answered `202`: the failure stays visible.
+        (_, Failure::Undone(_)) if detached => (Leave::Failed, OperationState::Undone),
+        (Entry::Insert, Failure::Undone(_)) => (Leave::Gone, OperationState::Undone),
+        (Entry::Claim, Failure::Undone(_)) => (Leave::Previous, OperationState::Undone),
+    }
+}
+
+impl Engine {
+    /// Carries out `change`. Returns the stored record, or `None` when the
+    /// change stores no new spec (a delete, a reconciliation).
+    pub(crate) async fn run(
+        &self,
+        change: Change<'_>,
+    ) -> Result<Option<SubscriptionRecord>, Error> {
+        let op_id = self.open(&change).await?;
+        let target = Target {
+            store: &self.store,
+            tenant: &change.current.tenant,
+            sub_id: &change.current.id,
+            account: change.current.spec.account.as_deref(),
+            op_id: &op_id,
+        };
+        let worked = self.work_locked(&change, &target).await;
+        match worked {
+            Ok(applied) => self.record(change, &op_id, applied).await,
+            Err(failure) => Err(self.leave(change, &op_id, failure).await),
+        }
+    }
+
+    /// Journals the change and claims (or inserts) its row; returns the
+    /// journal entry.
+    async fn open(&self, c: &Change<'_>) -> Result<String, Error> {
+        let (tenant, id) = (c.current.tenant.as_str(), c.current.id.as_str());
+        if let Entry::Resume { op_id, .. } = &c.entry {
+            return Ok(op_id.clone());
+        }
+        let op_id = self
+            .begin(NewOperation {
+                tenant,
+                subscription_id: id,
+                kind: c.kind,
+                actor: c.actor,
+                before: (!matches!(c.entry, Entry::Insert)).then_some(&c.current.spec),
+                after: c.after(),
+            })
+            .await?;
+        let claimed = match c.entry {
+            // Written before the first upstream call, so every native
+            // resource created is recorded against a row that exists.
+            Entry::Insert => self.store.insert(&c.current).await,
+            _ => self.store.claim(tenant, id, c.current.version).await,
+        };
+        if let Err(e) = claimed {
+            self.end(&op_id, OperationState::Failed, Some(&e)).await;
+            return Err(e);
+        }
+        Ok(op_id)
+    }
+
+    /// Does the work, under the account lock when the kind keeps one
+    /// shared document per account (held for the whole of it, undo
+    /// included).
+    async fn work_locked(&self, c: &Change<'_>, target: &Target<'_>) -> Result<Applied, Failure> {
+        let lock = if c.provider.adapter.capabilities().serialize_account {
+            let name = format!("{}/{}", c.provider.key, target.account.unwrap_or_default());
+            // Nothing was done yet: the previous state stands.
+            Some(
+                self.store
+                    .lock_account(&name)
+                    .await
+                    .map_err(Failure::Undone)?,
+            )
+        } else {
+            None
+        };
+        let worked = self.work(c, target).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        worked
+    }
+
+    async fn work(&self, c: &Change<'_>, target: &Target<'_>) -> Result<Applied, Failure> {
+        let adapter = c.provider.adapter.as_ref();
+        match &c.work {
+            Work::Reconcile {
+                wanted,
+                remove_unknown,
+            } => {
+                let (natives, findings) = self
+                    .compare_and_repair(&c.provider, target, &c.current, wanted, *remove_unknown)
+                    .await
+                    .map_err(Failure::Stopped)?;
+                Ok(Applied { natives, findings })
+            }
+            Work::Apply {
+                old,
+                wanted,
+                adopt: None,
+                ..
+            } => {
+                let natives = apply(adapter, target, old, &c.current.natives, wanted).await?;
+                Ok(Applied {
+                    natives,
+                    findings: Vec::new(),
+                })
+            }
+            Work::Apply {
+                old,
+                wanted,
+                adopt: Some(adopt),
+                ..
+            } => {
+                let (old, recorded) = self
+                    .adopt(c, target, adopt, old, wanted)
+                    .await
+                    .map_err(Failure::Stopped)?;
+                let natives = apply(adapter, target, &old, &recorded, wanted).await?;
+                Ok(Applied {
+                    natives,
+                    findings: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// Recovery's adoption: returns the base plans and the records to
+    /// apply from. Resources may be at the old or the new state: diffing
+    /// from the old plan to the new one converges either way; a replaced
+    /// resource is already at the new state, and keys only the new state
+    /// has were created from the new plan, so both diff from the new plan.
+    async fn adopt(
+        &self,
+        c: &Change<'_>,
+        target: &Target<'_>,
+        adopt: &Adopt,
+        old: &[NativePlan],
+        wanted: &[NativePlan],
+    ) -> Result<(Vec<NativePlan>, Vec<NativeRecord>), Error> {
+        let adapter = c.provider.adapter.as_ref();
+        let (recorded, replaced) = if adopt.replacements {
+            adopt_replacements(
+                adapter,
+                target,
+                &adopt.url,
+                &adopt.plans,
+                &c.current.natives,
+            )
+            .await?
+        } else {
+            (c.current.natives.clone(), Vec::new())
+        };
+        let recorded = adopt_orphans(adapter, target, &adopt.url, &adopt.plans, &recorded).await?;
+        let mut old = old.to_vec();
+        old.retain(|o| !replaced.contains(&o.key));
+        for p in wanted {
+            if !old.iter().any(|o| o.key == p.key) {
+                old.push(p.clone());
+            }
+        }
+        Ok((old, recorded))
+    }
+
+    /// Stores what a successful change produced and closes its entry. A
+    /// final write that fails leaves the subscription `failed`.
+    async fn record(
+        &self,
+        c: Change<'_>,
+        op_id: &str,
+        applied: Applied,
+    ) -> Result<Option<SubscriptionRecord>, Error> {
+        let success = c.success();
+        let (tenant, id) = (c.current.tenant.clone(), c.current.id.clone());
+        let saved = match c.work {
+            Work::Reconcile { .. } => {
+                let status = if applied.findings.iter().any(Finding::degrades) {
+                    SubscriptionStatus::Degraded
+                } else {
+                    status_for(&c.current.spec)
+                };
+                self.store
+                    .finish_reconciliation(&tenant, &id, status, &applied.findings)
+                    .await
+                    .map(|()| None)
+            }
+            Work::Apply {
+                then: Then::Delete, ..
+            } => self.store.delete(&tenant, &id).await.map(|()| None),
+            Work::Apply {
+                then: Then::Store(prepared),
+                ..
+            } => {
+                let prepared = *prepared;
+                let mut next = c.current;
+                next.status = status_for(&prepared.spec);
+                next.spec = prepared.spec;
+                next.warnings = prepared.warnings;
+                next.last_error = None;
+                next.natives = applied.natives;
+                self.store.update(&next).await.map(Some)
+            }
+        };
+        match saved {
+            Ok(rec) => {
+                self.end(op_id, success, None).await;
+                Ok(rec)
+            }
+            Err(e) => {
+                self.release(
+                    &tenant,
+                    &id,
+                    SubscriptionStatus::Failed,
+                    Some(e.to_string()),
+                )
+                .await;
+                self.end(op_id, OperationState::Failed, Some(&e)).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Leaves the subscription of a failed change as [`on_failure`] says,
+    /// closes its entry and returns the caller's error.
+    async fn leave(&self, c: Change<'_>, op_id: &str, failure: Failure) -> Error {
+        let (leave, state) = on_failure(&c.entry, &failure, c.detached.is_set());
+        let err = failure.into_error();
+        let (tenant, id) = (c.current.tenant.as_str(), c.current.id.as_str());
+        match (leave, &c.entry) {
+            (Leave::Gone, _) => {
+                if let Err(e) = self.store.delete(tenant, id).await {
+                    // The entry stays running: recovery undoes the create.
+                    return e;
+                }
+            }
+            (Leave::Previous, _) => {
+                let last_error = c.current.last_error.clone();
+                self.release(tenant, id, c.current.status, last_error).await;
+            }
+            // A create's row was never visible at a version: it becomes
+            // version 1, `failed`.
+            (Leave::Failed, Entry::Insert) => self.mark_failed(tenant, id, &err).await,
+            (Leave::Failed, _) => {
+                self.release(
+                    tenant,
+                    id,
+                    SubscriptionStatus::Failed,
+                    Some(err.to_string()),
+                )
+                .await;
+            }
+        }
+        self.end(op_id, state, Some(&err)).await;
+        err
+    }
+
+    /// Ends a claim without a new spec: sets the status (and last error)
+    /// of the pending row.
+    async fn release(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: SubscriptionStatus,
+        last_error: Option<String>,
+    ) {
+        if let Err(e) = self.store.release(tenant, id, status, last_error).await {
+            tracing::error!(sub = %id, error = %e, "cannot release a claimed subscription");
+        }
+    }
+
+    async fn mark_failed(&self, tenant: &str, id: &str, err: &Error) {
+        if let Ok(mut rec) = self.store.get(tenant, id).await {
+            rec.status = SubscriptionStatus::Failed;
+            rec.last_error = Some(err.to_string());
+            if let Err(e) = self.store.update(&rec).await {
+                tracing::error!(sub = %id, error = %e, "cannot mark a subscription failed");
+            }
+        }
+    }
+
+    /// Journals a change before its first upstream call and adds it to the
+    /// entries whose leases this process renews.
+    async fn begin(&self, op: NewOperation<'_>) -> Result<String, Error> {
+        let id = self.store.start_operation(&op, self.lease).await?;
+        self.track(&id);
+        Ok(id)
+    }
+
+    /// Closes a journal entry.
+    pub(crate) async fn end(&self, op_id: &str, state: OperationState, error: Option<&Error>) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(op_id);
+        if let Err(e) = self
+            .store
+            .finish_operation(op_id, state, error.map(ToString::to_string))
+            .await
+        {
+            tracing::error!(op = op_id, error = %e, "journal entry not closed; recovery will close it");
+        }
+    }
+
+    /// Marks a journal entry as run by this process.
+    pub(crate) fn track(&self, op_id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(op_id.to_owned());
+    }
+
+    /// Journal entries this process is running.
+    pub(crate) fn running_ids(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn internal() -> Error {
+        Error::Internal("forward step failed".into())
+    }
+
+    #[test]
+    fn an_undone_change_is_undone_whatever_its_error() {
+        // The bug this table replaced: an `Internal` forward error whose
+        // undo succeeded was treated as a failed undo.
+        let undone = Failure::Undone(internal());
+        assert_eq!(
+            on_failure(&Entry::Claim, &undone, false),
+            (Leave::Previous, OperationState::Undone)
+        );
+        assert_eq!(
+            on_failure(&Entry::Insert, &undone, false),
+            (Leave::Gone, OperationState::Undone)
+        );
+        assert_eq!(
+            on_failure(&Entry::Insert, &undone, true),
+            (Leave::Failed, OperationState::Undone)
+        );
+    }
+
+    #[test]
+    fn a_failed_undo_or_a_recovery_failure_shows_as_failed() {
+        let stuck = Failure::UndoFailed {
+            cause: internal(),
+            undo: internal(),
+        };
+        for entry in [Entry::Insert, Entry::Claim] {
+            assert_eq!(
+                on_failure(&entry, &stuck, false),
+                (Leave::Failed, OperationState::Failed)
+            );
+        }
+        let resume = Entry::Resume {
+            op_id: "op_x".into(),
+            success: OperationState::Recovered,
+        };
+        assert_eq!(
+            on_failure(&resume, &Failure::Undone(internal()), false),
+            (Leave::Failed, OperationState::Failed)
+        );
+        assert_eq!(
+            on_failure(&Entry::Claim, &Failure::Stopped(internal()), false),
+            (Leave::Previous, OperationState::Failed)
+        );
+    }
+}

@@ -1,0 +1,75 @@
+//! The audit log: who changed what, when, with which outcome. Appended by
+//! the API after each change; listed oldest first, per tenant or for all.
+
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use switchboard_core::Error;
+
+use crate::AuditEntry;
+use crate::entity::audit;
+use crate::store::{Store, db_err};
+
+impl Store {
+    /// Appends an audit entry.
+    pub async fn append_audit(&self, e: &AuditEntry) -> Result<(), Error> {
+        let am = audit::ActiveModel {
+            id: Set(e.id.clone()),
+            at: Set(e.at),
+            tenant: Set(e.tenant.clone()),
+            actor: Set(e.actor.clone()),
+            subscription_id: Set(e.subscription_id.clone()),
+            operation: Set(e.operation.clone()),
+            diff: Set(e.diff.to_string()),
+            outcome: Set(e.outcome.clone()),
+            request_id: Set(e.request_id.clone()),
+        };
+        audit::Entity::insert(am)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// A page of the audit log, oldest first; `tenant` narrows it.
+    pub async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        limit: u64,
+        after: Option<&str>,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), Error> {
+        let mut q = audit::Entity::find();
+        if let Some(t) = tenant {
+            q = q.filter(audit::Column::Tenant.eq(t));
+        }
+        if let Some(a) = after {
+            q = q.filter(audit::Column::Id.gt(a));
+        }
+        let mut rows = q
+            .order_by_asc(audit::Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        let entries = rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                id: r.id,
+                at: r.at,
+                tenant: r.tenant,
+                actor: r.actor,
+                subscription_id: r.subscription_id,
+                operation: r.operation,
+                diff: serde_json::from_str(&r.diff).unwrap_or(serde_json::Value::Null),
+                outcome: r.outcome,
+                request_id: r.request_id,
+            })
+            .collect();
+        Ok((entries, next))
+    }
+}

@@ -1,0 +1,148 @@
+//! Locks: the account lock that serializes every writer of one shared
+//! provider document, the non-blocking try-lock of background work, and
+//! each Postgres replica's liveness lock. Within a process a tokio mutex
+//! per name queues the holders; on Postgres a transaction-scoped advisory
+//! lock also excludes the other replicas.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use sha2::{Digest, Sha256};
+use switchboard_core::Error;
+
+use crate::store::{Store, db_err};
+
+/// In-process account locks, by name, shared by every store of the process
+/// (one SQLite database is one process's). Entries are never removed: there
+/// is one per (provider, account) ever written, a few bytes each.
+static LOCAL_LOCKS: LazyLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+/// A held account lock (see [`Store::lock_account`]). Dropping it releases
+/// the lock; [`AccountLock::release`] does so and waits for the database.
+pub struct AccountLock {
+    txn: Option<DatabaseTransaction>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl AccountLock {
+    /// Releases the lock, ending its database transaction.
+    pub async fn release(mut self) {
+        if let Some(txn) = self.txn.take()
+            && let Err(e) = txn.rollback().await
+        {
+            tracing::warn!(error = %e, "releasing an account lock failed; the connection drop releases it");
+        }
+    }
+}
+
+/// The Postgres advisory-lock key of an account lock name: the first 8
+/// bytes of its SHA-256 (operators can look for it in `pg_locks`).
+pub fn lock_key(name: &str) -> i64 {
+    let digest = Sha256::digest(name.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+impl Store {
+    /// On Postgres, takes this replica's liveness lock for as long as the
+    /// returned guard lives (a transaction that stays open, holding one
+    /// pooled connection). When the process dies its connection closes and
+    /// the lock is released, which tells the other replicas, at once, that
+    /// its running changes are abandoned. `None` on SQLite (one process).
+    pub async fn hold_liveness(&self) -> Result<Option<AccountLock>, Error> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(None);
+        }
+        self.lock_account(&format!("replica/{}", self.replica_id))
+            .await
+            .map(Some)
+    }
+
+    /// Whether replica `owner` still holds its liveness lock (Postgres);
+    /// on SQLite every other owner is a previous, dead process.
+    pub(crate) async fn replica_alive(&self, owner: &str) -> Result<bool, Error> {
+        if self.db.get_database_backend() != DbBackend::Postgres || owner.is_empty() {
+            return Ok(false);
+        }
+        let txn = self.db.begin().await.map_err(db_err)?;
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS got",
+                [lock_key(&format!("replica/{owner}")).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+        let got = row
+            .map(|r| r.try_get::<bool>("", "got"))
+            .transpose()
+            .map_err(db_err)?;
+        // Rolling back releases the probe at once.
+        txn.rollback().await.map_err(db_err)?;
+        Ok(got != Some(true))
+    }
+
+    /// Serializes every writer of one shared provider document (an
+    /// account). Within a process a tokio mutex queues the writers; on
+    /// Postgres a transaction-scoped advisory lock also excludes every
+    /// other replica until the guard is released. SQLite is the
+    /// single-process store, so the mutex is the whole lock there.
+    pub async fn lock_account(&self, name: &str) -> Result<AccountLock, Error> {
+        let local = {
+            let mut map = LOCAL_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(name.to_owned()).or_default().clone()
+        };
+        let guard = local.lock_owned().await;
+        let txn = if self.db.get_database_backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await.map_err(db_err)?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [lock_key(name).into()],
+            ))
+            .await
+            .map_err(db_err)?;
+            Some(txn)
+        } else {
+            None
+        };
+        Ok(AccountLock { txn, _local: guard })
+    }
+
+    /// Takes the lock `name` if nobody holds it, without waiting: for
+    /// background work that one replica at a time should do.
+    pub async fn try_lock(&self, name: &str) -> Result<Option<AccountLock>, Error> {
+        let local = {
+            let mut map = LOCAL_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(name.to_owned()).or_default().clone()
+        };
+        let Ok(guard) = local.try_lock_owned() else {
+            return Ok(None);
+        };
+        let txn = if self.db.get_database_backend() == DbBackend::Postgres {
+            let txn = self.db.begin().await.map_err(db_err)?;
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_try_advisory_xact_lock($1) AS got",
+                    [lock_key(name).into()],
+                ))
+                .await
+                .map_err(db_err)?;
+            let got = row
+                .map(|r| r.try_get::<bool>("", "got"))
+                .transpose()
+                .map_err(db_err)?;
+            if got != Some(true) {
+                return Ok(None);
+            }
+            Some(txn)
+        } else {
+            None
+        };
+        Ok(Some(AccountLock { txn, _local: guard }))
+    }
+}
