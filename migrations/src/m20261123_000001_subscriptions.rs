@@ -34,6 +34,9 @@ enum NativeResources {
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// The schema of these tables as one declarative listing, read top to
+    /// bottom; it is long because every column and index is spelled out,
+    /// not because it holds logic. Applied once, under the migration lock.
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .create_table(

@@ -13,7 +13,7 @@ use switchboard_core::{
     CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, Error, EventName, FieldError,
     Filter, OnUnsupported, Secret, SpecDraft, SubscriptionSpec,
 };
-use switchboard_store::SubscriptionRecord;
+use switchboard_store::{NativeRecord, SubscriptionRecord};
 use utoipa::ToSchema;
 
 /// Callback authentication as sent by the caller.
@@ -478,6 +478,50 @@ pub struct NativeView {
     pub status: &'static str,
 }
 
+impl From<&CallbackAuth> for AuthView {
+    fn from(auth: &CallbackAuth) -> Self {
+        let none = Self {
+            kind: "none",
+            username: None,
+            password_set: None,
+            token_set: None,
+            header: None,
+            value_set: None,
+        };
+        match auth {
+            CallbackAuth::None => none,
+            CallbackAuth::Basic { username, .. } => Self {
+                kind: "basic",
+                username: Some(username.clone()),
+                password_set: Some(true),
+                ..none
+            },
+            CallbackAuth::Bearer { .. } => Self {
+                kind: "bearer",
+                token_set: Some(true),
+                ..none
+            },
+            CallbackAuth::ApiKey { header, .. } => Self {
+                kind: "api_key",
+                header: Some(header.clone()),
+                value_set: Some(true),
+                ..none
+            },
+        }
+    }
+}
+
+impl From<&NativeRecord> for NativeView {
+    fn from(n: &NativeRecord) -> Self {
+        Self {
+            id: n.native_id.clone(),
+            key: n.key.clone(),
+            events: n.events.clone(),
+            status: if n.enabled { "active" } else { "disabled" },
+        }
+    }
+}
+
 /// A subscription as returned by every endpoint. Never contains a secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionView {
@@ -550,40 +594,7 @@ pub struct SubscriptionView {
 impl From<&SubscriptionRecord> for SubscriptionView {
     fn from(r: &SubscriptionRecord) -> Self {
         let s = &r.spec;
-        let auth = match &s.auth {
-            CallbackAuth::None => AuthView {
-                kind: "none",
-                username: None,
-                password_set: None,
-                token_set: None,
-                header: None,
-                value_set: None,
-            },
-            CallbackAuth::Basic { username, .. } => AuthView {
-                kind: "basic",
-                username: Some(username.clone()),
-                password_set: Some(true),
-                token_set: None,
-                header: None,
-                value_set: None,
-            },
-            CallbackAuth::Bearer { .. } => AuthView {
-                kind: "bearer",
-                username: None,
-                password_set: None,
-                token_set: Some(true),
-                header: None,
-                value_set: None,
-            },
-            CallbackAuth::ApiKey { header, .. } => AuthView {
-                kind: "api_key",
-                username: None,
-                password_set: None,
-                token_set: None,
-                header: Some(header.clone()),
-                value_set: Some(true),
-            },
-        };
+        let auth = AuthView::from(&s.auth);
         Self {
             id: r.id.clone(),
             status: r.status.as_str(),
@@ -614,31 +625,21 @@ impl From<&SubscriptionRecord> for SubscriptionView {
                 OnUnsupported::Reject => "reject",
                 OnUnsupported::Ignore => "ignore",
             },
-            native: r
-                .natives
-                .iter()
-                .map(|n| NativeView {
-                    id: n.native_id.clone(),
-                    key: n.key.clone(),
-                    events: n.events.clone(),
-                    status: if n.enabled { "active" } else { "disabled" },
-                })
-                .collect(),
+            native: r.natives.iter().map(NativeView::from).collect(),
             warnings: r.warnings.clone(),
             last_error: r.last_error.clone(),
-            last_reconciled_at: r
-                .last_reconciled_at
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            last_reconciled_at: r.last_reconciled_at.map(rfc3339),
             findings: r.findings.clone(),
             version: r.version,
-            created_at: r
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            updated_at: r
-                .updated_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
         }
     }
+}
+
+/// A timestamp as the API writes it: RFC 3339, milliseconds, `Z`.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A page of subscriptions.

@@ -81,11 +81,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State with its rate limiter built from `limits`; the API shares the
-    /// engine's database.
-    pub fn new(engine: Engine, tokens: Vec<TokenEntry>, limits: Limits) -> Self {
+    /// State with its rate limiter built from `limits`. `store` is the
+    /// handle the engine was built with (the caller owns both), passed
+    /// explicitly so the API never reaches the database through the engine.
+    pub fn new(engine: Engine, store: Store, tokens: Vec<TokenEntry>, limits: Limits) -> Self {
         Self {
-            store: engine.store().clone(),
+            store,
             engine,
             tokens: Arc::new(tokens),
             rate_limiter: Arc::new(auth::RateLimiter::new(

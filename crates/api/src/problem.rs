@@ -198,103 +198,95 @@ fn upstream(e: UpstreamError) -> (Problem, Option<u64>) {
 
 /// Maps a domain error to its problem document and optional `Retry-After`.
 pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
-    match err {
-        Error::Invalid(errors) => {
-            let detail = match errors.as_slice() {
-                [one] => format!("{} {}", one.pointer, one.detail),
-                many => format!("{} fields are invalid", many.len()),
-            };
-            let mut p = problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation",
-                "The request is invalid",
-                detail,
-            );
-            p.provider = errors.iter().find_map(|e| e.provider.clone());
-            p.errors = errors;
-            (p, None)
-        }
-        Error::Malformed { detail, pointer } => {
-            let mut p = problem(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                "The request could not be parsed",
-                detail.clone(),
-            );
-            if let Some(pointer) = pointer {
-                p.errors.push(FieldError::new(pointer, detail));
-            }
-            (p, None)
-        }
+    let (status, slug, title, detail, retry) = match err {
+        Error::Invalid(errors) => return (invalid(errors), None),
+        Error::Malformed { detail, pointer } => return (malformed(detail, pointer), None),
+        Error::Upstream(u) => return upstream(u),
         Error::Unauthenticated => (
-            problem(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Authentication required",
-                "send `Authorization: Bearer <token>` with a configured token".into(),
-            ),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+            "send `Authorization: Bearer <token>` with a configured token".into(),
             None,
         ),
         Error::Forbidden { scope } => (
-            problem(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Missing scope",
-                format!("this token lacks the `{scope}` scope"),
-            ),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Missing scope",
+            format!("this token lacks the `{scope}` scope"),
             None,
         ),
         Error::RateLimited { retry_after_secs } => (
-            problem(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many requests",
-                format!("this token exceeded its request rate; retry in {retry_after_secs} s"),
-            ),
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("this token exceeded its request rate; retry in {retry_after_secs} s"),
             Some(retry_after_secs),
         ),
         e @ Error::NotFound { .. } => (
-            problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "Not found",
-                e.to_string(),
-            ),
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            e.to_string(),
             None,
         ),
-        Error::Conflict(d) => (
-            problem(StatusCode::CONFLICT, "conflict", "Conflict", d),
-            None,
-        ),
+        Error::Conflict(d) => (StatusCode::CONFLICT, "conflict", "Conflict", d, None),
         Error::PreconditionFailed(d) => (
-            problem(
-                StatusCode::PRECONDITION_FAILED,
-                "precondition-failed",
-                "Version mismatch",
-                d,
-            ),
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "Version mismatch",
+            d,
             None,
         ),
-        Error::Upstream(u) => upstream(u),
         Error::Store(_) => (
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage",
-                "Storage unavailable",
-                "the database failed; the request was not completed".into(),
-            ),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage",
+            "Storage unavailable",
+            "the database failed; the request was not completed".into(),
             Some(5),
         ),
         Error::Internal(d) => (
-            problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-                d,
-            ),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            d,
             None,
         ),
+    };
+    (problem(status, slug, title, detail), retry)
+}
+
+/// 422 listing every invalid field; names the provider when one of the
+/// fields was judged by a provider's capabilities.
+fn invalid(errors: Vec<FieldError>) -> Problem {
+    let detail = match errors.as_slice() {
+        [one] => format!("{} {}", one.pointer, one.detail),
+        many => format!("{} fields are invalid", many.len()),
+    };
+    let mut p = problem(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "The request is invalid",
+        detail,
+    );
+    p.provider = errors.iter().find_map(|e| e.provider.clone());
+    p.errors = errors;
+    p
+}
+
+/// 400 for a body or query that could not be parsed, with the pointer of
+/// the offending field when known.
+fn malformed(detail: String, pointer: Option<String>) -> Problem {
+    let mut p = problem(
+        StatusCode::BAD_REQUEST,
+        "malformed",
+        "The request could not be parsed",
+        detail.clone(),
+    );
+    if let Some(pointer) = pointer {
+        p.errors.push(FieldError::new(pointer, detail));
     }
+    p
 }
 
 impl IntoResponse for ApiError {

@@ -131,8 +131,10 @@ pub async fn update_changes_only_what_differs(h: &Harness) {
     let spec = spec::spec(h.adapter(), h.account());
     let account = spec.account.as_deref();
     let old = plans(a, &spec);
-    let mut changed = spec.clone();
-    changed.url = CallbackUrl::parse(CHANGED_URL).unwrap();
+    let changed = spec
+        .clone()
+        .with(|d| d.url = CallbackUrl::parse(CHANGED_URL).unwrap())
+        .unwrap();
     let new = plans(a, &changed);
     assert_eq!(
         old.len(),
@@ -177,8 +179,7 @@ pub async fn disable_and_enable(h: &Harness) {
     let spec = spec::spec(h.adapter(), h.account());
     let account = spec.account.as_deref();
     let on = plans(a, &spec);
-    let mut off_spec = spec.clone();
-    off_spec.enabled = false;
+    let off_spec = spec.clone().with(|d| d.enabled = false).unwrap();
     let off = plans(a, &off_spec);
     let ids = create_all(a, account, &on).await;
     if a.capabilities().native_disable {

@@ -166,12 +166,13 @@ fn strongest_auth(supported: &[AuthKind]) -> CallbackAuth {
 /// supports), the catalog resolves its events, and the adapter plans them.
 pub fn plans(adapter: &dyn ProviderAdapter, spec: &SubscriptionSpec) -> Vec<NativePlan> {
     let kind = adapter.kind();
-    let mut checked = spec.clone();
+    let mut draft = spec.clone().into_draft();
     let warnings = adapter
         .capabilities()
-        .check(kind, kind, &mut checked)
+        .check(kind, kind, &mut draft)
         .unwrap_or_else(|e| panic!("kind `{kind}`: capability check refused the spec: {e:?}"));
     assert!(warnings.is_empty(), "kind `{kind}`: {warnings:?}");
+    let checked = draft.validate().expect("a checked spec stays valid");
     adapter
         .plan(SUBSCRIPTION_ID, &checked, &resolve(kind, &checked))
         .unwrap_or_else(|e| panic!("kind `{kind}`: the spec must translate: {e:?}"))

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Capabilities, Error, NativeResponse, SubscriptionSpec, Transport};
+use crate::{Capabilities, Error, NativeResponse, ProviderKind, SubscriptionSpec, Transport};
 
 /// One native resource a subscription needs, fully translated.
 ///
@@ -244,11 +244,12 @@ pub trait ProviderAdapter: Send + Sync {
     async fn list(&self, account: Option<&str>) -> Result<Vec<NativeResource>, Error>;
 }
 
-/// The plumbing every adapter shares: its instance key, API root,
+/// The plumbing every adapter shares: its kind, instance key, API root,
 /// capabilities and the transport it sends through. An adapter holds one
-/// next to its typed config and forwards the trait's `capabilities` and
-/// `base_url` to it.
+/// next to its typed config and answers the trait's `kind`, `capabilities`
+/// and `base_url` from it ([`crate::delegate_to_shell`]).
 pub struct AdapterShell {
+    kind: &'static str,
     key: String,
     base_url: String,
     capabilities: Capabilities,
@@ -256,19 +257,25 @@ pub struct AdapterShell {
 }
 
 impl AdapterShell {
-    /// The shell of provider instance `key`, sending to `base_url`.
+    /// The shell of provider instance `key` of `kind`, sending to `base_url`.
     pub fn new(
+        kind: ProviderKind,
         key: impl Into<String>,
         base_url: &str,
-        capabilities: Capabilities,
         transport: Arc<dyn Transport>,
     ) -> Self {
         Self {
+            kind: kind.name,
             key: key.into(),
             base_url: base_url.to_owned(),
-            capabilities,
+            capabilities: (kind.capabilities)(),
             transport,
         }
+    }
+
+    /// The kind's name (`talkover`).
+    pub fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// The provider instance (`[providers.<key>]`), as errors and logs name it.
@@ -300,6 +307,27 @@ impl AdapterShell {
     pub fn account<'a>(&self, account: Option<&'a str>, what: &str) -> Result<&'a str, Error> {
         account.ok_or_else(|| Error::field("/account", format!("{what} is required")))
     }
+}
+
+/// Inside an `impl ProviderAdapter for X` whose `X` has an
+/// [`AdapterShell`] in field `shell`: the trait's `kind`, `capabilities`
+/// and `base_url`, answered by the shell. Every adapter built on the shell
+/// uses it, so those three answers exist once.
+#[macro_export]
+macro_rules! delegate_to_shell {
+    () => {
+        fn kind(&self) -> &'static str {
+            self.shell.kind()
+        }
+
+        fn capabilities(&self) -> &$crate::Capabilities {
+            self.shell.capabilities()
+        }
+
+        fn base_url(&self) -> &str {
+            self.shell.base_url()
+        }
+    };
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use serde::Serialize;
 
 use crate::subscription::AuthKind;
 use crate::{
-    CallbackAuth, DeliveryFormat, DeliveryMethod, Error, FieldError, OnUnsupported,
-    SubscriptionSpec,
+    CallbackAuth, DeliveryFormat, DeliveryMethod, Error, FieldError, OnUnsupported, SpecDraft,
 };
 
 /// Whether a subscription names a provider-side parent in `account`.
@@ -101,50 +100,67 @@ impl Capabilities {
         &self,
         provider: &str,
         kind: &str,
-        spec: &mut SubscriptionSpec,
+        spec: &mut SpecDraft,
     ) -> Result<Vec<String>, Error> {
-        let mut errors = Vec::new();
-        let mut warnings = Vec::new();
-        let ignore = spec.on_unsupported == OnUnsupported::Ignore;
-        let who = format!("provider `{provider}` (kind {kind})");
-        let mut hard = |pointer: &str, detail: String| {
-            errors.push(FieldError::provider(pointer, detail, provider));
+        let mut findings = Findings {
+            provider,
+            who: format!("provider `{provider}` (kind {kind})"),
+            ignore: spec.on_unsupported == OnUnsupported::Ignore,
+            errors: Vec::new(),
+            warnings: Vec::new(),
         };
+        self.check_account(spec, &mut findings);
+        self.check_limits(spec, &mut findings);
+        self.check_unsupported(spec, &mut findings);
+        if findings.errors.is_empty() {
+            Ok(findings.warnings)
+        } else {
+            Err(Error::Invalid(findings.errors))
+        }
+    }
 
+    /// `account` against [`AccountRule`].
+    fn check_account(&self, spec: &SpecDraft, f: &mut Findings<'_>) {
+        let who = f.who.clone();
         match (&self.account, &spec.account) {
             (AccountRule::Required { meaning, .. }, None) => {
-                hard("/account", format!("is required by {who}: the {meaning}"));
+                f.hard("/account", format!("is required by {who}: the {meaning}"));
             }
             (AccountRule::Required { max_len, .. }, Some(a)) if a.chars().count() > *max_len => {
-                hard(
+                f.hard(
                     "/account",
                     format!("must be at most {max_len} characters for {who}"),
                 );
             }
             (AccountRule::Required { .. }, Some(a)) if a.trim().is_empty() => {
-                hard("/account", format!("must not be empty for {who}"));
+                f.hard("/account", format!("must not be empty for {who}"));
             }
             (AccountRule::Forbidden, Some(_)) => {
-                hard(
+                f.hard(
                     "/account",
                     format!("must be absent for {who}: its credentials are the account"),
                 );
             }
             _ => {}
         }
+    }
+
+    /// Values outside what the provider accepts: always errors.
+    fn check_limits(&self, spec: &SpecDraft, f: &mut Findings<'_>) {
+        let who = f.who.clone();
         if spec.url.as_str().len() > self.url_max_len {
-            hard(
+            f.hard(
                 "/url",
                 format!("must be at most {} characters for {who}", self.url_max_len),
             );
         }
         if self.https_only && !spec.url.is_https() {
-            hard("/url", format!("must use https for {who}"));
+            f.hard("/url", format!("must use https for {who}"));
         }
         if let (Some(max), Some(s)) = (self.signing_secret_max_len, &spec.signing_secret)
             && s.char_len() > max
         {
-            hard(
+            f.hard(
                 "/signing_secret",
                 format!("must be at most {max} characters for {who}"),
             );
@@ -160,7 +176,7 @@ impl Capabilities {
             if let (Some(v), Some(r)) = (value, range)
                 && (v < r.min || v > r.max)
             {
-                hard(
+                f.hard(
                     field,
                     format!("must be between {} and {} for {who}", r.min, r.max),
                 );
@@ -168,7 +184,7 @@ impl Capabilities {
         }
         for key in spec.provider_options.keys() {
             if !self.provider_options.contains(&key.as_str()) {
-                hard(
+                f.hard(
                     &format!("/provider_options/{key}"),
                     format!(
                         "is not an option of {who}; known: {:?}",
@@ -177,80 +193,97 @@ impl Capabilities {
                 );
             }
         }
+    }
 
-        let mut unsupported = |pointer: &str, what: &str, drop: &mut dyn FnMut()| {
-            if ignore {
-                drop();
-                warnings.push(format!(
-                    "`{}` dropped: {who} does not support {what}",
-                    &pointer[1..]
-                ));
-            } else {
-                errors.push(FieldError::provider(
-                    pointer,
-                    format!(
-                        "{who} does not support {what}; set on_unsupported to \"ignore\" to drop it"
-                    ),
-                    provider,
-                ));
-            }
-        };
+    /// Features the provider lacks: errors, or dropped with a warning under
+    /// `on_unsupported: ignore`.
+    fn check_unsupported(&self, spec: &mut SpecDraft, f: &mut Findings<'_>) {
         let auth_kind = spec.auth.kind();
         if !self.auth.contains(&auth_kind) {
-            unsupported(
+            f.unsupported(
                 "/auth",
                 &format!("callback auth `{}`", auth_kind.as_str()),
-                &mut || {
-                    spec.auth = CallbackAuth::None;
-                },
+                || spec.auth = CallbackAuth::None,
             );
         }
         if spec.signing_secret.is_some() && self.signing_secret_max_len.is_none() {
-            unsupported("/signing_secret", "signed deliveries", &mut || {
+            f.unsupported("/signing_secret", "signed deliveries", || {
                 spec.signing_secret = None
             });
         }
         if !spec.headers.is_empty() && !self.headers {
-            unsupported("/headers", "custom delivery headers", &mut || {
+            f.unsupported("/headers", "custom delivery headers", || {
                 spec.headers.clear()
             });
         }
         if let Some(m) = spec.method
             && !self.methods.contains(&m)
         {
-            unsupported(
+            f.unsupported(
                 "/method",
                 &format!("delivery method {}", m.as_str()),
-                &mut || spec.method = None,
+                || spec.method = None,
             );
         }
-        if let Some(f) = spec.format
-            && !self.formats.contains(&f)
+        if let Some(fmt) = spec.format
+            && !self.formats.contains(&fmt)
         {
-            unsupported(
+            f.unsupported(
                 "/format",
-                &format!("delivery format {}", f.as_str()),
-                &mut || spec.format = None,
+                &format!("delivery format {}", fmt.as_str()),
+                || spec.format = None,
             );
         }
         if spec.timeout_seconds.is_some() && self.timeout_seconds.is_none() {
-            unsupported("/timeout_seconds", "a delivery timeout", &mut || {
+            f.unsupported("/timeout_seconds", "a delivery timeout", || {
                 spec.timeout_seconds = None
             });
         }
         if spec.max_retries.is_some() && self.max_retries.is_none() {
-            unsupported("/max_retries", "a retry count", &mut || {
-                spec.max_retries = None
-            });
+            f.unsupported("/max_retries", "a retry count", || spec.max_retries = None);
         }
         if !spec.filters.is_empty() && !self.filters {
-            unsupported("/filters", "delivery filters", &mut || spec.filters.clear());
+            f.unsupported("/filters", "delivery filters", || spec.filters.clear());
         }
+    }
+}
 
-        if errors.is_empty() {
-            Ok(warnings)
+/// What [`Capabilities::check`] found so far, in the order it found it.
+struct Findings<'a> {
+    provider: &'a str,
+    /// `provider `<key>` (kind <kind>)`, as every message names it.
+    who: String,
+    /// `on_unsupported: ignore`.
+    ignore: bool,
+    errors: Vec<FieldError>,
+    warnings: Vec<String>,
+}
+
+impl Findings<'_> {
+    /// A value the provider cannot accept.
+    fn hard(&mut self, pointer: &str, detail: String) {
+        self.errors
+            .push(FieldError::provider(pointer, detail, self.provider));
+    }
+
+    /// A feature the provider lacks: `drop` removes it from the spec under
+    /// `on_unsupported: ignore`, otherwise it is an error.
+    fn unsupported(&mut self, pointer: &str, what: &str, drop: impl FnOnce()) {
+        let who = &self.who;
+        if self.ignore {
+            drop();
+            self.warnings.push(format!(
+                "`{}` dropped: {who} does not support {what}",
+                &pointer[1..]
+            ));
         } else {
-            Err(Error::Invalid(errors))
+            self.errors.push(FieldError::provider(
+                pointer,
+                format!(
+                    "{who} does not support {what}; set on_unsupported to \"ignore\" to drop it"
+                ),
+                self.provider,
+            ));
         }
     }
 }

@@ -70,6 +70,29 @@ impl ProviderKind {
     }
 }
 
+/// The [`ProviderKind`] of a provider crate laid out the usual way:
+/// `provider_kind!(NAME, translate, Adapter(Config), default_rate_limit)`
+/// where module `translate` has `capabilities()` and
+/// `check_native_event(&str)`, the adapter is built by
+/// `Adapter::new(key, Config::from_json(table)?, transport)`, and the last
+/// argument is [`ProviderKind::default_rate_limit_per_minute`]. Usable in a
+/// `const fn`.
+#[macro_export]
+macro_rules! provider_kind {
+    ($name:expr, $translate:ident, $adapter:ident($config:ident), $rate:expr $(,)?) => {
+        $crate::ProviderKind {
+            name: $name,
+            capabilities: $translate::capabilities,
+            native_event: $translate::check_native_event,
+            new_adapter: |key, table, transport| {
+                let config = $config::from_json(table)?;
+                Ok(::std::sync::Arc::new($adapter::new(key, config, transport)))
+            },
+            default_rate_limit_per_minute: $rate,
+        }
+    };
+}
+
 impl fmt::Debug for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderKind")

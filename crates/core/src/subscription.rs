@@ -332,92 +332,49 @@ pub struct Filter {
 /// provider. Optional delivery settings are `None` when the caller left them
 /// to the provider's default, so that "unsupported" is only ever reported for
 /// something the caller actually asked for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SubscriptionSpec {
-    /// Provider instance key (`[providers.<key>]`).
-    pub provider: String,
-    /// Provider-side parent (Telegent AccountId, Talkover agent, Bird workspace).
-    pub account: Option<String>,
-    /// Human-readable name.
-    pub name: Option<String>,
-    /// Where deliveries go.
-    pub url: CallbackUrl,
-    /// At least one event, no duplicates, in the caller's order.
-    pub events: Vec<EventName>,
-    /// Delivery authentication.
-    pub auth: CallbackAuth,
-    /// Signing secret for deliveries.
-    pub signing_secret: Option<Secret>,
-    /// Extra delivery headers (names validated as HTTP tokens).
-    pub headers: BTreeMap<String, String>,
-    /// Delivery method.
-    pub method: Option<DeliveryMethod>,
-    /// Delivery format.
-    pub format: Option<DeliveryFormat>,
-    /// Delivery timeout.
-    pub timeout_seconds: Option<u32>,
-    /// Delivery retries.
-    pub max_retries: Option<u32>,
-    /// Whether deliveries are on.
-    pub enabled: bool,
-    /// Delivery filters.
-    pub filters: Vec<Filter>,
-    /// Provider-specific extras, validated by the adapter.
-    pub provider_options: serde_json::Map<String, serde_json::Value>,
-    /// Caller's metadata: stored and returned, never sent upstream.
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// Unsupported-field policy.
-    pub on_unsupported: OnUnsupported,
+///
+/// A spec reads like its [`SpecDraft`] (every field, through `Deref`), but
+/// only [`SpecDraft::validate`] makes one, and a change goes through
+/// [`SubscriptionSpec::with`], which validates again: the type cannot hold
+/// a spec that breaks the rules. Reading one back from the store does not
+/// re-check (it passed `validate` when it was written), so a rule tightened
+/// later never strands a stored subscription.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct SubscriptionSpec(SpecDraft);
+
+impl std::ops::Deref for SubscriptionSpec {
+    type Target = SpecDraft;
+
+    fn deref(&self) -> &SpecDraft {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SubscriptionSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SpecDraft::deserialize(d).map(Self)
+    }
 }
 
 impl SubscriptionSpec {
     /// The spec as a draft again, to change fields and validate anew.
     pub fn into_draft(self) -> SpecDraft {
-        let Self {
-            provider,
-            account,
-            name,
-            url,
-            events,
-            auth,
-            signing_secret,
-            headers,
-            method,
-            format,
-            timeout_seconds,
-            max_retries,
-            enabled,
-            filters,
-            provider_options,
-            metadata,
-            on_unsupported,
-        } = self;
-        SpecDraft {
-            provider,
-            account,
-            name,
-            url,
-            events,
-            auth,
-            signing_secret,
-            headers,
-            method,
-            format,
-            timeout_seconds,
-            max_retries,
-            enabled,
-            filters,
-            provider_options,
-            metadata,
-            on_unsupported,
-        }
+        self.0
+    }
+
+    /// This spec with `change` applied, validated again.
+    pub fn with(self, change: impl FnOnce(&mut SpecDraft)) -> Result<Self, Error> {
+        let mut draft = self.0;
+        change(&mut draft);
+        draft.validate()
     }
 }
 
-/// A [`SubscriptionSpec`] not yet checked: the same fields, freely built.
+/// The fields of a [`SubscriptionSpec`], not yet checked and freely built.
 /// [`SpecDraft::validate`] is the one way to a spec, so every spec in the
 /// system (from the API, a test or a migration) passed the same rules.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpecDraft {
     /// Provider instance key (`[providers.<key>]`); must not be empty.
     pub provider: String,
@@ -472,44 +429,7 @@ impl SpecDraft {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
-        let Self {
-            provider,
-            account,
-            name,
-            url,
-            events,
-            auth,
-            signing_secret,
-            headers,
-            method,
-            format,
-            timeout_seconds,
-            max_retries,
-            enabled,
-            filters,
-            provider_options,
-            metadata,
-            on_unsupported,
-        } = self;
-        Ok(SubscriptionSpec {
-            provider,
-            account,
-            name,
-            url,
-            events,
-            auth,
-            signing_secret,
-            headers,
-            method,
-            format,
-            timeout_seconds,
-            max_retries,
-            enabled,
-            filters,
-            provider_options,
-            metadata,
-            on_unsupported,
-        })
+        Ok(SubscriptionSpec(self))
     }
 
     fn check_identity(&self, errors: &mut Vec<FieldError>) {

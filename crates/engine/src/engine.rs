@@ -160,11 +160,6 @@ impl Engine {
         provider.adapter.plan(id, spec, &events)
     }
 
-    /// The store (readiness checks, audit, admin lookups).
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// The event catalog.
     pub fn catalog(&self) -> &EventCatalog {
         &self.catalog
@@ -189,12 +184,16 @@ impl Engine {
     }
 
     /// Pure: capabilities, catalog and translation. No state is touched.
-    pub(crate) fn prepare(&self, id: &str, mut spec: SubscriptionSpec) -> Result<Prepared, Error> {
+    pub(crate) fn prepare(&self, id: &str, spec: SubscriptionSpec) -> Result<Prepared, Error> {
         let provider = self.provider(&spec.provider)?;
         let adapter = &provider.adapter;
         let kind = adapter.kind();
         let mut errors: Vec<FieldError> = Vec::new();
-        let warnings = match adapter.capabilities().check(&provider.key, kind, &mut spec) {
+        let mut draft = spec.into_draft();
+        let warnings = match adapter
+            .capabilities()
+            .check(&provider.key, kind, &mut draft)
+        {
             Ok(w) => w,
             Err(Error::Invalid(e)) => {
                 errors.extend(e);
@@ -202,7 +201,7 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let events = match self.catalog.resolve(kind, &provider.key, &spec.events) {
+        let events = match self.catalog.resolve(kind, &provider.key, &draft.events) {
             Ok(ev) => ev,
             Err(e) => {
                 errors.extend(e);
@@ -212,6 +211,8 @@ impl Engine {
         if !errors.is_empty() {
             return Err(Error::Invalid(errors));
         }
+        // Dropping what the provider cannot do keeps every rule of a spec.
+        let spec = draft.validate()?;
         let mut warnings = warnings;
         if spec.signing_secret.is_some()
             && spec.on_unsupported == switchboard_core::OnUnsupported::Ignore
@@ -438,8 +439,7 @@ impl Engine {
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
         let current = self.store.get(tenant, id).await?;
-        let mut spec = current.spec.clone();
-        spec.enabled = enabled;
+        let spec = current.spec.clone().with(|d| d.enabled = enabled)?;
         let prepared = self.prepare(id, spec)?;
         let kind = if enabled {
             OperationKind::Enable
@@ -479,12 +479,14 @@ impl Engine {
             )]));
         }
         let secret = given.unwrap_or_else(generate_secret);
-        let mut spec = current.spec.clone();
-        spec.signing_secret = Some(secret.clone());
-        // The secret must reach the provider: never drop it silently.
-        spec.on_unsupported = switchboard_core::OnUnsupported::Reject;
+        let spec = current.spec.clone().with(|d| {
+            d.signing_secret = Some(secret.clone());
+            // The secret must reach the provider: never drop it silently.
+            d.on_unsupported = switchboard_core::OnUnsupported::Reject;
+        })?;
         let mut prepared = self.prepare(id, spec)?;
-        prepared.spec.on_unsupported = current.spec.on_unsupported;
+        let on_unsupported = current.spec.on_unsupported;
+        prepared.spec = prepared.spec.with(|d| d.on_unsupported = on_unsupported)?;
         // No budget: the caller must see the secret, so it always waits.
         let rec = self
             .transition(

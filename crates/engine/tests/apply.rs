@@ -297,8 +297,9 @@ async fn a_failed_update_is_undone_and_the_store_is_unchanged() {
     let (engine, fake) = engine().await;
     let rec = engine.create("t", "test", spec(&["a", "b"])).await.unwrap();
     fake.0.lock().unwrap().fail_create_of = Some("d".into());
-    let mut next = spec(&["a", "c", "d"]);
-    next.url = CallbackUrl::parse("https://hooks.example.com/new").unwrap();
+    let next = spec(&["a", "c", "d"])
+        .with(|d| d.url = CallbackUrl::parse("https://hooks.example.com/new").unwrap())
+        .unwrap();
     let err = engine
         .update("t", "test", &rec.id, next, None)
         .await
@@ -341,8 +342,7 @@ async fn disable_without_a_native_switch_deletes_and_enable_recreates() {
     assert_eq!(events_at_provider(&fake), ["a", "b"]);
 
     // Creating disabled creates nothing upstream.
-    let mut s = spec(&["c"]);
-    s.enabled = false;
+    let s = spec(&["c"]).with(|d| d.enabled = false).unwrap();
     let rec = engine.create("t", "test", s).await.unwrap();
     assert_eq!(rec.status, SubscriptionStatus::Disabled);
     assert!(rec.natives.is_empty());
@@ -387,15 +387,11 @@ async fn a_secret_an_event_cannot_carry_is_dropped_with_a_warning() {
     signing.unsigned_events = vec!["c"];
     let fake = FanOut(Arc::default(), Arc::new(signing));
     let engine = engine_on(store, &fake, CATALOG);
-    let mut s = spec(&["a", "c"]);
-    s.signing_secret = Some(switchboard_core::Secret::new("whsec_x"));
-    s.on_unsupported = OnUnsupported::Ignore;
+    let s = signed_ignoring(&["a", "c"]);
     let rec = engine.create("t", "test", s).await.unwrap();
     assert_eq!(rec.warnings.len(), 1, "{:?}", rec.warnings);
     assert!(rec.warnings[0].contains("`c`"));
-    let mut s = spec(&["a"]);
-    s.signing_secret = Some(switchboard_core::Secret::new("whsec_x"));
-    s.on_unsupported = OnUnsupported::Ignore;
+    let s = signed_ignoring(&["a"]);
     assert!(
         engine
             .create("t", "test", s)
@@ -476,4 +472,14 @@ async fn a_failed_undo_leaves_the_subscription_failed() {
     assert_eq!(ops[0].state, OperationState::Failed);
     let actions: Vec<StepAction> = ops[0].steps.iter().map(|s| s.action).collect();
     assert_eq!(actions, [StepAction::Create]);
+}
+
+/// A spec with a signing secret, under `on_unsupported: ignore`.
+fn signed_ignoring(events: &[&str]) -> SubscriptionSpec {
+    spec(events)
+        .with(|d| {
+            d.signing_secret = Some(switchboard_core::Secret::new("whsec_x"));
+            d.on_unsupported = OnUnsupported::Ignore;
+        })
+        .unwrap()
 }

@@ -50,114 +50,33 @@ pub struct App {
 
 impl App {
     /// Validates and wires everything; starts the simulators in demo mode.
+    /// The steps run in this order so that what needs no I/O fails first
+    /// and the database is touched only with a valid configuration.
     pub async fn build(mut config: Config) -> Result<Self, StartError> {
-        use StartError::{Config as Invalid, Unavailable};
-        let catalog_text = std::fs::read_to_string(&config.events.file).map_err(|e| {
-            Invalid(format!(
-                "events.file: cannot read {}: {e}",
-                config.events.file.display()
-            ))
-        })?;
-        let catalog = EventCatalog::from_toml(&catalog_text)
-            .and_then(|c| switchboard_registry::check_catalog(&c).map(|()| c))
-            .map_err(|e| Invalid(format!("events.file: {e}")))?;
-
+        let catalog = load_catalog(&config)?;
         let simulators = if config.simulators.enabled {
             Simulators::start(&mut config).await?
         } else {
             Simulators::default()
         };
-
-        let rate_limits: HashMap<String, u32> = config
-            .providers
-            .iter()
-            .filter_map(|(k, p)| providers::rate_limit(p).map(|r| (k.clone(), r)))
-            .collect();
-        let transport: Arc<dyn Transport> = Arc::new(
-            HttpTransport::new(
-                TransportConfig {
-                    request_timeout: Duration::from_millis(config.limits.upstream_timeout_ms),
-                    max_attempts: config.limits.upstream_attempts,
-                    ..TransportConfig::default()
-                },
-                rate_limits,
-            )
-            .map_err(Unavailable)?
-            .with_concurrency(
-                config
-                    .providers
-                    .iter()
-                    .map(|(k, p)| (k.clone(), p.max_concurrent_requests.unwrap_or(8) as usize))
-                    .collect(),
-            ),
-        );
+        let transport = transport(&config)?;
         let instances = config
             .providers
             .iter()
             .map(|(key, p)| providers::build(key, p, transport.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(Invalid)?;
-
-        let tokens = config
-            .auth
-            .tokens
-            .iter()
-            .map(|t| {
-                let sha256 = match (&t.token_sha256, &t.token) {
-                    (Some(h), _) => {
-                        let bytes = hex_to_32(h)
-                            .ok_or_else(|| format!("auth.tokens `{}`: bad token_sha256", t.name))?;
-                        Ok::<_, String>(bytes)
-                    }
-                    (None, Some(tok)) => Ok(switchboard_api::auth::hash_token(tok.expose())),
-                    (None, None) => Err(format!("auth.tokens `{}`: no token", t.name)),
-                }?;
-                Ok(TokenEntry {
-                    name: t.name.clone(),
-                    tenant: t.tenant.clone(),
-                    sha256,
-                    scopes: t.scopes.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(Invalid)?;
-
-        let cipher = cipher(&config)?;
-        let mut opts = StoreOptions::new(config.database.url.clone(), cipher);
-        opts.max_connections = config.database.max_connections;
-        opts.pg_schema = config.database.schema.clone();
-        let store = Store::connect(&opts)
-            .await
-            .map_err(|e| Unavailable(format!("database.url: {e}")))?;
+            .map_err(StartError::Config)?;
+        let tokens = tokens(&config).map_err(StartError::Config)?;
+        let (store, liveness) = connect_store(&config).await?;
         let single_process = store.backend() == "sqlite";
-        let liveness = store
-            .hold_liveness()
-            .await
-            .map_err(|e| Unavailable(format!("database.url: {e}")))?;
-        let engine = Engine::new(store, Arc::new(catalog), instances)
+        // The store is one handle shared by the engine (use cases) and the
+        // API (its own tables); neither reaches it through the other.
+        let engine = Engine::new(store.clone(), Arc::new(catalog), instances)
             .with_lease(Duration::from_millis(config.reliability.operation_lease_ms))
-            .with_url_policy(config.policy.to_policy().map_err(Invalid)?);
-        // Changes a previous process left half done are finished or undone
-        // before serving. On SQLite (one process) every running entry is
-        // abandoned; on Postgres only those whose lease has passed.
-        match engine.recover(single_process).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "recovered interrupted changes"),
-            Err(e) => {
-                tracing::warn!(error = %e, "start-up recovery failed; the maintenance task retries")
-            }
-        }
-        let limits = switchboard_api::Limits {
-            body_bytes: config.limits.body_bytes,
-            header_bytes: config.limits.header_bytes,
-            request_timeout: Duration::from_millis(config.limits.request_timeout_ms),
-            max_concurrent_requests: config.limits.max_concurrent_requests,
-            upstream_budget: Duration::from_millis(config.limits.upstream_budget_ms),
-            per_token_rps: config.limits.per_token_rps,
-            per_token_burst: config.limits.per_token_burst,
-        };
+            .with_url_policy(config.policy.to_policy().map_err(StartError::Config)?);
+        recover_interrupted(&engine, single_process).await;
         Ok(Self {
-            state: AppState::new(engine, tokens, limits),
+            state: AppState::new(engine, store, tokens, limits(&config)),
             config,
             simulators,
             _liveness: liveness,
@@ -224,6 +143,113 @@ impl Running {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(());
         self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// The event catalog named by `events.file`, checked against the
+/// registered provider kinds.
+fn load_catalog(config: &Config) -> Result<EventCatalog, StartError> {
+    let text = std::fs::read_to_string(&config.events.file).map_err(|e| {
+        StartError::Config(format!(
+            "events.file: cannot read {}: {e}",
+            config.events.file.display()
+        ))
+    })?;
+    EventCatalog::from_toml(&text)
+        .and_then(|c| switchboard_registry::check_catalog(&c).map(|()| c))
+        .map_err(|e| StartError::Config(format!("events.file: {e}")))
+}
+
+/// The upstream HTTP transport: `[limits]` timeouts and attempts, and each
+/// provider instance's rate limit and concurrency.
+fn transport(config: &Config) -> Result<Arc<dyn Transport>, StartError> {
+    let rate_limits: HashMap<String, u32> = config
+        .providers
+        .iter()
+        .filter_map(|(k, p)| providers::rate_limit(p).map(|r| (k.clone(), r)))
+        .collect();
+    let concurrency = config
+        .providers
+        .iter()
+        .map(|(k, p)| (k.clone(), p.max_concurrent_requests.unwrap_or(8) as usize))
+        .collect();
+    let transport = HttpTransport::new(
+        TransportConfig {
+            request_timeout: Duration::from_millis(config.limits.upstream_timeout_ms),
+            max_attempts: config.limits.upstream_attempts,
+            ..TransportConfig::default()
+        },
+        rate_limits,
+    )
+    .map_err(StartError::Unavailable)?
+    .with_concurrency(concurrency);
+    Ok(Arc::new(transport))
+}
+
+/// The configured API tokens, each with the SHA-256 of its secret (given
+/// as `token_sha256`, or hashed here from `token`).
+fn tokens(config: &Config) -> Result<Vec<TokenEntry>, String> {
+    config
+        .auth
+        .tokens
+        .iter()
+        .map(|t| {
+            let sha256 = match (&t.token_sha256, &t.token) {
+                (Some(h), _) => hex_to_32(h)
+                    .ok_or_else(|| format!("auth.tokens `{}`: bad token_sha256", t.name))?,
+                (None, Some(tok)) => switchboard_api::auth::hash_token(tok.expose()),
+                (None, None) => return Err(format!("auth.tokens `{}`: no token", t.name)),
+            };
+            Ok(TokenEntry {
+                name: t.name.clone(),
+                tenant: t.tenant.clone(),
+                sha256,
+                scopes: t.scopes.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Connects to (and migrates) the database and takes this replica's
+/// liveness lock.
+async fn connect_store(
+    config: &Config,
+) -> Result<(Store, Option<switchboard_store::AccountLock>), StartError> {
+    let unavailable =
+        |e: switchboard_core::Error| StartError::Unavailable(format!("database.url: {e}"));
+    let mut opts = StoreOptions::new(config.database.url.clone(), cipher(config)?);
+    opts.max_connections = config.database.max_connections;
+    opts.pg_schema = config.database.schema.clone();
+    let store = Store::connect(&opts).await.map_err(unavailable)?;
+    let liveness = store.hold_liveness().await.map_err(unavailable)?;
+    Ok((store, liveness))
+}
+
+/// Finishes or undoes the changes a previous process left half done,
+/// before serving. On SQLite (one process) every running entry is
+/// abandoned; on Postgres only those whose lease has passed. A failure is
+/// logged, not fatal: the maintenance task retries.
+async fn recover_interrupted(engine: &Engine, single_process: bool) {
+    match engine.recover(single_process).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "recovered interrupted changes"),
+        Err(e) => {
+            tracing::warn!(error = %e, "start-up recovery failed; the maintenance task retries")
+        }
+    }
+}
+
+/// The API's request limits from `[limits]`.
+fn limits(config: &Config) -> switchboard_api::Limits {
+    let l = &config.limits;
+    switchboard_api::Limits {
+        body_bytes: l.body_bytes,
+        header_bytes: l.header_bytes,
+        request_timeout: Duration::from_millis(l.request_timeout_ms),
+        max_concurrent_requests: l.max_concurrent_requests,
+        upstream_budget: Duration::from_millis(l.upstream_budget_ms),
+        per_token_rps: l.per_token_rps,
+        per_token_burst: l.per_token_burst,
     }
 }
 

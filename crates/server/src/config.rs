@@ -390,7 +390,27 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Checks what the types cannot: ranges, formats and the rules that
+    /// tie keys together. The first problem found is reported, naming its key.
     fn validate(&self) -> Result<(), String> {
+        self.validate_limits()?;
+        self.validate_log_and_database()?;
+        let demo = self.simulators.enabled;
+        self.validate_simulators(demo)?;
+        self.validate_secrets(demo)?;
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            validate_token(&format!("auth.tokens[{i}]"), t, demo)?;
+        }
+        for (key, p) in &self.providers {
+            validate_provider(key, p)?;
+        }
+        Ok(())
+    }
+
+    /// `[limits]`, `[policy]` and `[reliability]` (checked in this order
+    /// since the first releases; the order decides which of several
+    /// problems is reported).
+    fn validate_limits(&self) -> Result<(), String> {
         if self.limits.body_bytes < 1024 {
             return Err("limits.body_bytes: must be at least 1024".into());
         }
@@ -420,6 +440,11 @@ impl Config {
         if self.limits.upstream_attempts == 0 {
             return Err("limits.upstream_attempts: must be at least 1".into());
         }
+        Ok(())
+    }
+
+    /// `log.format`, `database.url` and `database.schema`.
+    fn validate_log_and_database(&self) -> Result<(), String> {
         if !["text", "json"].contains(&self.log.format.as_str()) {
             return Err("log.format: must be `text` or `json`".into());
         }
@@ -435,7 +460,12 @@ impl Config {
         {
             return Err("database.schema: letters, digits and `_` only".into());
         }
-        let demo = self.simulators.enabled;
+        Ok(())
+    }
+
+    /// Demo mode is built in, and every simulated account names a
+    /// registered kind.
+    fn validate_simulators(&self, demo: bool) -> Result<(), String> {
         if demo && !cfg!(feature = "demo") {
             return Err(crate::demo::NOT_BUILT.into());
         }
@@ -446,6 +476,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// At least one data-encryption key outside demo mode, each well formed.
+    fn validate_secrets(&self, demo: bool) -> Result<(), String> {
         if self.secrets.keys.is_empty() && !demo {
             return Err(
                 "secrets.keys: at least one key is required outside demo mode ([simulators] enabled = true); \
@@ -457,63 +492,69 @@ impl Config {
             switchboard_store::SecretKey::from_base64(&k.id, k.key.expose())
                 .map_err(|e| format!("secrets.keys[{i}].{e}"))?;
         }
-        for (i, t) in self.auth.tokens.iter().enumerate() {
-            let at = format!("auth.tokens[{i}]");
-            match (&t.token_sha256, &t.token) {
-                (Some(h), None) => {
-                    let ok = h.len() == 64 && hex::decode(h).is_ok();
-                    if !ok {
-                        return Err(format!(
-                            "{at}.token_sha256: must be 64 hex characters (SHA-256)"
-                        ));
-                    }
-                }
-                (None, Some(_)) if !demo => {
-                    return Err(format!(
-                        "{at}.token: plain tokens are only accepted in demo mode ([simulators] enabled = true); \
-                         configure token_sha256 (hex SHA-256 of the token) instead"
-                    ));
-                }
-                (None, Some(tok)) if tok.expose().len() >= 8 => {}
-                (None, Some(_)) => {
-                    return Err(format!("{at}.token: must be at least 8 characters"));
-                }
-                _ => return Err(format!("{at}: set exactly one of token_sha256 or token")),
-            }
-            if t.tenant.is_empty() {
-                return Err(format!("{at}.tenant: must not be empty"));
-            }
-            for s in &t.scopes {
-                if !["subscriptions:read", "subscriptions:write", "admin"].contains(&s.as_str()) {
-                    return Err(format!(
-                        "{at}.scopes: `{s}` is not one of subscriptions:read, subscriptions:write, admin"
-                    ));
-                }
-            }
-        }
-        for (key, p) in &self.providers {
-            if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(format!(
-                    "providers.{key}: keys use letters, digits, `-` and `_`"
-                ));
-            }
-            if p.max_concurrent_requests == Some(0) {
-                return Err(format!(
-                    "providers.{key}.max_concurrent_requests: must be at least 1"
-                ));
-            }
-            if p.rate_limit_per_minute == Some(0) {
-                return Err(format!(
-                    "providers.{key}.rate_limit_per_minute: must be at least 1"
-                ));
-            }
-        }
         Ok(())
     }
+}
+
+/// One `[[auth.tokens]]` entry, reported at `at`: exactly one of a SHA-256
+/// or (demo mode only) a plain token, a tenant, and known scopes.
+fn validate_token(at: &str, t: &TokenConfig, demo: bool) -> Result<(), String> {
+    match (&t.token_sha256, &t.token) {
+        (Some(h), None) => {
+            let ok = h.len() == 64 && hex::decode(h).is_ok();
+            if !ok {
+                return Err(format!(
+                    "{at}.token_sha256: must be 64 hex characters (SHA-256)"
+                ));
+            }
+        }
+        (None, Some(_)) if !demo => {
+            return Err(format!(
+                "{at}.token: plain tokens are only accepted in demo mode ([simulators] enabled = true); \
+                 configure token_sha256 (hex SHA-256 of the token) instead"
+            ));
+        }
+        (None, Some(tok)) if tok.expose().len() >= 8 => {}
+        (None, Some(_)) => {
+            return Err(format!("{at}.token: must be at least 8 characters"));
+        }
+        _ => return Err(format!("{at}: set exactly one of token_sha256 or token")),
+    }
+    if t.tenant.is_empty() {
+        return Err(format!("{at}.tenant: must not be empty"));
+    }
+    for s in &t.scopes {
+        if !["subscriptions:read", "subscriptions:write", "admin"].contains(&s.as_str()) {
+            return Err(format!(
+                "{at}.scopes: `{s}` is not one of subscriptions:read, subscriptions:write, admin"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One `[providers.<key>]` table: the key's characters and the limits.
+fn validate_provider(key: &str, p: &ProviderConfig) -> Result<(), String> {
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "providers.{key}: keys use letters, digits, `-` and `_`"
+        ));
+    }
+    if p.max_concurrent_requests == Some(0) {
+        return Err(format!(
+            "providers.{key}.max_concurrent_requests: must be at least 1"
+        ));
+    }
+    if p.rate_limit_per_minute == Some(0) {
+        return Err(format!(
+            "providers.{key}.rate_limit_per_minute: must be at least 1"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

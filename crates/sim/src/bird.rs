@@ -40,7 +40,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::faults::Harness;
-use crate::wire::{says_json, uuid_v4};
+use crate::wire::{says_json, set_if_sent, uuid_v4};
 
 /// Path prefix of the simulated API: none, as Bird's paths start at the host
 /// root (`https://api.bird.com/workspaces/…`).
@@ -362,8 +362,21 @@ impl BirdSim {
 }
 
 /// An error answer decided before a handler's main work, boxed because a
-/// `Response` is large and most calls succeed.
-type Rejection = Box<Response>;
+/// `Response` is large and most calls succeed. Handlers return
+/// `Result<Response, Rejection>`, so a step that refuses ends them with `?`.
+struct Rejection(Box<Response>);
+
+impl From<Response> for Rejection {
+    fn from(response: Response) -> Self {
+        Self(Box::new(response))
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
 
 /// Validation problems keyed by field (`eventFilters.0.key`).
 type Details = BTreeMap<String, Vec<String>>;
@@ -476,7 +489,7 @@ fn locate(state: &SimState, params: &HashMap<String, String>) -> Result<String, 
     if let Some(org) = params.get("organization_id")
         && !state.organizations.iter().any(|o| o == org)
     {
-        return Err(Box::new(error(
+        return Err(Rejection::from(error(
             StatusCode::NOT_FOUND,
             "NotFound",
             "The specified organization was not found.",
@@ -484,7 +497,7 @@ fn locate(state: &SimState, params: &HashMap<String, String>) -> Result<String, 
     }
     let workspace = params.get("workspace_id").cloned().unwrap_or_default();
     if !state.workspaces.contains(&workspace) {
-        return Err(Box::new(error(
+        return Err(Rejection::from(error(
             StatusCode::NOT_FOUND,
             "NotFound",
             "The specified workspace was not found.",
@@ -529,7 +542,7 @@ fn matches_url_pattern(url: &str) -> bool {
 /// (inferred: "Invalid HTTP request", seed 003).
 fn json_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Rejection> {
     let is_json = says_json(headers);
-    let bad = |text: &str| Box::new(error(StatusCode::BAD_REQUEST, "InvalidRequest", text));
+    let bad = |text: &str| Rejection::from(error(StatusCode::BAD_REQUEST, "InvalidRequest", text));
     if !is_json {
         return Err(bad(
             "The request body must be JSON (Content-Type: application/json).",
@@ -576,6 +589,26 @@ const CREATE_FIELDS: [&str; 6] = [
 const UPDATE_FIELDS: [&str; 5] = ["template", "url", "signingKey", "status", "eventFilters"];
 /// Update's `status` enum (providers.md §3.2: e.g. `active`/`inactive`).
 const STATUSES: [&str; 2] = ["active", "inactive"];
+
+/// A string field that must be one of `options`.
+fn one_of_field(
+    details: &mut Details,
+    body: &Map<String, Value>,
+    field: &str,
+    options: &[&str],
+) -> Option<String> {
+    let value = string_field(details, body, field);
+    if let Some(v) = &value
+        && !options.contains(&v.as_str())
+    {
+        add(
+            details,
+            field,
+            format!("must be one of {}", options.join(", ")),
+        );
+    }
+    value
+}
 
 fn string_field(details: &mut Details, body: &Map<String, Value>, field: &str) -> Option<String> {
     match body.get(field)? {
@@ -659,16 +692,7 @@ fn validate(body: &Map<String, Value>, mode: Mode) -> Result<Input, Details> {
     }
     let mut input = Input::default();
     if mode == Mode::Create {
-        input.service = string_field(&mut details, body, "service");
-        if let Some(service) = &input.service
-            && !SERVICES.contains(&service.as_str())
-        {
-            add(
-                &mut details,
-                "service",
-                format!("must be one of {}", SERVICES.join(", ")),
-            );
-        }
+        input.service = one_of_field(&mut details, body, "service", &SERVICES);
         input.event = string_field(&mut details, body, "event");
         if input.event.as_deref() == Some("") {
             add(&mut details, "event", "must not be empty");
@@ -687,16 +711,7 @@ fn validate(body: &Map<String, Value>, mode: Mode) -> Result<Input, Details> {
     input.signing_key = string_field(&mut details, body, "signingKey");
     input.template = string_field(&mut details, body, "template");
     if mode == Mode::Update {
-        input.status = string_field(&mut details, body, "status");
-        if let Some(status) = &input.status
-            && !STATUSES.contains(&status.as_str())
-        {
-            add(
-                &mut details,
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            );
-        }
+        input.status = one_of_field(&mut details, body, "status", &STATUSES);
     }
     input.event_filters = filters_field(&mut details, body);
     if details.is_empty() {
@@ -731,7 +746,7 @@ fn check_catalog(service: &str, event: &str, filters: &[EventFilter]) -> Result<
     if details.is_empty() {
         Ok(())
     } else {
-        Err(Box::new(unprocessable(
+        Err(Rejection::from(unprocessable(
             "InvalidWebhookEvent",
             "The event or its filters are not available in this workspace.",
             Some(details),
@@ -744,32 +759,24 @@ async fn create(
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Rejection> {
     let mut state = sim.lock();
-    let workspace = match locate(&state, &params) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
-    let body = match json_object(&headers, &body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    let workspace = locate(&state, &params)?;
+    let body = json_object(&headers, &body)?;
     let input = match validate(&body, Mode::Create) {
         Ok(i) => i,
-        Err(details) => return invalid_payload(details),
+        Err(details) => return Ok(invalid_payload(details)),
     };
     // Create requires these, and validation passed.
     let (Some(service), Some(event), Some(url)) = (input.service, input.event, input.url) else {
-        return invalid_payload(Details::new());
+        return Ok(invalid_payload(Details::new()));
     };
     let event_filters = input.event_filters.flatten();
-    if let Err(r) = check_catalog(
+    check_catalog(
         &service,
         &event,
         event_filters.as_deref().unwrap_or_default(),
-    ) {
-        return *r;
-    }
+    )?;
     let at = now();
     let stored = Stored {
         seq: state.next_seq,
@@ -788,29 +795,29 @@ async fn create(
         updated_at: at,
     };
     if state.same_combination(&workspace, &stored.combination(), None) >= MAX_PER_COMBINATION {
-        return limit_reached();
+        return Ok(limit_reached());
     }
     state.next_seq += 1;
     // Seed 003: the 201 body is the subscription, `signingKey` included.
     let body = stored.full_json();
     state.subscriptions.push(stored);
-    (StatusCode::CREATED, Json(body)).into_response()
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn show(State(sim): State<BirdSim>, Path(params): Path<HashMap<String, String>>) -> Response {
+async fn show(
+    State(sim): State<BirdSim>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Response, Rejection> {
     let state = sim.lock();
-    let workspace = match locate(&state, &params) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
+    let workspace = locate(&state, &params)?;
     let id = params.get("subscription_id").map(String::as_str);
     match state
         .subscriptions
         .iter()
         .find(|s| s.workspace_id == workspace && Some(s.id.as_str()) == id)
     {
-        Some(s) => (StatusCode::OK, Json(s.public_json())).into_response(),
-        None => subscription_not_found(),
+        Some(s) => Ok((StatusCode::OK, Json(s.public_json())).into_response()),
+        None => Ok(subscription_not_found()),
     }
 }
 
@@ -821,61 +828,45 @@ async fn update(
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Rejection> {
     let mut state = sim.lock();
-    let workspace = match locate(&state, &params) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
+    let workspace = locate(&state, &params)?;
     let id = params.get("subscription_id").cloned().unwrap_or_default();
     let Some(index) = state
         .subscriptions
         .iter()
         .position(|s| s.workspace_id == workspace && s.id == id)
     else {
-        return subscription_not_found();
+        return Ok(subscription_not_found());
     };
-    let body = match json_object(&headers, &body) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
+    let body = json_object(&headers, &body)?;
     let input = match validate(&body, Mode::Update) {
         Ok(i) => i,
-        Err(details) => return invalid_payload(details),
+        Err(details) => return Ok(invalid_payload(details)),
     };
     let mut next = state.subscriptions[index].clone();
     if let Some(filters) = input.event_filters {
         next.event_filters = filters;
-        if let Err(r) = check_catalog(
+        check_catalog(
             &next.service,
             &next.event,
             next.event_filters.as_deref().unwrap_or_default(),
-        ) {
-            return *r;
-        }
+        )?;
         let combination = next.combination();
         if state.same_combination(&workspace, &combination, Some(&id)) >= MAX_PER_COMBINATION {
-            return limit_reached();
+            return Ok(limit_reached());
         }
     }
-    if let Some(url) = input.url {
-        next.url = url;
-    }
-    if let Some(key) = input.signing_key {
-        next.signing_key = Some(key);
-    }
-    if let Some(template) = input.template {
-        next.template = Some(template);
-    }
-    if let Some(status) = input.status {
-        next.status = status;
-    }
+    set_if_sent(&mut next.url, input.url);
+    set_if_sent(&mut next.signing_key, input.signing_key.map(Some));
+    set_if_sent(&mut next.template, input.template.map(Some));
+    set_if_sent(&mut next.status, input.status);
     if next != state.subscriptions[index] {
         next.updated_at = now();
     }
     let body = next.public_json();
     state.subscriptions[index] = next;
-    (StatusCode::OK, Json(body)).into_response()
+    Ok((StatusCode::OK, Json(body)).into_response())
 }
 
 /// DELETE answers 204 No Content. The delete page was not found and its
@@ -884,21 +875,18 @@ async fn update(
 async fn destroy(
     State(sim): State<BirdSim>,
     Path(params): Path<HashMap<String, String>>,
-) -> Response {
+) -> Result<Response, Rejection> {
     let mut state = sim.lock();
-    let workspace = match locate(&state, &params) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
+    let workspace = locate(&state, &params)?;
     let id = params.get("subscription_id").cloned().unwrap_or_default();
     let before = state.subscriptions.len();
     state
         .subscriptions
         .retain(|s| !(s.workspace_id == workspace && s.id == id));
     if state.subscriptions.len() == before {
-        return subscription_not_found();
+        return Ok(subscription_not_found());
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Query parameters, last value winning.
@@ -928,12 +916,9 @@ async fn list(
     State(sim): State<BirdSim>,
     Path(params): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, Rejection> {
     let state = sim.lock();
-    let workspace = match locate(&state, &params) {
-        Ok(w) => w,
-        Err(r) => return *r,
-    };
+    let workspace = locate(&state, &params)?;
     let query = query_params(query.as_deref());
     let mut details = Details::new();
     let limit = match query.get("limit") {
@@ -969,7 +954,7 @@ async fn list(
         },
     };
     if !details.is_empty() {
-        return invalid_payload(details);
+        return Ok(invalid_payload(details));
     }
     let page_size = limit.min(state.page_size_max);
     let mut remaining = state
@@ -986,7 +971,7 @@ async fn list(
     if more && let Some(last) = page.last() {
         body.insert("nextPageToken".into(), json!(page_token(last.seq)));
     }
-    (StatusCode::OK, Json(Value::Object(body))).into_response()
+    Ok((StatusCode::OK, Json(Value::Object(body))).into_response())
 }
 
 /// `GET /workspaces/{workspaceId}/available-webhooks?service=`
@@ -996,11 +981,9 @@ async fn available_webhooks(
     State(sim): State<BirdSim>,
     Path(params): Path<HashMap<String, String>>,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, Rejection> {
     let state = sim.lock();
-    if let Err(r) = locate(&state, &params) {
-        return *r;
-    }
+    locate(&state, &params)?;
     let query = query_params(query.as_deref());
     let services: Vec<&str> = match query.get("service") {
         None => SERVICES.to_vec(),
@@ -1012,7 +995,7 @@ async fn available_webhooks(
                 "service",
                 format!("must be one of {}", SERVICES.join(", ")),
             );
-            return invalid_payload(details);
+            return Ok(invalid_payload(details));
         }
     };
     let results: Vec<Value> = services
@@ -1028,7 +1011,7 @@ async fn available_webhooks(
             })
         })
         .collect();
-    (StatusCode::OK, Json(json!({"results": results}))).into_response()
+    Ok((StatusCode::OK, Json(json!({"results": results}))).into_response())
 }
 
 /// Body of `POST /_sim/bird/workspaces`.

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::faults::Harness;
-use crate::wire::{says_json, uuid_v4};
+use crate::wire::{says_json, set_if_sent, uuid_v4};
 
 /// Path prefix of the simulated API, from the documented base URL
 /// `https://app.talkover.ai/api/v1`.
@@ -180,39 +180,20 @@ impl StoredWebhook {
     /// Applies the fields that were sent; returns whether anything changed.
     fn apply(&mut self, changes: Changes) -> bool {
         let before = self.clone();
-        if let Some(name) = changes.name {
-            self.name = name;
-        }
-        if let Some(url) = changes.webhook_url {
-            self.webhook_url = url;
-        }
-        if let Some(secret) = changes.webhook_secret {
-            self.webhook_secret = secret;
-        }
-        if let Some(events) = changes.events {
-            self.events = events;
-        }
-        if let Some(timeout) = changes.timeout {
-            self.timeout = timeout;
-        }
-        if let Some(max_retries) = changes.max_retries {
-            self.max_retries = max_retries;
-        }
-        if let Some(enabled) = changes.enabled {
-            self.enabled = enabled;
-        }
-        if let Some(method) = changes.http_method {
-            self.http_method = method;
-        }
-        if let Some(scheme) = changes.authorization_scheme {
-            self.authorization_scheme = scheme;
-        }
-        if let Some(headers) = changes.custom_headers {
-            self.custom_headers = Some(headers);
-        }
-        if let Some(templates) = changes.payload_templates {
-            self.payload_templates = Some(templates);
-        }
+        set_if_sent(&mut self.name, changes.name);
+        set_if_sent(&mut self.webhook_url, changes.webhook_url);
+        set_if_sent(&mut self.webhook_secret, changes.webhook_secret);
+        set_if_sent(&mut self.events, changes.events);
+        set_if_sent(&mut self.timeout, changes.timeout);
+        set_if_sent(&mut self.max_retries, changes.max_retries);
+        set_if_sent(&mut self.enabled, changes.enabled);
+        set_if_sent(&mut self.http_method, changes.http_method);
+        set_if_sent(&mut self.authorization_scheme, changes.authorization_scheme);
+        set_if_sent(&mut self.custom_headers, changes.custom_headers.map(Some));
+        set_if_sent(
+            &mut self.payload_templates,
+            changes.payload_templates.map(Some),
+        );
         *self != before
     }
 
@@ -452,6 +433,12 @@ fn add_error(errors: &mut FieldErrors, field: &str, text: String) {
     errors.entry(field.to_owned()).or_default().push(text);
 }
 
+/// Records `text` for `field`, whose value is then unusable (`None`).
+fn field_error<T>(errors: &mut FieldErrors, field: &str, text: String) -> Option<T> {
+    add_error(errors, field, text);
+    None
+}
+
 /// Laravel's displayable attribute name: underscores become spaces
 /// (`webhook_url` → "webhook url", seed 002's example message).
 fn attr(field: &str) -> String {
@@ -505,31 +492,28 @@ fn required_string(
 ) -> Option<String> {
     let value = match input.get(field) {
         None if mode == Mode::Create => {
-            add_error(
+            return field_error(
                 errors,
                 field,
                 format!("The {} field is required.", attr(field)),
             );
-            return None;
         }
         None => return None,
         Some(value) => value,
     };
     if is_blank(value) {
-        add_error(
+        return field_error(
             errors,
             field,
             format!("The {} field is required.", attr(field)),
         );
-        return None;
     }
     let Value::String(text) = value else {
-        add_error(
+        return field_error(
             errors,
             field,
             format!("The {} field must be a string.", attr(field)),
         );
-        return None;
     };
     let mut ok = true;
     if field == "webhook_url" && !is_valid_url(text) {
@@ -588,31 +572,26 @@ fn integer_between(
 ) -> Option<i64> {
     let value = input.get(field)?;
     let Value::Number(number) = value else {
-        add_error(
+        return field_error(
             errors,
             field,
             format!("The {} field must be an integer.", attr(field)),
         );
-        return None;
     };
     if !(number.is_i64() || number.is_u64()) {
-        add_error(
+        return field_error(
             errors,
             field,
             format!("The {} field must be an integer.", attr(field)),
         );
-        return None;
     }
     match number.as_i64() {
         Some(n) if (min..=max).contains(&n) => Some(n),
-        _ => {
-            add_error(
-                errors,
-                field,
-                format!("The {} field must be between {min} and {max}.", attr(field)),
-            );
-            None
-        }
+        _ => field_error(
+            errors,
+            field,
+            format!("The {} field must be between {min} and {max}.", attr(field)),
+        ),
     }
 }
 
@@ -626,14 +605,11 @@ fn one_of(
     let value = input.get(field)?;
     match value.as_str() {
         Some(text) if options.contains(&text) => Some(text.to_owned()),
-        _ => {
-            add_error(
-                errors,
-                field,
-                format!("The selected {} is invalid.", attr(field)),
-            );
-            None
-        }
+        _ => field_error(
+            errors,
+            field,
+            format!("The selected {} is invalid.", attr(field)),
+        ),
     }
 }
 
@@ -649,21 +625,17 @@ fn events_field(
 ) -> Option<Vec<String>> {
     let value = match input.get("events") {
         None if mode == Mode::Create => {
-            add_error(errors, "events", "The events field is required.".into());
-            return None;
+            return field_error(errors, "events", "The events field is required.".into());
         }
         None => return None,
         Some(value) => value,
     };
     match value {
-        Value::Array(items) if items.is_empty() => {
-            add_error(
-                errors,
-                "events",
-                "The events field must contain at least 1 items.".into(),
-            );
-            None
-        }
+        Value::Array(items) if items.is_empty() => field_error(
+            errors,
+            "events",
+            "The events field must contain at least 1 items.".into(),
+        ),
         Value::Array(items) => {
             let mut events = Vec::with_capacity(items.len());
             let mut ok = true;
@@ -680,17 +652,13 @@ fn events_field(
             ok.then_some(events)
         }
         other if is_blank(other) => {
-            add_error(errors, "events", "The events field is required.".into());
-            None
+            field_error(errors, "events", "The events field is required.".into())
         }
-        _ => {
-            add_error(
-                errors,
-                "events",
-                "The events field must be an array.".into(),
-            );
-            None
-        }
+        _ => field_error(
+            errors,
+            "events",
+            "The events field must be an array.".into(),
+        ),
     }
 }
 
@@ -700,23 +668,17 @@ fn secret_field(errors: &mut FieldErrors, input: &Map<String, Value>) -> Option<
     match input.get("webhook_secret")? {
         Value::Null => Some(None),
         Value::String(text) if text.is_empty() => Some(None),
-        Value::String(text) if text.chars().count() > 255 => {
-            add_error(
-                errors,
-                "webhook_secret",
-                "The webhook secret field must not be greater than 255 characters.".into(),
-            );
-            None
-        }
+        Value::String(text) if text.chars().count() > 255 => field_error(
+            errors,
+            "webhook_secret",
+            "The webhook secret field must not be greater than 255 characters.".into(),
+        ),
         Value::String(text) => Some(Some(text.clone())),
-        _ => {
-            add_error(
-                errors,
-                "webhook_secret",
-                "The webhook secret field must be a string.".into(),
-            );
-            None
-        }
+        _ => field_error(
+            errors,
+            "webhook_secret",
+            "The webhook secret field must be a string.".into(),
+        ),
     }
 }
 
@@ -730,12 +692,11 @@ fn custom_headers_field(
 ) -> Option<Vec<CustomHeader>> {
     let value = input.get("custom_headers")?;
     let Value::Array(items) = value else {
-        add_error(
+        return field_error(
             errors,
             "custom_headers",
             "The custom headers field must be an array.".into(),
         );
-        return None;
     };
     let mut headers = Vec::with_capacity(items.len());
     let mut ok = true;
@@ -751,41 +712,29 @@ fn custom_headers_field(
         };
         let key = match item.get("key") {
             Some(Value::String(key)) if !key.trim().is_empty() => Some(key.clone()),
-            Some(v) if !is_blank(v) => {
-                add_error(
-                    errors,
-                    &format!("custom_headers.{i}.key"),
-                    format!("The custom headers.{i}.key field must be a string."),
-                );
-                None
-            }
-            _ => {
-                add_error(
-                    errors,
-                    &format!("custom_headers.{i}.key"),
-                    format!("The custom headers.{i}.key field is required."),
-                );
-                None
-            }
+            Some(v) if !is_blank(v) => field_error(
+                errors,
+                &format!("custom_headers.{i}.key"),
+                format!("The custom headers.{i}.key field must be a string."),
+            ),
+            _ => field_error(
+                errors,
+                &format!("custom_headers.{i}.key"),
+                format!("The custom headers.{i}.key field is required."),
+            ),
         };
         let header_value = match item.get("value") {
             Some(Value::String(value)) => Some(value.clone()),
-            Some(_) => {
-                add_error(
-                    errors,
-                    &format!("custom_headers.{i}.value"),
-                    format!("The custom headers.{i}.value field must be a string."),
-                );
-                None
-            }
-            None => {
-                add_error(
-                    errors,
-                    &format!("custom_headers.{i}.value"),
-                    format!("The custom headers.{i}.value field must be present."),
-                );
-                None
-            }
+            Some(_) => field_error(
+                errors,
+                &format!("custom_headers.{i}.value"),
+                format!("The custom headers.{i}.value field must be a string."),
+            ),
+            None => field_error(
+                errors,
+                &format!("custom_headers.{i}.value"),
+                format!("The custom headers.{i}.value field must be present."),
+            ),
         };
         match (key, header_value) {
             (Some(key), Some(value)) => headers.push(CustomHeader { key, value }),
@@ -804,12 +753,11 @@ fn payload_templates_field(
 ) -> Option<Map<String, Value>> {
     let value = input.get("payload_templates")?;
     let Value::Object(templates) = value else {
-        add_error(
+        return field_error(
             errors,
             "payload_templates",
             "The payload templates field must be an object.".into(),
         );
-        return None;
     };
     let mut ok = true;
     for (event, template) in templates {
@@ -848,14 +796,11 @@ fn validate(input: &Map<String, Value>, mode: Mode) -> Result<Changes, FieldErro
         enabled: match input.get("enabled") {
             None => None,
             Some(Value::Bool(enabled)) => Some(*enabled),
-            Some(_) => {
-                add_error(
-                    &mut errors,
-                    "enabled",
-                    "The enabled field must be true or false.".into(),
-                );
-                None
-            }
+            Some(_) => field_error(
+                &mut errors,
+                "enabled",
+                "The enabled field must be true or false.".into(),
+            ),
         },
         http_method: one_of(&mut errors, input, "http_method", &HTTP_METHODS),
         authorization_scheme: one_of(

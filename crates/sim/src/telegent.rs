@@ -576,6 +576,28 @@ fn is_https_url(raw: &str) -> bool {
 /// Event items are matched exactly: case and spaces count (providers.md
 /// §1.3 leaves both unknown; the strict reading is simulated).
 fn validate_webhook(input: &Map<String, Value>, mode: Mode) -> Result<WebhookInput, String> {
+    let fields = schema_fields(input, mode)?;
+    let webhook_id = match mode {
+        Mode::Create => None,
+        // The update doc: WebhookId is required "to locate the existing
+        // record" (providers.md §1.2).
+        Mode::Update => Some(required_string(input, "WebhookId")?),
+    };
+    let fields = Fields(fields);
+    fields.check_values()?;
+    fields.check_auth(mode)?;
+    Ok(WebhookInput {
+        fields: fields.0,
+        webhook_id,
+    })
+}
+
+/// What the schema alone checks: unknown properties, then each field's
+/// type and max length.
+fn schema_fields(
+    input: &Map<String, Value>,
+    mode: Mode,
+) -> Result<BTreeMap<&'static str, Option<String>>, String> {
     let schema = match mode {
         Mode::Create => "Webhook_Request",
         Mode::Update => "Update_Webhook_Request",
@@ -600,70 +622,85 @@ fn validate_webhook(input: &Map<String, Value>, mode: Mode) -> Result<WebhookInp
         }
         fields.insert(name, value);
     }
-    let webhook_id = match mode {
-        Mode::Create => None,
-        // The update doc: WebhookId is required "to locate the existing
-        // record" (providers.md §1.2).
-        Mode::Update => Some(required_string(input, "WebhookId")?),
-    };
-    let get = |name: &str| fields.get(name).cloned().flatten();
-    let present = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-    for name in ["AccountId", "WebhookUrl", "SubscribedEvents"] {
-        if present(name).is_none() {
-            return Err(format!("The {name} field is required."));
+    Ok(fields)
+}
+
+/// A webhook body's fields that passed the schema, checked by meaning.
+struct Fields(BTreeMap<&'static str, Option<String>>);
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned().flatten()
+    }
+
+    fn present(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The target, events, `Method` and `DataFormat`.
+    fn check_values(&self) -> Result<(), String> {
+        for name in ["AccountId", "WebhookUrl", "SubscribedEvents"] {
+            if self.present(name).is_none() {
+                return Err(format!("The {name} field is required."));
+            }
         }
-    }
-    if !get("WebhookUrl").is_some_and(|u| is_https_url(&u)) {
-        return Err("WebhookUrl must be an absolute HTTPS URL.".into());
-    }
-    for item in get("SubscribedEvents").unwrap_or_default().split(',') {
-        if !SUBSCRIBABLE_EVENTS.contains(&item) {
-            return Err(format!(
-                "SubscribedEvents contains '{item}', which is not a subscribable event ({}).",
-                SUBSCRIBABLE_EVENTS.join(", ")
-            ));
+        if !self.get("WebhookUrl").is_some_and(|u| is_https_url(&u)) {
+            return Err("WebhookUrl must be an absolute HTTPS URL.".into());
         }
-    }
-    if let Some(method) = get("Method")
-        && !matches!(method.as_str(), "POST" | "PUT")
-    {
-        return Err("Method must be POST or PUT.".into());
-    }
-    if let Some(format) = get("DataFormat")
-        && !matches!(format.as_str(), "json" | "xml")
-    {
-        return Err("DataFormat must be json or xml.".into());
-    }
-    // Create documents `None`, `Basic`, `Token`; update documents `Basic`,
-    // `Bearer`, `None` (providers.md §1.2). An update must accept what a
-    // create stored, so it takes `Token` as well as `Bearer` (inferred).
-    let auth_type = get("AuthenticationType");
-    let token_like = match (mode, auth_type.as_deref()) {
-        (_, None | Some("None" | "Basic")) => false,
-        (_, Some("Token")) | (Mode::Update, Some("Bearer")) => true,
-        (Mode::Create, Some(_)) => {
-            return Err("AuthenticationType must be None, Basic or Token.".into());
-        }
-        (Mode::Update, Some(_)) => {
-            return Err("AuthenticationType must be None, Basic, Bearer or Token.".into());
-        }
-    };
-    if auth_type.as_deref() == Some("Basic") {
-        for name in ["AuthenticationUsername", "AuthenticationPassword"] {
-            if present(name).is_none() {
+        for item in self.get("SubscribedEvents").unwrap_or_default().split(',') {
+            if !SUBSCRIBABLE_EVENTS.contains(&item) {
                 return Err(format!(
-                    "{name} is required when AuthenticationType is Basic."
+                    "SubscribedEvents contains '{item}', which is not a subscribable event ({}).",
+                    SUBSCRIBABLE_EVENTS.join(", ")
                 ));
             }
         }
+        if let Some(method) = self.get("Method")
+            && !matches!(method.as_str(), "POST" | "PUT")
+        {
+            return Err("Method must be POST or PUT.".into());
+        }
+        if let Some(format) = self.get("DataFormat")
+            && !matches!(format.as_str(), "json" | "xml")
+        {
+            return Err("DataFormat must be json or xml.".into());
+        }
+        Ok(())
     }
-    if token_like && present("AuthenticationToken").is_none() {
-        return Err(format!(
-            "AuthenticationToken is required when AuthenticationType is {}.",
-            auth_type.unwrap_or_default()
-        ));
+
+    /// `AuthenticationType` and the credentials it needs.
+    fn check_auth(&self, mode: Mode) -> Result<(), String> {
+        // Create documents `None`, `Basic`, `Token`; update documents `Basic`,
+        // `Bearer`, `None` (providers.md §1.2). An update must accept what a
+        // create stored, so it takes `Token` as well as `Bearer` (inferred).
+        let auth_type = self.get("AuthenticationType");
+        let token_like = match (mode, auth_type.as_deref()) {
+            (_, None | Some("None" | "Basic")) => false,
+            (_, Some("Token")) | (Mode::Update, Some("Bearer")) => true,
+            (Mode::Create, Some(_)) => {
+                return Err("AuthenticationType must be None, Basic or Token.".into());
+            }
+            (Mode::Update, Some(_)) => {
+                return Err("AuthenticationType must be None, Basic, Bearer or Token.".into());
+            }
+        };
+        if auth_type.as_deref() == Some("Basic") {
+            for name in ["AuthenticationUsername", "AuthenticationPassword"] {
+                if self.present(name).is_none() {
+                    return Err(format!(
+                        "{name} is required when AuthenticationType is Basic."
+                    ));
+                }
+            }
+        }
+        if token_like && self.present("AuthenticationToken").is_none() {
+            return Err(format!(
+                "AuthenticationToken is required when AuthenticationType is {}.",
+                auth_type.unwrap_or_default()
+            ));
+        }
+        Ok(())
     }
-    Ok(WebhookInput { fields, webhook_id })
 }
 
 /// `POST /v1.0/webhook/create` → `Webhook_Result`. The webhook is `Active`

@@ -29,6 +29,14 @@ pub(crate) fn says_json(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.contains("/json") || ct.contains("+json"))
 }
 
+/// `*field = value` when the request sent a value: the partial update
+/// Talkover's and Bird's PATCH make.
+pub(crate) fn set_if_sent<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

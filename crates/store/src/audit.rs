@@ -1,11 +1,12 @@
 //! The audit log: who changed what, when, with which outcome. Appended by
 //! the API after each change; listed oldest first, per tenant or for all.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use switchboard_core::Error;
 
 use crate::AuditEntry;
 use crate::entity::audit;
+use crate::keyset::Direction;
 use crate::store::{Store, db_err};
 
 impl Store {
@@ -40,22 +41,9 @@ impl Store {
         if let Some(t) = tenant {
             q = q.filter(audit::Column::Tenant.eq(t));
         }
-        if let Some(a) = after {
-            q = q.filter(audit::Column::Id.gt(a));
-        }
-        let mut rows = q
-            .order_by_asc(audit::Column::Id)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await
-            .map_err(db_err)?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = if more {
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
+        let (rows, next) = self
+            .keyset_page(q, after, limit, Direction::Ascending)
+            .await?;
         let entries = rows
             .into_iter()
             .map(|r| AuditEntry {

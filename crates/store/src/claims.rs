@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, UpdateMany};
 use switchboard_core::operation::Finding;
 use switchboard_core::{Error, SubscriptionStatus};
 
@@ -48,12 +48,9 @@ impl Store {
         status: SubscriptionStatus,
         last_error: Option<String>,
     ) -> Result<(), Error> {
-        subscription::Entity::update_many()
+        claimed(tenant, id)
             .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
             .col_expr(subscription::Column::LastError, Expr::value(last_error))
-            .filter(subscription::Column::Tenant.eq(tenant))
-            .filter(subscription::Column::Id.eq(id))
-            .filter(subscription::Column::Status.eq(SubscriptionStatus::Pending.as_str()))
             .exec(&self.db)
             .await
             .map_err(db_err)?;
@@ -70,7 +67,7 @@ impl Store {
         status: SubscriptionStatus,
         findings: &[Finding],
     ) -> Result<(), Error> {
-        subscription::Entity::update_many()
+        claimed(tenant, id)
             .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
             .col_expr(
                 subscription::Column::Findings,
@@ -80,12 +77,18 @@ impl Store {
                 subscription::Column::LastReconciledAt,
                 Expr::value(Some(Utc::now())),
             )
-            .filter(subscription::Column::Tenant.eq(tenant))
-            .filter(subscription::Column::Id.eq(id))
-            .filter(subscription::Column::Status.eq(SubscriptionStatus::Pending.as_str()))
             .exec(&self.db)
             .await
             .map_err(db_err)?;
         Ok(())
     }
+}
+
+/// An update of `tenant`'s subscription `id` that applies only while it is
+/// claimed (`pending`): how a claim ends.
+fn claimed(tenant: &str, id: &str) -> UpdateMany<subscription::Entity> {
+    subscription::Entity::update_many()
+        .filter(subscription::Column::Tenant.eq(tenant))
+        .filter(subscription::Column::Id.eq(id))
+        .filter(subscription::Column::Status.eq(SubscriptionStatus::Pending.as_str()))
 }

@@ -11,6 +11,7 @@ use switchboard_core::operation::{OperationKind, OperationState, Step};
 use switchboard_core::{Error, SubscriptionSpec};
 
 use crate::entity::operation;
+use crate::keyset::Direction;
 use crate::store::{Store, db_err};
 
 /// A journal entry.
@@ -265,25 +266,12 @@ impl Store {
         limit: u64,
         before: Option<&str>,
     ) -> Result<(Vec<Operation>, Option<String>), Error> {
-        let mut q = operation::Entity::find()
+        let q = operation::Entity::find()
             .filter(operation::Column::Tenant.eq(tenant))
             .filter(operation::Column::SubscriptionId.eq(subscription_id));
-        if let Some(b) = before {
-            q = q.filter(operation::Column::Id.lt(b));
-        }
-        let mut rows = q
-            .order_by_desc(operation::Column::Id)
-            .limit(limit + 1)
-            .all(&self.db)
-            .await
-            .map_err(db_err)?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = if more {
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
+        let (rows, next) = self
+            .keyset_page(q, before, limit, Direction::Descending)
+            .await?;
         let ops = rows
             .into_iter()
             .map(|r| self.to_operation(r))

@@ -12,6 +12,7 @@ mod entity;
 pub mod idempotency;
 pub mod journal;
 mod keys;
+mod keyset;
 mod locks;
 mod natives;
 mod records;

@@ -68,21 +68,10 @@ impl Store {
             return Ok(false);
         }
         let txn = self.db.begin().await.map_err(db_err)?;
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_try_advisory_xact_lock($1) AS got",
-                [lock_key(&format!("replica/{owner}")).into()],
-            ))
-            .await
-            .map_err(db_err)?;
-        let got = row
-            .map(|r| r.try_get::<bool>("", "got"))
-            .transpose()
-            .map_err(db_err)?;
+        let got = try_advisory_lock(&txn, &format!("replica/{owner}")).await?;
         // Rolling back releases the probe at once.
         txn.rollback().await.map_err(db_err)?;
-        Ok(got != Some(true))
+        Ok(!got)
     }
 
     /// Serializes every writer of one shared provider document (an
@@ -91,10 +80,7 @@ impl Store {
     /// other replica until the guard is released. SQLite is the
     /// single-process store, so the mutex is the whole lock there.
     pub async fn lock_account(&self, name: &str) -> Result<AccountLock, Error> {
-        let local = {
-            let mut map = LOCAL_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(name.to_owned()).or_default().clone()
-        };
+        let local = local_lock(name);
         let guard = local.lock_owned().await;
         let txn = if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await.map_err(db_err)?;
@@ -115,28 +101,13 @@ impl Store {
     /// Takes the lock `name` if nobody holds it, without waiting: for
     /// background work that one replica at a time should do.
     pub async fn try_lock(&self, name: &str) -> Result<Option<AccountLock>, Error> {
-        let local = {
-            let mut map = LOCAL_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(name.to_owned()).or_default().clone()
-        };
+        let local = local_lock(name);
         let Ok(guard) = local.try_lock_owned() else {
             return Ok(None);
         };
         let txn = if self.db.get_database_backend() == DbBackend::Postgres {
             let txn = self.db.begin().await.map_err(db_err)?;
-            let row = txn
-                .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_try_advisory_xact_lock($1) AS got",
-                    [lock_key(name).into()],
-                ))
-                .await
-                .map_err(db_err)?;
-            let got = row
-                .map(|r| r.try_get::<bool>("", "got"))
-                .transpose()
-                .map_err(db_err)?;
-            if got != Some(true) {
+            if !try_advisory_lock(&txn, name).await? {
                 return Ok(None);
             }
             Some(txn)
@@ -145,4 +116,28 @@ impl Store {
         };
         Ok(Some(AccountLock { txn, _local: guard }))
     }
+}
+
+/// The in-process mutex of lock `name`.
+fn local_lock(name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    let mut map = LOCAL_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(name.to_owned()).or_default().clone()
+}
+
+/// Takes the Postgres advisory lock `name` for the rest of `txn` if no
+/// other session holds it, without waiting; whether it was taken.
+async fn try_advisory_lock(txn: &DatabaseTransaction, name: &str) -> Result<bool, Error> {
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_try_advisory_xact_lock($1) AS got",
+            [lock_key(name).into()],
+        ))
+        .await
+        .map_err(db_err)?;
+    let got = row
+        .map(|r| r.try_get::<bool>("", "got"))
+        .transpose()
+        .map_err(db_err)?;
+    Ok(got == Some(true))
 }

@@ -4,7 +4,7 @@
 //! `subscriptions` (rows and their sealed specs), `claims` (the `pending`
 //! protocol), `natives` (native-resource records), `locks` (account and
 //! liveness locks), `audit`, `keys` (key rotation), `journal` and
-//! `idempotency`.
+//! `idempotency`; `keyset` pages through a table by id for all of them.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,12 +6,12 @@
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use switchboard_core::{Error, SubscriptionSpec, SubscriptionStatus};
 
 use crate::entity::{native_resource, subscription};
+use crate::keyset::Direction;
 use crate::natives::{native_from_row, upsert_native};
 use crate::store::{Store, db_err, json_err};
 use crate::{ListQuery, Page, SubscriptionRecord};
@@ -64,17 +64,9 @@ impl Store {
         if let Some(s) = q.status {
             select = select.filter(subscription::Column::Status.eq(s.as_str()));
         }
-        if let Some(after) = &q.after {
-            select = select.filter(subscription::Column::Id.gt(after.as_str()));
-        }
-        let mut rows = select
-            .order_by_asc(subscription::Column::Id)
-            .limit(q.limit + 1)
-            .all(&self.db)
-            .await
-            .map_err(db_err)?;
-        let has_more = rows.len() as u64 > q.limit;
-        rows.truncate(q.limit as usize);
+        let (rows, next_cursor) = self
+            .keyset_page(select, q.after.as_deref(), q.limit, Direction::Ascending)
+            .await?;
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut natives = if ids.is_empty() {
             Vec::new()
@@ -95,11 +87,6 @@ impl Store {
             natives = rest;
             data.push(self.record_from_rows(row, mine)?);
         }
-        let next_cursor = if has_more {
-            data.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
         Ok(Page { data, next_cursor })
     }
 

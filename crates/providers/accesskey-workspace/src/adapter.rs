@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
     SubscriptionSpec, Transport, UpstreamErrorKind,
 };
 
@@ -32,9 +32,8 @@ impl AccessKeyWorkspaceAdapter {
         config: AccessKeyWorkspaceConfig,
         transport: Arc<dyn Transport>,
     ) -> Self {
-        let capabilities = translate::capabilities();
         Self {
-            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
+            shell: AdapterShell::new(crate::kind(), key, &config.base_url, transport),
             config,
         }
     }
@@ -127,13 +126,7 @@ impl AccessKeyWorkspaceAdapter {
 
 #[async_trait]
 impl ProviderAdapter for AccessKeyWorkspaceAdapter {
-    fn kind(&self) -> &'static str {
-        crate::KIND
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        self.shell.capabilities()
-    }
+    switchboard_core::delegate_to_shell!();
 
     /// Bird subscriptions have no free-text field, so the subscription id
     /// cannot be marked on them; the engine's records are the mapping.
@@ -152,10 +145,6 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
             workspace: account.unwrap_or_default(),
         };
         translate::preview_requests(self.access_key(), &scope, plans)
-    }
-
-    fn base_url(&self) -> &str {
-        self.shell.base_url()
     }
 
     async fn create(

@@ -22,8 +22,6 @@ pub mod simulator;
 pub mod translate;
 pub mod verify;
 
-use std::sync::Arc;
-
 pub use adapter::AccessKeyWorkspaceAdapter;
 pub use config::AccessKeyWorkspaceConfig;
 use switchboard_core::ProviderKind;
@@ -33,17 +31,10 @@ pub const KIND: &str = "accesskey-workspace";
 
 /// Kind `accesskey-workspace` as data, for the registry.
 pub const fn kind() -> ProviderKind {
-    ProviderKind {
-        name: KIND,
-        capabilities: translate::capabilities,
-        native_event: translate::check_native_event,
-        new_adapter: |key, table, transport| {
-            Ok(Arc::new(AccessKeyWorkspaceAdapter::new(
-                key,
-                AccessKeyWorkspaceConfig::from_json(table)?,
-                transport,
-            )))
-        },
-        default_rate_limit_per_minute: None,
-    }
+    switchboard_core::provider_kind!(
+        KIND,
+        translate,
+        AccessKeyWorkspaceAdapter(AccessKeyWorkspaceConfig),
+        None
+    )
 }

@@ -86,13 +86,15 @@ fn natives() -> Vec<String> {
 }
 
 fn channel_spec(channel: &str) -> SubscriptionSpec {
-    let mut s = spec();
-    s.events.truncate(1);
-    s.filters = vec![Filter {
-        key: "channelId".into(),
-        value: channel.into(),
-    }];
-    s
+    spec()
+        .with(|d| {
+            d.events.truncate(1);
+            d.filters = vec![Filter {
+                key: "channelId".into(),
+                value: channel.into(),
+            }];
+        })
+        .expect("spec")
 }
 
 fn plans_of(
@@ -156,18 +158,21 @@ async fn n_events_become_n_identical_native_subscriptions() {
 async fn shared_filters_reach_every_native_subscription() {
     let ctx = Ctx::start(BirdConfig::default()).await;
     let a = ctx.adapter(None);
-    let mut s = spec();
-    s.events.truncate(2);
-    s.filters = vec![
-        Filter {
-            key: "channelId".into(),
-            value: "c-1".into(),
-        },
-        Filter {
-            key: "messageStatus".into(),
-            value: "delivered".into(),
-        },
-    ];
+    let s = spec()
+        .with(|d| {
+            d.events.truncate(2);
+            d.filters = vec![
+                Filter {
+                    key: "channelId".into(),
+                    value: "c-1".into(),
+                },
+                Filter {
+                    key: "messageStatus".into(),
+                    value: "delivered".into(),
+                },
+            ];
+        })
+        .expect("spec");
     for plan in plans_of(&a, &s, &natives()[..2]) {
         a.create(account(), &plan).await.expect("create");
     }
@@ -271,8 +276,11 @@ async fn the_sixth_identical_subscription_is_refused_naming_the_limit() {
     let ctx = Ctx::start(BirdConfig::default()).await;
     let a = ctx.adapter(None);
     for i in 0..5 {
-        let mut s = channel_spec("c-full");
-        s.url = CallbackUrl::parse(&format!("https://h{i}.example.com/bird")).expect("url");
+        let s = channel_spec("c-full")
+            .with(|d| {
+                d.url = CallbackUrl::parse(&format!("https://h{i}.example.com/bird")).expect("url");
+            })
+            .expect("spec");
         let plan = plans_of(&a, &s, &natives()[..1]).remove(0);
         a.create(account(), &plan).await.expect("five are allowed");
     }
@@ -320,11 +328,14 @@ async fn invalid_urls_are_refused_before_any_upstream_call() {
         ("https://hooks.example.com?tenant=a", "query"),
         ("http://hooks.example.com/bird", "https"),
     ] {
-        let mut s = spec();
-        s.url = CallbackUrl::parse(url).expect("a URL the core accepts");
-        // The engine's order: capabilities, then the adapter's plan.
-        let caps = a.capabilities().check("bird", a.kind(), &mut s);
-        let errors = match caps.and_then(|_| a.plan(SUB_ID, &s, &natives())) {
+        let mut d = spec().into_draft();
+        d.url = CallbackUrl::parse(url).expect("a URL the core accepts");
+        // The engine's order: capabilities, validation, then the adapter's plan.
+        let caps = a.capabilities().check("bird", a.kind(), &mut d);
+        let planned = caps
+            .and_then(|_| d.validate())
+            .and_then(|s| a.plan(SUB_ID, &s, &natives()));
+        let errors = match planned {
             Err(Error::Invalid(errors)) => errors,
             other => panic!("{url}: expected a 422, got {other:?}"),
         };
@@ -345,8 +356,7 @@ async fn invalid_urls_are_refused_before_any_upstream_call() {
 async fn a_disabled_subscription_is_created_then_switched_off() {
     let ctx = Ctx::start(BirdConfig::default()).await;
     let a = ctx.adapter(None);
-    let mut s = spec();
-    s.enabled = false;
+    let s = spec().with(|d| d.enabled = false).expect("spec");
     let plan = plans_of(&a, &s, &natives()).remove(0);
     let created = a.create(account(), &plan).await.expect("create");
     assert!(!created.enabled);
@@ -375,8 +385,7 @@ async fn a_disabled_subscription_is_created_then_switched_off() {
 async fn a_failed_switch_off_leaves_nothing_behind() {
     let ctx = Ctx::start(BirdConfig::default()).await;
     let a = ctx.adapter(None);
-    let mut s = spec();
-    s.enabled = false;
+    let s = spec().with(|d| d.enabled = false).expect("spec");
     let plan = plans_of(&a, &s, &natives()).remove(0);
     ctx.sim
         .inject(Fault::status(500).on_method("PATCH"))
@@ -405,12 +414,15 @@ async fn updates_patch_in_place_or_recreate() {
     let created = a.create(account(), &old).await.expect("create");
 
     // Rotating the secret and changing filters: one PATCH, same id.
-    let mut rotated = spec();
-    rotated.signing_secret = Some(Secret::new("whsec_rotated"));
-    rotated.filters = vec![Filter {
-        key: "channelId".into(),
-        value: "c-9".into(),
-    }];
+    let rotated = spec()
+        .with(|d| {
+            d.signing_secret = Some(Secret::new("whsec_rotated"));
+            d.filters = vec![Filter {
+                key: "channelId".into(),
+                value: "c-9".into(),
+            }];
+        })
+        .expect("spec");
     let new = plans_of(&a, &rotated, &natives()).remove(0);
     ctx.sim.clear_requests();
     let updated = a
@@ -432,8 +444,7 @@ async fn updates_patch_in_place_or_recreate() {
     );
 
     // Removing the secret cannot be PATCHed: a new subscription replaces it.
-    let mut unsigned = rotated.clone();
-    unsigned.signing_secret = None;
+    let unsigned = rotated.with(|d| d.signing_secret = None).expect("spec");
     let newer = plans_of(&a, &unsigned, &natives()).remove(0);
     let replaced = a
         .update(account(), &created.id, &new, &newer)

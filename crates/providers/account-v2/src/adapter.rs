@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
     SubscriptionSpec, Transport, UpstreamErrorKind,
 };
 
@@ -32,9 +32,8 @@ impl AccountV2Adapter {
         config: AccountV2Config,
         transport: Arc<dyn Transport>,
     ) -> Self {
-        let capabilities = translate::capabilities();
         Self {
-            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
+            shell: AdapterShell::new(crate::kind(), key, &config.base_url, transport),
             config,
         }
     }
@@ -90,13 +89,7 @@ impl AccountV2Adapter {
 
 #[async_trait]
 impl ProviderAdapter for AccountV2Adapter {
-    fn kind(&self) -> &'static str {
-        crate::KIND
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        self.shell.capabilities()
-    }
+    switchboard_core::delegate_to_shell!();
 
     /// One plan per bucket; `id` is unused because a Sendblue entry has no
     /// free-text field to mark it with.
@@ -116,10 +109,6 @@ impl ProviderAdapter for AccountV2Adapter {
             .iter()
             .map(|p| translate::add_request(&self.config, p))
             .collect()
-    }
-
-    fn base_url(&self) -> &str {
-        self.shell.base_url()
     }
 
     /// GET the document, refuse a (bucket, URL) that already exists

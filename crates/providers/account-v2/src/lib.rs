@@ -22,8 +22,6 @@ pub mod config;
 pub mod simulator;
 pub mod translate;
 
-use std::sync::Arc;
-
 pub use adapter::AccountV2Adapter;
 pub use config::AccountV2Config;
 use switchboard_core::ProviderKind;
@@ -33,17 +31,5 @@ pub const KIND: &str = "account-v2";
 
 /// Kind `account-v2` as data, for the registry.
 pub const fn kind() -> ProviderKind {
-    ProviderKind {
-        name: KIND,
-        capabilities: translate::capabilities,
-        native_event: translate::check_native_event,
-        new_adapter: |key, table, transport| {
-            Ok(Arc::new(AccountV2Adapter::new(
-                key,
-                AccountV2Config::from_json(table)?,
-                transport,
-            )))
-        },
-        default_rate_limit_per_minute: None,
-    }
+    switchboard_core::provider_kind!(KIND, translate, AccountV2Adapter(AccountV2Config), None)
 }

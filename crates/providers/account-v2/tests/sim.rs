@@ -266,13 +266,15 @@ async fn the_v1_path_works_when_configured() {
 async fn a_secret_on_contact_created_is_refused() {
     let acc = Account::start().await;
     let a = acc.adapter();
-    let mut s = spec(OURS, &["contact_created"], Some("s"));
+    let s = spec(OURS, &["contact_created"], Some("s"));
     let events = ["contact_created".to_owned()];
     match a.plan(SUB, &s, &events).unwrap_err() {
         Error::Invalid(errs) => assert_eq!(errs[0].pointer, "/signing_secret"),
         other => panic!("{other:?}"),
     }
-    s.on_unsupported = OnUnsupported::Ignore;
+    let s = s
+        .with(|d| d.on_unsupported = OnUnsupported::Ignore)
+        .unwrap();
     let p = a.plan(SUB, &s, &events).unwrap();
     a.create(None, &p[0]).await.unwrap();
     assert_eq!(

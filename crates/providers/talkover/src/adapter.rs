@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
     SubscriptionSpec, Transport,
 };
 
@@ -24,9 +24,8 @@ impl TalkoverAdapter {
         config: TalkoverConfig,
         transport: Arc<dyn Transport>,
     ) -> Self {
-        let capabilities = translate::capabilities();
         Self {
-            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
+            shell: AdapterShell::new(crate::kind(), key, &config.base_url, transport),
             config,
         }
     }
@@ -42,13 +41,7 @@ impl TalkoverAdapter {
 
 #[async_trait]
 impl ProviderAdapter for TalkoverAdapter {
-    fn kind(&self) -> &'static str {
-        crate::KIND
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        self.shell.capabilities()
-    }
+    switchboard_core::delegate_to_shell!();
 
     fn plan(
         &self,
@@ -65,10 +58,6 @@ impl ProviderAdapter for TalkoverAdapter {
             .iter()
             .map(|p| translate::create_request(self.token(), agent, p))
             .collect()
-    }
-
-    fn base_url(&self) -> &str {
-        self.shell.base_url()
     }
 
     async fn create(

@@ -13,8 +13,6 @@ pub mod config;
 pub mod simulator;
 pub mod translate;
 
-use std::sync::Arc;
-
 pub use adapter::TalkoverAdapter;
 pub use config::TalkoverConfig;
 use switchboard_core::ProviderKind;
@@ -24,17 +22,5 @@ pub const KIND: &str = "talkover";
 
 /// Kind `talkover` as data, for the registry.
 pub const fn kind() -> ProviderKind {
-    ProviderKind {
-        name: KIND,
-        capabilities: translate::capabilities,
-        native_event: translate::check_native_event,
-        new_adapter: |key, table, transport| {
-            Ok(Arc::new(TalkoverAdapter::new(
-                key,
-                TalkoverConfig::from_json(table)?,
-                transport,
-            )))
-        },
-        default_rate_limit_per_minute: None,
-    }
+    switchboard_core::provider_kind!(KIND, translate, TalkoverAdapter(TalkoverConfig), None)
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use switchboard_core::{
-    AdapterShell, Capabilities, Error, NativePlan, NativeRequest, NativeResource, NativeResponse,
+    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, NativeResponse,
     ProviderAdapter, Secret, SubscriptionSpec, Transport,
 };
 use tokio::sync::Mutex;
@@ -73,9 +73,8 @@ impl TelegentAdapter {
         config: TelegentConfig,
         transport: Arc<dyn Transport>,
     ) -> Self {
-        let capabilities = translate::capabilities();
         Self {
-            shell: AdapterShell::new(key, &config.base_url, capabilities, transport),
+            shell: AdapterShell::new(crate::kind(), key, &config.base_url, transport),
             config,
             tokens: TokenCache::default(),
         }
@@ -175,13 +174,7 @@ impl TelegentAdapter {
 
 #[async_trait]
 impl ProviderAdapter for TelegentAdapter {
-    fn kind(&self) -> &'static str {
-        crate::KIND
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        self.shell.capabilities()
-    }
+    switchboard_core::delegate_to_shell!();
 
     fn plan(
         &self,
@@ -203,10 +196,6 @@ impl ProviderAdapter for TelegentAdapter {
             .iter()
             .map(|p| translate::create_request(token, p))
             .collect()
-    }
-
-    fn base_url(&self) -> &str {
-        self.shell.base_url()
     }
 
     async fn create(

@@ -17,8 +17,6 @@ pub mod config;
 pub mod simulator;
 pub mod translate;
 
-use std::sync::Arc;
-
 pub use adapter::TelegentAdapter;
 pub use config::{Credentials, TelegentConfig};
 use switchboard_core::ProviderKind;
@@ -33,17 +31,10 @@ pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 50;
 
 /// Kind `telegent` as data, for the registry.
 pub const fn kind() -> ProviderKind {
-    ProviderKind {
-        name: KIND,
-        capabilities: translate::capabilities,
-        native_event: translate::check_native_event,
-        new_adapter: |key, table, transport| {
-            Ok(Arc::new(TelegentAdapter::new(
-                key,
-                TelegentConfig::from_json(table)?,
-                transport,
-            )))
-        },
-        default_rate_limit_per_minute: Some(DEFAULT_RATE_LIMIT_PER_MINUTE),
-    }
+    switchboard_core::provider_kind!(
+        KIND,
+        translate,
+        TelegentAdapter(TelegentConfig),
+        Some(DEFAULT_RATE_LIMIT_PER_MINUTE)
+    )
 }

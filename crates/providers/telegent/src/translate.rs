@@ -207,6 +207,39 @@ pub fn plan(
 ) -> Result<Vec<NativePlan>, Error> {
     let provider = spec.provider.as_str();
     let mut errors = Vec::new();
+    let account = check_target(spec, &mut errors);
+    let method = delivery_method(spec, &mut errors);
+    let format = spec.format.unwrap_or(DeliveryFormat::Json).as_str();
+    let (auth_type, username, password, token) = callback_auth(spec, &mut errors);
+    let chunks = event_chunks(provider, events, &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    Ok(chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| NativePlan {
+            key: plan_key(i),
+            body: json!({
+                "AccountId": account,
+                "WebhookUrl": spec.url.as_str(),
+                "Method": method,
+                "DataFormat": format,
+                "AuthenticationType": auth_type,
+                "AuthenticationUsername": username,
+                "AuthenticationPassword": password,
+                "AuthenticationToken": token,
+                "SubscribedEvents": chunk.join(","),
+            }),
+            events: chunk,
+            secret_pointers: secret_pointers(),
+        })
+        .collect())
+}
+
+/// The `AccountId` (required) and `WebhookUrl` within Telegent's lengths.
+fn check_target<'s>(spec: &'s SubscriptionSpec, errors: &mut Vec<FieldError>) -> &'s str {
+    let provider = spec.provider.as_str();
     let account = spec.account.as_deref().unwrap_or_default();
     if account.trim().is_empty() {
         errors.push(FieldError::provider(
@@ -225,18 +258,31 @@ pub fn plan(
     if spec.url.as_str().chars().count() > URL_MAX_CHARS {
         errors.push(too_long(provider, "/url", "WebhookUrl", URL_MAX_CHARS));
     }
-    let method = match spec.method.unwrap_or(DeliveryMethod::Post) {
+    account
+}
+
+/// The `Method`: POST unless the spec asks for PUT.
+fn delivery_method(spec: &SubscriptionSpec, errors: &mut Vec<FieldError>) -> &'static str {
+    match spec.method.unwrap_or(DeliveryMethod::Post) {
         DeliveryMethod::Patch => {
             errors.push(FieldError::provider(
                 "/method",
                 "Telegent delivers with POST or PUT only (seed 000 `Method`)",
-                provider,
+                spec.provider.as_str(),
             ));
             "PATCH"
         }
         m => m.as_str(),
-    };
-    let format = spec.format.unwrap_or(DeliveryFormat::Json).as_str();
+    }
+}
+
+/// `AuthenticationType`, `…Username`, `…Password` and `…Token`, each
+/// within Telegent's credential length.
+fn callback_auth<'s>(
+    spec: &'s SubscriptionSpec,
+    errors: &mut Vec<FieldError>,
+) -> (&'static str, &'s str, &'s str, &'s str) {
+    let provider = spec.provider.as_str();
     let (auth_type, username, password, token) = match &spec.auth {
         CallbackAuth::None => ("None", "", "", ""),
         CallbackAuth::Basic { username, password } => {
@@ -294,6 +340,16 @@ pub fn plan(
             errors.push(too_long(provider, pointer, field, CREDENTIAL_MAX_CHARS));
         }
     }
+    (auth_type, username, password, token)
+}
+
+/// The events as `SubscribedEvents` chunks, each name one Telegent can
+/// carry.
+fn event_chunks(
+    provider: &str,
+    events: &[String],
+    errors: &mut Vec<FieldError>,
+) -> Vec<Vec<String>> {
     if events.is_empty() {
         errors.push(FieldError::provider(
             "/events",
@@ -312,7 +368,7 @@ pub fn plan(
             ));
         }
     }
-    let chunks = match chunk_events(events, EVENTS_MAX_CHARS) {
+    match chunk_events(events, EVENTS_MAX_CHARS) {
         Ok(chunks) => chunks,
         Err(i) => {
             errors.push(FieldError::provider(
@@ -324,30 +380,7 @@ pub fn plan(
             ));
             Vec::new()
         }
-    };
-    if !errors.is_empty() {
-        return Err(Error::Invalid(errors));
     }
-    Ok(chunks
-        .into_iter()
-        .enumerate()
-        .map(|(i, chunk)| NativePlan {
-            key: plan_key(i),
-            body: json!({
-                "AccountId": account,
-                "WebhookUrl": spec.url.as_str(),
-                "Method": method,
-                "DataFormat": format,
-                "AuthenticationType": auth_type,
-                "AuthenticationUsername": username,
-                "AuthenticationPassword": password,
-                "AuthenticationToken": token,
-                "SubscribedEvents": chunk.join(","),
-            }),
-            events: chunk,
-            secret_pointers: secret_pointers(),
-        })
-        .collect())
 }
 
 fn authorized(req: NativeRequest, token: &str) -> NativeRequest {

@@ -153,8 +153,9 @@ async fn tokens_are_minted_once_per_endpoint_and_reused() {
         a.get(account(), &created.id).await.expect("get");
         a.list(account()).await.expect("list");
     }
-    let mut changed = spec();
-    changed.format = Some(switchboard_core::DeliveryFormat::Xml);
+    let changed = spec()
+        .with(|d| d.format = Some(switchboard_core::DeliveryFormat::Xml))
+        .expect("spec");
     let new = a
         .plan("sub_1", &changed, &events())
         .expect("plan")
@@ -321,19 +322,22 @@ async fn a_token_about_to_expire_is_not_reused() {
 async fn all_seven_events_make_one_webhook() {
     let ctx = Ctx::default().await;
     let a = ctx.adapter();
-    let mut s = spec();
-    s.events = [
-        "order.updated",
-        "message.received",
-        "call.ended",
-        "call.on_hold",
-        "call.recording",
-        "call.started",
-        "call.ringing",
-    ]
-    .iter()
-    .map(|e| EventName::parse(e).expect("event"))
-    .collect();
+    let s = spec()
+        .with(|d| {
+            d.events = [
+                "order.updated",
+                "message.received",
+                "call.ended",
+                "call.on_hold",
+                "call.recording",
+                "call.started",
+                "call.ringing",
+            ]
+            .iter()
+            .map(|e| EventName::parse(e).expect("event"))
+            .collect();
+        })
+        .expect("spec");
     let natives: Vec<String> = [
         "Order_Update",
         "New_Sms",
@@ -370,8 +374,9 @@ async fn wrapped_responses_parse() {
     assert_eq!(got, created);
     let listed = a.list(account()).await.expect("list");
     assert_eq!(listed, vec![created.clone()]);
-    let mut changed = spec();
-    changed.url = CallbackUrl::parse("https://changed.example.com/x").expect("url");
+    let changed = spec()
+        .with(|d| d.url = CallbackUrl::parse("https://changed.example.com/x").expect("url"))
+        .expect("spec");
     let new = a
         .plan("sub_1", &changed, &events())
         .expect("plan")
@@ -396,11 +401,14 @@ async fn update_is_read_merge_write_with_every_field() {
     let created = a.create(account(), &plan).await.expect("create");
     ctx.sim.clear_requests();
 
-    let mut changed = spec();
-    changed.auth = CallbackAuth::Bearer {
-        token: Secret::new("cb-token"),
-    };
-    changed.method = Some(switchboard_core::DeliveryMethod::Put);
+    let changed = spec()
+        .with(|d| {
+            d.auth = CallbackAuth::Bearer {
+                token: Secret::new("cb-token"),
+            };
+            d.method = Some(switchboard_core::DeliveryMethod::Put);
+        })
+        .expect("spec");
     let new = a
         .plan("sub_1", &changed, &events())
         .expect("plan")
@@ -469,8 +477,9 @@ async fn a_vanished_webhook_and_an_unknown_account() {
     a.delete(account(), "WID-404")
         .await
         .expect("deleting what is gone succeeds");
-    let mut elsewhere = spec();
-    elsewhere.account = Some("AID-0000000".into());
+    let elsewhere = spec()
+        .with(|d| d.account = Some("AID-0000000".into()))
+        .expect("spec");
     let plan = a
         .plan("sub_1", &elsewhere, &events())
         .expect("plan")

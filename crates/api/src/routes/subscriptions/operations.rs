@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::ApiResult;
 use crate::AppState;
 use crate::auth::{Caller, READ};
+use crate::dto::rfc3339;
 use crate::extract::{ApiQuery, Cursor, CursorKind, Limit, QueryParams};
 use crate::problem::{ApiError, Problem};
 
@@ -79,8 +80,6 @@ pub async fn operations(
             Cursor::text(&params.cursor),
         )
         .await?;
-    let fmt =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Ok(axum::Json(OperationPage {
         data: ops
             .into_iter()
@@ -91,8 +90,8 @@ pub async fn operations(
                 state: o.state,
                 steps: o.steps,
                 error: o.error,
-                started_at: fmt(o.started_at),
-                finished_at: o.finished_at.map(fmt),
+                started_at: rfc3339(o.started_at),
+                finished_at: o.finished_at.map(rfc3339),
             })
             .collect(),
         next_cursor,

@@ -30,6 +30,15 @@ fn spec() -> SubscriptionSpec {
     .unwrap()
 }
 
+/// `spec()` with `provider_options.template` set to `template`.
+fn templated(template: Value) -> SubscriptionSpec {
+    spec()
+        .with(|d| {
+            d.provider_options.insert("template".into(), template);
+        })
+        .unwrap()
+}
+
 fn events() -> Vec<String> {
     vec![
         "channels:sms.outbound".into(),
@@ -150,9 +159,12 @@ fn plan_fans_out_one_subscription_per_event() {
 
 #[test]
 fn no_secret_no_filters_no_template_means_none_sent() {
-    let mut s = spec();
-    s.signing_secret = None;
-    s.filters.clear();
+    let s = spec()
+        .with(|d| {
+            d.signing_secret = None;
+            d.filters.clear();
+        })
+        .unwrap();
     let plans = plan(&s, &events()).unwrap();
     let body = plans[0].body.as_object().unwrap();
     assert!(!body.contains_key("signingKey"));
@@ -163,9 +175,7 @@ fn no_secret_no_filters_no_template_means_none_sent() {
 
 #[test]
 fn template_is_validated_and_shared() {
-    let mut s = spec();
-    s.provider_options.insert("template".into(), json!("text"));
-    let plans = plan(&s, &events()).unwrap();
+    let plans = plan(&templated(json!("text")), &events()).unwrap();
     assert!(plans.iter().all(|p| p.body["template"] == "text"));
 
     for bad in [
@@ -175,8 +185,7 @@ fn template_is_validated_and_shared() {
         json!("x".repeat(65)),
         json!({"a": 1}),
     ] {
-        s.provider_options.insert("template".into(), bad.clone());
-        let errors = invalid(plan(&s, &events()).unwrap_err());
+        let errors = invalid(plan(&templated(bad.clone()), &events()).unwrap_err());
         assert_eq!(errors.len(), 1, "{bad}");
         assert_eq!(errors[0].pointer, "/provider_options/template");
         assert_eq!(errors[0].provider.as_deref(), Some("bird"));
@@ -185,8 +194,9 @@ fn template_is_validated_and_shared() {
 
 #[test]
 fn invalid_url_is_a_422_naming_the_pattern() {
-    let mut s = spec();
-    s.url = CallbackUrl::parse("https://10.1.2.3:8443/hook").unwrap();
+    let s = spec()
+        .with(|d| d.url = CallbackUrl::parse("https://10.1.2.3:8443/hook").unwrap())
+        .unwrap();
     let errors = invalid(plan(&s, &events()).unwrap_err());
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].pointer, "/url");
@@ -235,15 +245,17 @@ fn capabilities_declare_what_bird_lacks() {
     assert!(matches!(c.events_per_resource, EventsPerResource::One));
     assert_eq!(c.provider_options, ["template"]);
 
-    let mut s = spec();
-    s.auth = CallbackAuth::Bearer {
-        token: Secret::new("t"),
+    let mut s = SpecDraft {
+        auth: CallbackAuth::Bearer {
+            token: Secret::new("t"),
+        },
+        headers: [("X-Team".to_owned(), "billing".to_owned())].into(),
+        method: Some(DeliveryMethod::Put),
+        format: Some(DeliveryFormat::Xml),
+        timeout_seconds: Some(10),
+        max_retries: Some(2),
+        ..spec().into_draft()
     };
-    s.headers.insert("X-Team".into(), "billing".into());
-    s.method = Some(DeliveryMethod::Put);
-    s.format = Some(DeliveryFormat::Xml);
-    s.timeout_seconds = Some(10);
-    s.max_retries = Some(2);
     let errors = invalid(c.check("bird", crate::KIND, &mut s.clone()).unwrap_err());
     let mut pointers: Vec<_> = errors.iter().map(|e| e.pointer.as_str()).collect();
     pointers.sort_unstable();
@@ -261,7 +273,7 @@ fn capabilities_declare_what_bird_lacks() {
     s.on_unsupported = OnUnsupported::Ignore;
     let warnings = c.check("bird", crate::KIND, &mut s).unwrap();
     assert_eq!(warnings.len(), 6);
-    assert!(plan(&s, &events()).is_ok());
+    assert!(plan(&s.validate().unwrap(), &events()).is_ok());
 }
 
 #[test]
@@ -308,8 +320,7 @@ fn organization_prefix() {
 
 #[test]
 fn inactive_plans_preview_the_follow_up_patch() {
-    let mut s = spec();
-    s.enabled = false;
+    let s = spec().with(|d| d.enabled = false).unwrap();
     let plans = plan(&s, &events()).unwrap();
     assert!(!plan_is_active(&plans[0]));
     let reqs = preview_requests("k", &scope(), &plans);
@@ -344,8 +355,9 @@ fn patch_sends_only_changed_fields() {
         Update::Unchanged
     );
 
-    let mut s = spec();
-    s.url = CallbackUrl::parse("https://new.example.com/hook").unwrap();
+    let s = spec()
+        .with(|d| d.url = CallbackUrl::parse("https://new.example.com/hook").unwrap())
+        .unwrap();
     let new = plan(&s, &events()).unwrap().remove(0);
     let update = update_request("k", &scope(), "s1", &old, &new);
     if let Update::Patch(req) = &update {
@@ -360,17 +372,19 @@ fn patch_sends_only_changed_fields() {
         json!({"url": "https://new.example.com/hook"})
     );
 
-    let mut s = spec();
-    s.enabled = false;
+    let s = spec().with(|d| d.enabled = false).unwrap();
     let new = plan(&s, &events()).unwrap().remove(0);
     assert_eq!(
         patch_body(update_request("k", &scope(), "s1", &old, &new)),
         json!({"status": "inactive"})
     );
 
-    let mut s = spec();
-    s.filters.clear();
-    s.signing_secret = Some(Secret::new("rotated"));
+    let s = spec()
+        .with(|d| {
+            d.filters.clear();
+            d.signing_secret = Some(Secret::new("rotated"));
+        })
+        .unwrap();
     let new = plan(&s, &events()).unwrap().remove(0);
     let update = update_request("k", &scope(), "s1", &old, &new);
     assert!(!format!("{update:?}").contains("rotated"));
@@ -380,10 +394,9 @@ fn patch_sends_only_changed_fields() {
     );
 
     // A template change is PATCHed: the update page lists `template`.
-    let mut s = spec();
-    s.provider_options
-        .insert("template".into(), json!("twilio"));
-    let new = plan(&s, &events()).unwrap().remove(0);
+    let new = plan(&templated(json!("twilio")), &events())
+        .unwrap()
+        .remove(0);
     assert_eq!(
         patch_body(update_request("k", &scope(), "s1", &old, &new)),
         json!({"template": "twilio"})
@@ -399,20 +412,15 @@ fn changes_patch_cannot_express_recreate() {
         Update::Recreate
     );
     // signingKey and template cannot be cleared by PATCH.
-    let mut s = spec();
-    s.signing_secret = None;
+    let s = spec().with(|d| d.signing_secret = None).unwrap();
     let new = plan(&s, &events()).unwrap();
     assert_eq!(
         update_request("k", &scope(), "s1", &old[0], &new[0]),
         Update::Recreate
     );
-    let mut with_template = spec();
-    with_template
-        .provider_options
-        .insert("template".into(), json!("text"));
-    let templated = plan(&with_template, &events()).unwrap();
+    let with_template = plan(&templated(json!("text")), &events()).unwrap();
     assert_eq!(
-        update_request("k", &scope(), "s1", &templated[0], &old[0]),
+        update_request("k", &scope(), "s1", &with_template[0], &old[0]),
         Update::Recreate
     );
 }
@@ -532,8 +540,7 @@ fn limit_refusal_names_the_limit() {
             }
         }
     }
-    let mut s = spec();
-    s.filters.clear();
+    let s = spec().with(|d| d.filters.clear()).unwrap();
     let unfiltered = plan(&s, &events()).unwrap();
     let body = json!({"message": "Webhook subscription limit reached"});
     match kind_of(classify_error(

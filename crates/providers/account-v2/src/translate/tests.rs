@@ -88,8 +88,7 @@ fn buckets_come_from_the_catalog_not_the_code() {
 
 #[test]
 fn without_a_secret_the_url_is_a_bare_string() {
-    let mut s = spec();
-    s.signing_secret = None;
+    let s = spec().with(|d| d.signing_secret = None).unwrap();
     let plans = plan(&s, &events(&["outbound"])).unwrap();
     assert_eq!(
         plans[0].body,
@@ -101,12 +100,17 @@ fn without_a_secret_the_url_is_a_bare_string() {
 #[test]
 fn only_unrelated_changes_leave_the_plan_equal() {
     let before = plan(&spec(), &events(&["receive"])).unwrap();
-    let mut s = spec();
-    s.name = Some("renamed".into());
-    s.enabled = false;
-    s.metadata.insert("team".into(), json!("x"));
+    let s = spec()
+        .with(|d| {
+            d.name = Some("renamed".into());
+            d.enabled = false;
+            d.metadata.insert("team".into(), json!("x"));
+        })
+        .unwrap();
     assert_eq!(plan(&s, &events(&["receive"])).unwrap(), before);
-    s.signing_secret = Some(Secret::new("rotated"));
+    let s = s
+        .with(|d| d.signing_secret = Some(Secret::new("rotated")))
+        .unwrap();
     assert_ne!(plan(&s, &events(&["receive"])).unwrap(), before);
 }
 
@@ -128,8 +132,9 @@ fn contact_created_refuses_a_secret_or_drops_it_under_ignore() {
         other => panic!("{other:?}"),
     }
 
-    let mut s = spec();
-    s.on_unsupported = OnUnsupported::Ignore;
+    let s = spec()
+        .with(|d| d.on_unsupported = OnUnsupported::Ignore)
+        .unwrap();
     let plans = plan(&s, &events(&["receive", "contact_created"])).unwrap();
     assert_eq!(plans[0].body["webhooks"][0]["secret"], "webhook-secret");
     assert_eq!(
@@ -138,15 +143,20 @@ fn contact_created_refuses_a_secret_or_drops_it_under_ignore() {
     );
     assert!(plans[1].secret_pointers.is_empty());
 
-    s.signing_secret = None;
-    s.on_unsupported = OnUnsupported::Reject;
+    let s = s
+        .with(|d| {
+            d.signing_secret = None;
+            d.on_unsupported = OnUnsupported::Reject;
+        })
+        .unwrap();
     assert!(plan(&s, &events(&["contact_created"])).is_ok());
 }
 
 #[test]
 fn http_is_refused_with_the_upgraded_url_named() {
-    let mut s = spec();
-    s.url = CallbackUrl::parse("http://example.com/webhook").unwrap();
+    let s = spec()
+        .with(|d| d.url = CallbackUrl::parse("http://example.com/webhook").unwrap())
+        .unwrap();
     match plan(&s, &events(&["receive"])).unwrap_err() {
         Error::Invalid(errs) => {
             assert_eq!(errs[0].pointer, "/url");
@@ -158,8 +168,9 @@ fn http_is_refused_with_the_upgraded_url_named() {
 
 #[test]
 fn secrets_must_survive_as_a_header_value() {
-    let mut s = spec();
-    s.signing_secret = Some(Secret::new("line1\nline2"));
+    let s = spec()
+        .with(|d| d.signing_secret = Some(Secret::new("line1\nline2")))
+        .unwrap();
     match plan(&s, &events(&["receive"])).unwrap_err() {
         Error::Invalid(errs) => {
             assert_eq!(errs[0].pointer, "/signing_secret");
@@ -198,8 +209,7 @@ fn planned_entry_reads_back_either_shape() {
         planned_entry(&plans[0]).unwrap(),
         entry("receive", "https://example.com/webhook")
     );
-    let mut s = spec();
-    s.signing_secret = None;
+    let s = spec().with(|d| d.signing_secret = None).unwrap();
     let plans = plan(&s, &events(&["line_blocked"])).unwrap();
     assert_eq!(
         planned_entry(&plans[0]).unwrap(),

@@ -70,12 +70,15 @@ fn create_request_matches_the_seed_example() {
 
 #[test]
 fn callback_auth_becomes_scheme_and_custom_header() {
-    let mut s = spec();
-    s.auth = CallbackAuth::Basic {
-        username: "u".into(),
-        password: Secret::new("p"),
-    };
-    s.headers.insert("X-Team".into(), "billing".into());
+    let s = spec()
+        .with(|d| {
+            d.auth = CallbackAuth::Basic {
+                username: "u".into(),
+                password: Secret::new("p"),
+            };
+            d.headers.insert("X-Team".into(), "billing".into());
+        })
+        .unwrap();
     let p = plan("sub_1", &s, &events()).unwrap();
     assert_eq!(p.body["authorization_scheme"], "basic");
     assert_eq!(
@@ -87,10 +90,14 @@ fn callback_auth_becomes_scheme_and_custom_header() {
             .contains(&"/custom_headers/0/value".to_owned())
     );
 
-    s.auth = CallbackAuth::ApiKey {
-        header: "X-Api-Key".into(),
-        value: Secret::new("k"),
-    };
+    let s = s
+        .with(|d| {
+            d.auth = CallbackAuth::ApiKey {
+                header: "X-Api-Key".into(),
+                value: Secret::new("k"),
+            }
+        })
+        .unwrap();
     let p = plan("sub_1", &s, &events()).unwrap();
     assert_eq!(p.body["authorization_scheme"], "api_key");
     assert_eq!(
@@ -98,7 +105,11 @@ fn callback_auth_becomes_scheme_and_custom_header() {
         json!({"key": "X-Api-Key", "value": "k"})
     );
 
-    s.headers.insert("x-api-key".into(), "clash".into());
+    let s = s
+        .with(|d| {
+            d.headers.insert("x-api-key".into(), "clash".into());
+        })
+        .unwrap();
     let err = plan("sub_1", &s, &events()).unwrap_err();
     assert!(matches!(err, Error::Invalid(ref e) if e[0].pointer == "/headers/X-Api-Key"));
 }
@@ -106,14 +117,12 @@ fn callback_auth_becomes_scheme_and_custom_header() {
 #[test]
 fn names_fit_255_with_the_marker_or_are_refused() {
     let id = "sub_01JABCDEFGHJKMNPQRSTVWXYZ0";
-    let mut s = spec();
-    s.name = Some("n".repeat(222));
-    let p = plan(id, &s, &events()).unwrap();
+    let named = |n: usize| spec().with(|d| d.name = Some("n".repeat(n))).unwrap();
+    let p = plan(id, &named(222), &events()).unwrap();
     let name = p.body["name"].as_str().unwrap();
     assert_eq!(name.chars().count(), 255);
     assert!(name.ends_with("[sub_01JABCDEFGHJKMNPQRSTVWXYZ0]"));
-    s.name = Some("n".repeat(223));
-    let err = plan(id, &s, &events()).unwrap_err();
+    let err = plan(id, &named(223), &events()).unwrap_err();
     assert!(
         matches!(err, Error::Invalid(ref e) if e[0].pointer == "/name" && e[0].detail.contains("222"))
     );
@@ -122,10 +131,13 @@ fn names_fit_255_with_the_marker_or_are_refused() {
 #[test]
 fn update_sends_only_changed_fields() {
     let old = plan("sub_1", &spec(), &events()).unwrap();
-    let mut s = spec();
-    s.url = CallbackUrl::parse("https://example.com/new").unwrap();
-    s.timeout_seconds = None;
-    s.signing_secret = None;
+    let s = spec()
+        .with(|d| {
+            d.url = CallbackUrl::parse("https://example.com/new").unwrap();
+            d.timeout_seconds = None;
+            d.signing_secret = None;
+        })
+        .unwrap();
     let new = plan("sub_1", &s, &events()).unwrap();
     let req = update_request("t", "a", "w", &old, &new).unwrap();
     assert_eq!(req.method, Method::PUT);
@@ -136,8 +148,9 @@ fn update_sends_only_changed_fields() {
     );
     assert!(update_request("t", "a", "w", &old, &old).is_none());
 
-    let mut s2 = spec();
-    s2.signing_secret = Some(Secret::new("rotated"));
+    let s2 = spec()
+        .with(|d| d.signing_secret = Some(Secret::new("rotated")))
+        .unwrap();
     let new = plan("sub_1", &s2, &events()).unwrap();
     let req = update_request("t", "a", "w", &old, &new).unwrap();
     assert_eq!(
@@ -150,8 +163,7 @@ fn update_sends_only_changed_fields() {
 #[test]
 fn disable_is_a_put_of_enabled_not_the_toggle() {
     let old = plan("sub_1", &spec(), &events()).unwrap();
-    let mut s = spec();
-    s.enabled = false;
+    let s = spec().with(|d| d.enabled = false).unwrap();
     let new = plan("sub_1", &s, &events()).unwrap();
     let req = update_request("t", "a", "w", &old, &new).unwrap();
     assert_eq!(req.method, Method::PUT);
@@ -279,19 +291,20 @@ fn every_documented_error_shape_is_classified() {
 
 #[test]
 fn payload_templates_must_name_subscribed_events() {
-    let mut s = spec();
-    s.provider_options.insert(
-        "payload_templates".into(),
-        json!({"event_action": {"x": "{{call.id}}"}}),
-    );
+    let templated = |templates: serde_json::Value| {
+        spec()
+            .with(|d| {
+                d.provider_options
+                    .insert("payload_templates".into(), templates);
+            })
+            .unwrap()
+    };
+    let s = templated(json!({"event_action": {"x": "{{call.id}}"}}));
     let err = plan("sub_1", &s, &events()).unwrap_err();
     assert!(
         matches!(err, Error::Invalid(ref e) if e[0].pointer == "/provider_options/payload_templates/event_action")
     );
-    s.provider_options.insert(
-        "payload_templates".into(),
-        json!({"event_phone_call_ended": {"x": "{{call.id}}"}}),
-    );
+    let s = templated(json!({"event_phone_call_ended": {"x": "{{call.id}}"}}));
     let p = plan("sub_1", &s, &events()).unwrap();
     assert_eq!(
         p.body["payload_templates"]["event_phone_call_ended"]["x"],
