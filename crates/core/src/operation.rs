@@ -7,8 +7,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Declares an enum whose serde name, [`as_str`] and [`parse`] all come
-/// from one `Variant = "wire"` list, so the three cannot disagree. The wire
+/// Declares an enum whose serde name, `as_str` and `parse` all come from
+/// one `Variant = "wire"` list, so the three cannot disagree (also used for
+/// [`crate::SubscriptionStatus`]). The wire
 /// name is taken as a `tt`, not a `literal`: a `literal` fragment reaches
 /// the derives wrapped in an invisible group, which serde reads but
 /// utoipa's `ToSchema` does not (it would show the variant names).
@@ -53,6 +54,7 @@ macro_rules! wire_enum {
         }
     };
 }
+pub(crate) use wire_enum;
 
 wire_enum! {
     /// What a journal entry changes.

@@ -278,44 +278,19 @@ pub enum OnUnsupported {
     Ignore,
 }
 
-/// Lifecycle state of a subscription as the API reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscriptionStatus {
-    /// Every native resource exists and delivers.
-    Active,
-    /// Deliveries are off; the subscription is kept.
-    Disabled,
-    /// A change is being applied upstream.
-    Pending,
-    /// The provider's state drifted from the recorded one.
-    Degraded,
-    /// The last change could not be applied.
-    Failed,
-}
-
-impl SubscriptionStatus {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-            Self::Pending => "pending",
-            Self::Degraded => "degraded",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "active" => Self::Active,
-            "disabled" => Self::Disabled,
-            "pending" => Self::Pending,
-            "degraded" => Self::Degraded,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
+crate::operation::wire_enum! {
+    /// Lifecycle state of a subscription as the API reports it.
+    SubscriptionStatus {
+        /// Every native resource exists and delivers.
+        Active = "active",
+        /// Deliveries are off; the subscription is kept.
+        Disabled = "disabled",
+        /// A change is being applied upstream.
+        Pending = "pending",
+        /// The provider's state drifted from the recorded one.
+        Degraded = "degraded",
+        /// The last change could not be applied.
+        Failed = "failed",
     }
 }
 

@@ -515,23 +515,9 @@ impl Engine {
         detached: &Detached,
     ) -> Result<(), Error> {
         let current = self.store.get(tenant, id).await?;
-        let provider = self.provider(&current.spec.provider)?.clone();
-        let old = self.plans_for(&current.id, &current.spec, &current.natives)?;
-        let change = Change {
-            kind: OperationKind::Delete,
-            actor,
-            provider,
-            current,
-            entry: Entry::Claim,
-            work: Work::Apply {
-                old,
-                wanted: Vec::new(),
-                adopt: None,
-                then: Then::Delete,
-            },
-            detached: detached.clone(),
-        };
-        self.run(change).await.map(drop)
+        self.claimed(current, None, OperationKind::Delete, actor, detached)
+            .await
+            .map(drop)
     }
 
     /// A change of `current` to the `prepared` spec, claimed at the version
@@ -544,9 +530,32 @@ impl Engine {
         actor: &str,
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
+        stored(
+            self.claimed(current, Some(prepared), kind, actor, detached)
+                .await,
+        )
+    }
+
+    /// A change claimed at the version read that moves `current` to the
+    /// `next` spec, or, with `None`, to nothing: every native resource is
+    /// deleted, then the row.
+    async fn claimed(
+        &self,
+        current: SubscriptionRecord,
+        next: Option<Prepared>,
+        kind: OperationKind,
+        actor: &str,
+        detached: &Detached,
+    ) -> Result<Option<SubscriptionRecord>, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.plans_for(&current.id, &current.spec, &current.natives)?;
-        let wanted = self.wanted(&provider, &prepared);
+        let (wanted, then) = match next {
+            Some(prepared) => (
+                self.wanted(&provider, &prepared),
+                Then::Store(Box::new(prepared)),
+            ),
+            None => (Vec::new(), Then::Delete),
+        };
         let change = Change {
             kind,
             actor,
@@ -557,11 +566,11 @@ impl Engine {
                 old,
                 wanted,
                 adopt: None,
-                then: Then::Store(Box::new(prepared)),
+                then,
             },
             detached: detached.clone(),
         };
-        stored(self.run(change).await)
+        self.run(change).await
     }
 }
 

@@ -96,7 +96,7 @@ pub struct AuthConfig {
 /// keys (parsed by the adapter crate).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ProviderConfig {
-    /// `telegent`, `talkover`, `accesskey-workspace` or `account-v2`.
+    /// The name of a registered provider kind (`switchboard_registry::kinds()`).
     pub kind: String,
     /// Requests per minute to this provider instance (all requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,11 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use switchboard_core::Error;
 
+/// A key whose request is still being answered (`state` column).
+const RUNNING: &str = "running";
+/// A key whose answer is kept for replay (`state` column).
+const DONE: &str = "done";
+
 use crate::entity::idempotency;
 use crate::store::{Store, db_err};
 
@@ -58,7 +63,7 @@ impl Store {
             tenant: Set(tenant.to_owned()),
             key: Set(key.to_owned()),
             request_hash: Set(hash.to_owned()),
-            state: Set("running".into()),
+            state: Set(RUNNING.into()),
             response_status: Set(None),
             response_body: Set(None),
             created_at: Set(now),
@@ -85,12 +90,12 @@ impl Store {
             return Ok(Begin::InProgress);
         };
         let expired = row.created_at + Duration::hours(KEY_LIFETIME_HOURS) < now;
-        let abandoned = row.state == "running" && row.locked_until < now;
+        let abandoned = row.state == RUNNING && row.locked_until < now;
         if expired || abandoned {
             // Take the key over only if nobody else did in the meantime.
             let res = idempotency::Entity::update_many()
                 .col_expr(idempotency::Column::RequestHash, Expr::value(hash))
-                .col_expr(idempotency::Column::State, Expr::value("running"))
+                .col_expr(idempotency::Column::State, Expr::value(RUNNING))
                 .col_expr(
                     idempotency::Column::ResponseStatus,
                     Expr::value(Option::<i32>::None),
@@ -118,7 +123,7 @@ impl Store {
             return Ok(Begin::Mismatch);
         }
         match (row.state.as_str(), row.response_status, row.response_body) {
-            ("done", Some(status), Some(body)) => Ok(Begin::Replay {
+            (DONE, Some(status), Some(body)) => Ok(Begin::Replay {
                 status: u16::try_from(status).unwrap_or(500),
                 body: self.cipher.open(&body, &aad(tenant, key))?,
             }),
@@ -136,7 +141,7 @@ impl Store {
     ) -> Result<(), Error> {
         let sealed = self.cipher.seal(body, &aad(tenant, key))?;
         idempotency::Entity::update_many()
-            .col_expr(idempotency::Column::State, Expr::value("done"))
+            .col_expr(idempotency::Column::State, Expr::value(DONE))
             .col_expr(
                 idempotency::Column::ResponseStatus,
                 Expr::value(i32::from(status)),
@@ -156,7 +161,7 @@ impl Store {
         idempotency::Entity::delete_many()
             .filter(idempotency::Column::Tenant.eq(tenant))
             .filter(idempotency::Column::Key.eq(key))
-            .filter(idempotency::Column::State.eq("running"))
+            .filter(idempotency::Column::State.eq(RUNNING))
             .exec(&self.db)
             .await
             .map_err(db_err)?;
