@@ -280,15 +280,24 @@ async fn a_held_account_lock_is_visible_to_other_postgres_sessions() {
     );
 }
 
+/// `opts` connected with `keys` as its cipher (the first seals).
+async fn with_keys(
+    opts: &mut switchboard_store::StoreOptions,
+    keys: &[&switchboard_store::SecretKey],
+) -> Store {
+    opts.cipher =
+        switchboard_store::Cipher::new(keys.iter().map(|k| (*k).clone()).collect()).unwrap();
+    Store::connect(opts).await.unwrap()
+}
+
 #[tokio::test]
 async fn key_rotation_reseals_everything_with_the_new_key() {
     use switchboard_core::operation::OperationKind;
-    use switchboard_store::{Cipher, NewOperation, SecretKey};
+    use switchboard_store::{NewOperation, SecretKey};
     for (name, mut opts) in testing::backends() {
         let old = SecretKey::generate("old").0;
         let new = SecretKey::generate("new").0;
-        opts.cipher = Cipher::new(vec![old.clone()]).unwrap();
-        let before = Store::connect(&opts).await.unwrap();
+        let before = with_keys(&mut opts, &[&old]).await;
         let rec = record("t", "a");
         before.insert(&rec).await.unwrap();
         let op = before
@@ -306,14 +315,12 @@ async fn key_rotation_reseals_everything_with_the_new_key() {
             .await
             .unwrap();
 
-        opts.cipher = Cipher::new(vec![new.clone(), old]).unwrap();
-        let both = Store::connect(&opts).await.unwrap();
+        let both = with_keys(&mut opts, &[&new, &old]).await;
         let n = both.rotate_keys().await.unwrap();
         assert!(n >= 3, "{name}: spec and both journalled specs, got {n}");
         assert_eq!(both.rotate_keys().await.unwrap(), 0, "{name}: idempotent");
 
-        opts.cipher = Cipher::new(vec![new]).unwrap();
-        let only_new = Store::connect(&opts).await.unwrap();
+        let only_new = with_keys(&mut opts, &[&new]).await;
         assert_eq!(
             only_new.get("t", &rec.id).await.unwrap().spec,
             rec.spec,
@@ -375,14 +382,13 @@ async fn a_journal_entry_reads_back_typed() {
 /// re-sealed too, and every one opens with the new key alone.
 #[tokio::test]
 async fn key_rotation_crosses_page_boundaries() {
-    use switchboard_store::{Cipher, SecretKey};
+    use switchboard_store::SecretKey;
     // More than one page of the rotation walk (200 rows).
     const ROWS: usize = 250;
     for (name, mut opts) in testing::backends() {
         let old = SecretKey::generate("old").0;
         let new = SecretKey::generate("new").0;
-        opts.cipher = Cipher::new(vec![old.clone()]).unwrap();
-        let before = Store::connect(&opts).await.unwrap();
+        let before = with_keys(&mut opts, &[&old]).await;
         let mut ids = Vec::with_capacity(ROWS);
         for _ in 0..ROWS {
             let rec = record("t", "a");
@@ -390,13 +396,11 @@ async fn key_rotation_crosses_page_boundaries() {
             ids.push(rec.id);
         }
 
-        opts.cipher = Cipher::new(vec![new.clone(), old]).unwrap();
-        let both = Store::connect(&opts).await.unwrap();
+        let both = with_keys(&mut opts, &[&new, &old]).await;
         assert_eq!(both.rotate_keys().await.unwrap(), ROWS as u64, "{name}");
         assert_eq!(both.rotate_keys().await.unwrap(), 0, "{name}: idempotent");
 
-        opts.cipher = Cipher::new(vec![new]).unwrap();
-        let only_new = Store::connect(&opts).await.unwrap();
+        let only_new = with_keys(&mut opts, &[&new]).await;
         for id in [&ids[0], &ids[199], &ids[200], &ids[ROWS - 1]] {
             only_new
                 .get("t", id)
