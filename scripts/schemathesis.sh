@@ -112,7 +112,9 @@ per_token_rps = 0
 [simulators]
 enabled = true
 listen = "127.0.0.1:0"
-talkover_agents = ["$AGENT"]
+
+[simulators.accounts]
+talkover = ["$AGENT"]
 
 [secrets]
 # Demo mode (simulators on, no keys) keeps its generated data-encryption
