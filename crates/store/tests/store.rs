@@ -280,6 +280,26 @@ async fn a_held_account_lock_is_visible_to_other_postgres_sessions() {
     );
 }
 
+/// Journals a `kind` change of `rec` (spec before = after), by actor `x`.
+async fn journal(
+    store: &Store,
+    rec: &SubscriptionRecord,
+    kind: switchboard_core::operation::OperationKind,
+) -> String {
+    let op = switchboard_store::NewOperation {
+        tenant: &rec.tenant,
+        subscription_id: &rec.id,
+        kind,
+        actor: "x",
+        before: Some(&rec.spec),
+        after: Some(&rec.spec),
+    };
+    store
+        .start_operation(&op, std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+}
+
 /// `opts` connected with `keys` as its cipher (the first seals).
 async fn with_keys(
     opts: &mut switchboard_store::StoreOptions,
@@ -293,27 +313,14 @@ async fn with_keys(
 #[tokio::test]
 async fn key_rotation_reseals_everything_with_the_new_key() {
     use switchboard_core::operation::OperationKind;
-    use switchboard_store::{NewOperation, SecretKey};
+    use switchboard_store::SecretKey;
     for (name, mut opts) in testing::backends() {
         let old = SecretKey::generate("old").0;
         let new = SecretKey::generate("new").0;
         let before = with_keys(&mut opts, &[&old]).await;
         let rec = record("t", "a");
         before.insert(&rec).await.unwrap();
-        let op = before
-            .start_operation(
-                &NewOperation {
-                    tenant: "t",
-                    subscription_id: &rec.id,
-                    kind: OperationKind::Update,
-                    actor: "x",
-                    before: Some(&rec.spec),
-                    after: Some(&rec.spec),
-                },
-                std::time::Duration::from_secs(30),
-            )
-            .await
-            .unwrap();
+        let op = journal(&before, &rec, OperationKind::Update).await;
 
         let both = with_keys(&mut opts, &[&new, &old]).await;
         let n = both.rotate_keys().await.unwrap();
@@ -338,24 +345,10 @@ async fn key_rotation_reseals_everything_with_the_new_key() {
 #[tokio::test]
 async fn a_journal_entry_reads_back_typed() {
     use switchboard_core::operation::{OperationKind, OperationState, Step, StepAction};
-    use switchboard_store::NewOperation;
     each_backend(|store| async move {
         let rec = record("t", "a");
         store.insert(&rec).await.unwrap();
-        let op = store
-            .start_operation(
-                &NewOperation {
-                    tenant: "t",
-                    subscription_id: &rec.id,
-                    kind: OperationKind::RotateSecret,
-                    actor: "x",
-                    before: Some(&rec.spec),
-                    after: Some(&rec.spec),
-                },
-                std::time::Duration::from_secs(30),
-            )
-            .await
-            .unwrap();
+        let op = journal(&store, &rec, OperationKind::RotateSecret).await;
         let steps = [
             Step::now(StepAction::AdoptReplacement, "webhook", "n2"),
             Step::now(StepAction::UndoCreate, "webhook", "n2"),
