@@ -8,6 +8,7 @@ mod m20261123_000002_audit_log;
 mod m20261123_000003_idempotency;
 mod m20261123_000004_operations;
 mod m20261123_000005_reconciliation;
+mod m20261129_000006_verifications;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_idempotency::Migration),
             Box::new(m20261123_000004_operations::Migration),
             Box::new(m20261123_000005_reconciliation::Migration),
+            Box::new(m20261129_000006_verifications::Migration),
         ]
     }
 }

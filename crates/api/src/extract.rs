@@ -1,13 +1,17 @@
 //! The request extractors: the JSON body (a size limit, a JSON media type,
 //! and parse errors turned into problem+json with a pointer to the offending
-//! field: unknown fields and wrong types are 422 at `/field`, broken JSON is
-//! 400) and the typed query string ([`ApiQuery`], every bad parameter
-//! reported at once at `/parameter`).
+//! field: unknown fields and wrong types are 422 at `/field`, broken JSON or
+//! bytes after the JSON value are 400), the typed query string
+//! ([`ApiQuery`], every bad parameter reported at once at `/parameter`) and
+//! the `{id}` of a subscription route ([`SubscriptionId`]: an id no
+//! subscription can have is 404 without a database query).
 
 use std::marker::PhantomData;
 
+use std::convert::Infallible;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -36,9 +40,27 @@ pub fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Parses bytes as `T`, mapping errors to the domain error.
+/// Parses bytes as `T`, mapping errors to the domain error. The bytes must
+/// be one JSON value (RFC 8259 §2: `JSON-text = ws value ws`), checked
+/// before any field is judged: broken JSON, or anything but whitespace
+/// after the value, is malformed (400), never a field error or silently
+/// dropped.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let malformed = |what: &str, e: serde_json::Error| Error::Malformed {
+        detail: format!("{what}: {e}"),
+        pointer: None,
+    };
     let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde::de::IgnoredAny::deserialize(&mut *de)
+        .map_err(|e| malformed("the body is not valid JSON", e))?;
+    de.end()
+        .map_err(|e| malformed("the body must be one JSON value", e))?;
+    deserialize(&mut serde_json::Deserializer::from_slice(bytes))
+}
+
+fn deserialize<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, Error> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let pointer = path_to_pointer(e.path());
         let inner = e.inner();
@@ -134,8 +156,13 @@ pub trait QueryParams: DeserializeOwned + Default {
 /// A query string parsed into `T`. Every bad parameter is reported at once,
 /// as a field error at `/<name>` (422); a query string that is not
 /// `application/x-www-form-urlencoded` is 400. A repeated parameter's last
-/// value counts.
+/// value counts. A value with a control character (`%00` included) is a
+/// 422 at its parameter whatever the type: no id, name or cursor has one,
+/// and PostgreSQL cannot even compare text with a NUL in it.
 pub struct ApiQuery<T>(pub T);
+
+/// The detail at a query value with a control character.
+pub const CONTROL_CHARACTERS: &str = "must not contain control characters";
 
 impl<T: QueryParams, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
@@ -156,6 +183,9 @@ impl<T: QueryParams, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         let errors: Vec<FieldError> = params
             .iter()
             .filter_map(|(k, v)| {
+                if v.as_str().is_some_and(|v| v.chars().any(char::is_control)) {
+                    return Some(FieldError::new(format!("/{k}"), CONTROL_CHARACTERS));
+                }
                 let one = serde_json::json!({ k: v });
                 query_value::<T>(one).err()
             })
@@ -181,6 +211,51 @@ fn query_value<T: QueryParams>(value: serde_json::Value) -> Result<T, FieldError
         }
         Err(other) => Err(FieldError::new("/", other.to_string())),
     }
+}
+
+/// The `{id}` of a `/v1/subscriptions/{id}` route, checked when the
+/// handler asks ([`SubscriptionId::get`]), after the caller's scope, so a
+/// token without the scope gets 403 whatever the id. An id that is not
+/// `sub_<ulid>` is 404 without a database query: a NUL (`%00`, which
+/// PostgreSQL refuses in text) and percent-encoded bytes that are not UTF-8
+/// (`%ff`, which axum's `Path` refuses with a plain-text 400) name no
+/// subscription either.
+#[derive(Debug)]
+pub struct SubscriptionId(Result<String, Error>);
+
+impl SubscriptionId {
+    /// The id, or 404 for one no subscription can have.
+    pub fn get(self) -> Result<String, Error> {
+        self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SubscriptionId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let id = match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => id,
+            // Not UTF-8 once decoded: named as sent, still percent-encoded.
+            Err(_) => raw_id(parts).unwrap_or_default(),
+        };
+        Ok(Self(if switchboard_core::ids::is_subscription_id(&id) {
+            Ok(id)
+        } else {
+            Err(Error::NotFound {
+                what: "subscription",
+                id,
+            })
+        }))
+    }
+}
+
+/// The `{id}` segment of the request's path as sent (axum's
+/// `RawPathParams` decodes, and refuses what is not UTF-8).
+fn raw_id(parts: &Parts) -> Option<String> {
+    let route = parts.extensions.get::<MatchedPath>()?.as_str();
+    let at = route.split('/').position(|s| s == "{id}")?;
+    parts.uri.path().split('/').nth(at).map(str::to_owned)
 }
 
 /// A page size: 1 to 200 (`limit`).
@@ -339,6 +414,66 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_control_character_in_a_query_value_is_a_field_error() {
+        let Err(Error::Invalid(errors)) = query("/x?name=a%00b&limit=3").await else {
+            panic!("not a field error");
+        };
+        assert_eq!(errors, [FieldError::new("/name", CONTROL_CHARACTERS)]);
+        let Err(Error::Invalid(errors)) = query("/x?cursor=op_%00").await else {
+            panic!("not a field error");
+        };
+        assert_eq!(errors[0].pointer, "/cursor");
+    }
+
+    /// What a route with a [`SubscriptionId`] makes of the id in `uri`.
+    async fn subscription_id(uri: &str) -> String {
+        let router = axum::Router::new().route(
+            "/v1/s/{id}/x",
+            axum::routing::get(|id: SubscriptionId| async move {
+                match id.get() {
+                    Ok(id) => format!("ok {id}"),
+                    Err(Error::NotFound { id, .. }) => format!("404 {id}"),
+                    Err(e) => format!("other {e}"),
+                }
+            }),
+        );
+        let req = axum::http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(router, req).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_id_no_subscription_can_have_is_not_found() {
+        let id = switchboard_core::ids::subscription_id();
+        assert_eq!(
+            subscription_id(&format!("/v1/s/{id}/x")).await,
+            format!("ok {id}")
+        );
+        assert_eq!(subscription_id("/v1/s/sub_%00/x").await, "404 sub_\0");
+        assert_eq!(subscription_id("/v1/s/%ff/x").await, "404 %ff");
+        assert_eq!(subscription_id("/v1/s/sub_nope/x").await, "404 sub_nope");
+    }
+
+    #[test]
+    fn bytes_after_the_json_value_are_malformed() {
+        let Err(Error::Malformed { detail, .. }) = parse_json::<T>(br#"{"a": 1} x"#) else {
+            panic!("trailing bytes were accepted");
+        };
+        assert!(detail.contains("one JSON value"), "{detail}");
+        assert!(matches!(
+            parse_json::<T>(br#"{"a": 1}{"a": 2}"#),
+            Err(Error::Malformed { .. })
+        ));
+        assert!(
+            parse_json::<T>(b" {\"a\": 1} \r\n").is_ok(),
+            "whitespace is JSON"
+        );
+    }
+
     #[test]
     fn broken_json_is_malformed() {
         assert!(matches!(
@@ -347,6 +482,11 @@ mod tests {
         ));
         assert!(matches!(
             parse_json::<T>(b"nope"),
+            Err(Error::Malformed { .. })
+        ));
+        // Broken JSON is 400 even where a field before the break is wrong.
+        assert!(matches!(
+            parse_json::<T>(br#"{"a": "x", "b": [{"#),
             Err(Error::Malformed { .. })
         ));
     }

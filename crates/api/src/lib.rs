@@ -8,6 +8,7 @@ pub mod dto;
 pub mod extract;
 pub mod idempotency;
 pub mod openapi;
+pub mod precondition;
 pub mod problem;
 pub mod routes;
 
@@ -124,14 +125,27 @@ async fn method_not_allowed() -> impl IntoResponse {
     problem::ApiError::MethodNotAllowed
 }
 
-/// Refuses requests whose headers are larger than the limit (431).
+/// The most header fields a request may have (hyper's own default, which
+/// the server's HTTP/1 parser is set above so that this answers).
+/// `x-request-id` is not counted: Switchboard adds it when it is missing.
+pub const MAX_HEADER_FIELDS: usize = 100;
+
+/// Refuses requests with more than [`MAX_HEADER_FIELDS`] header fields or
+/// whose headers are larger than the limit (431).
 async fn header_limit(
     axum::extract::State(limit): axum::extract::State<usize>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let size: usize = req
-        .headers()
+    let headers = req.headers();
+    let fields = headers.len() - usize::from(headers.contains_key(REQUEST_ID));
+    if fields > MAX_HEADER_FIELDS {
+        return problem::ApiError::TooManyHeaders {
+            limit: MAX_HEADER_FIELDS,
+        }
+        .into_response();
+    }
+    let size: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();

@@ -22,6 +22,10 @@ impl Modify for BearerAuth {
         // Every authenticated operation can answer these; declaring them
         // once here keeps the per-handler annotations about the handler.
         let common = [
+            (
+                "400",
+                "The body, the query string or a header could not be parsed",
+            ),
             ("401", "Missing or unknown bearer token"),
             ("403", "The token lacks a scope"),
             ("415", "The body is not application/json"),
@@ -104,6 +108,42 @@ pub fn router() -> Router<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patch_describes_its_precondition_and_every_refusal_is_a_problem() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let patch = &doc["paths"]["/v1/subscriptions/{id}"]["patch"];
+        let if_match = patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "If-Match")
+            .expect("If-Match is a parameter of PATCH");
+        assert_eq!(if_match["in"], "header");
+        for code in ["400", "404", "412", "422", "431"] {
+            assert!(
+                patch["responses"][code]["content"][crate::problem::PROBLEM_JSON].is_object(),
+                "PATCH {code}"
+            );
+        }
+        // The API's operations (not the health probes, whose 503 is a
+        // readiness answer, not a refusal).
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op.get("security").is_none() {
+                    continue;
+                }
+                for (code, resp) in op["responses"].as_object().unwrap() {
+                    if code.starts_with('4') || code.starts_with('5') {
+                        assert!(
+                            resp["content"][crate::problem::PROBLEM_JSON].is_object(),
+                            "{method} {path} {code} is not problem+json"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_document_lists_every_route() {

@@ -57,6 +57,11 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request has more header fields than allowed (431).
+    TooManyHeaders {
+        /// The most header fields a request may have.
+        limit: usize,
+    },
     /// The server is at its concurrency limit or the request timed out (503).
     Overloaded,
 }
@@ -98,6 +103,13 @@ impl ApiError {
                 "headers-too-large",
                 "Request headers too large",
                 format!("the request headers must be at most {limit} bytes"),
+                None,
+            ),
+            Self::TooManyHeaders { limit } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request headers too large",
+                format!("a request may have at most {limit} header fields"),
                 None,
             ),
             Self::Overloaded => (
@@ -165,7 +177,7 @@ fn upstream(e: UpstreamError) -> (Problem, Option<u64>) {
             format!("{who} asked to slow down; retry later"),
             Some(retry_after.map_or(30, |d| d.as_secs().max(1))),
         ),
-        UpstreamErrorKind::Unavailable => (
+        UpstreamErrorKind::Unavailable | UpstreamErrorKind::Unreachable => (
             StatusCode::BAD_GATEWAY,
             "provider-unavailable",
             "The provider is unavailable",

@@ -43,7 +43,7 @@ impl fmt::Debug for NativePlan {
 }
 
 /// A resource as the provider reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NativeResource {
     /// The provider's id (or a synthesized identity where it has none).
     pub id: String,
@@ -53,6 +53,17 @@ pub struct NativeResource {
     pub enabled: bool,
     /// Callback URL as the provider stores it.
     pub url: Option<String>,
+    /// The subscription id Switchboard wrote into the provider's free-text
+    /// field (Talkover `name`, `… [sub_…]`); `None` where the kind has no
+    /// such field or the resource carries no marker. When the id of a
+    /// create never came back, this is how the resource is found again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+    /// Delivery filters as `(key, value)` pairs, sorted; empty where the
+    /// kind has none (Bird `eventFilters`). Part of what identifies a
+    /// resource whose create answer was lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<(String, String)>,
 }
 
 /// One header of a native request.
@@ -158,7 +169,8 @@ impl fmt::Debug for NativeRequest {
     }
 }
 
-/// Percent-encodes a query component (RFC 3986 unreserved kept).
+/// Percent-encodes every byte outside RFC 3986 unreserved characters: a
+/// query component here, a path segment through [`crate::path::PathSegment`].
 pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {

@@ -18,9 +18,58 @@ pub enum AccountRule {
         meaning: &'static str,
         /// Longest accepted value.
         max_len: usize,
+        /// The form every accepted value has. The account addresses a
+        /// provider-side parent (often as a URL path segment), so a value
+        /// the provider could not have issued is refused before any call.
+        shape: AccountShape,
     },
     /// The credentials are the account; `account` must be absent.
     Forbidden,
+}
+
+/// The form of a provider's account identifier, as its documentation shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AccountShape {
+    /// A UUID as text: 32 hex digits in groups of 8-4-4-4-12 joined by `-`
+    /// (RFC 9562 §4), in either case.
+    Uuid,
+    /// `prefix` exactly (case-sensitive), then one or more ASCII letters or
+    /// digits.
+    Prefixed {
+        /// The literal start (`AID-`).
+        prefix: &'static str,
+    },
+}
+
+impl AccountShape {
+    /// Whether `value` has this form.
+    pub fn matches(self, value: &str) -> bool {
+        match self {
+            Self::Uuid => {
+                let groups: Vec<&str> = value.split('-').collect();
+                groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+                    && groups
+                        .iter()
+                        .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+            }
+            Self::Prefixed { prefix } => value.strip_prefix(prefix).is_some_and(|rest| {
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+            }),
+        }
+    }
+
+    /// The form in words, for error messages.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Uuid => {
+                "a UUID (8-4-4-4-12 hex digits, e.g. 9fbef0b7-8d4e-4a08-9207-66c22155721d)".into()
+            }
+            Self::Prefixed { prefix } => {
+                format!("`{prefix}` followed by one or more letters or digits")
+            }
+        }
+    }
 }
 
 /// How many events one native resource can carry.
@@ -119,29 +168,42 @@ impl Capabilities {
         }
     }
 
-    /// `account` against [`AccountRule`].
+    /// `account` against [`AccountRule`]: at most one error, the first of
+    /// presence, length, emptiness and shape that fails.
     fn check_account(&self, spec: &SpecDraft, f: &mut Findings<'_>) {
         let who = f.who.clone();
-        match (&self.account, &spec.account) {
+        let problem = match (&self.account, &spec.account) {
             (AccountRule::Required { meaning, .. }, None) => {
-                f.hard("/account", format!("is required by {who}: the {meaning}"));
+                Some(format!("is required by {who}: the {meaning}"))
             }
-            (AccountRule::Required { max_len, .. }, Some(a)) if a.chars().count() > *max_len => {
-                f.hard(
-                    "/account",
-                    format!("must be at most {max_len} characters for {who}"),
-                );
+            (
+                AccountRule::Required {
+                    meaning,
+                    max_len,
+                    shape,
+                },
+                Some(a),
+            ) => {
+                if a.chars().count() > *max_len {
+                    Some(format!("must be at most {max_len} characters for {who}"))
+                } else if a.trim().is_empty() {
+                    Some(format!("must not be empty for {who}"))
+                } else if !shape.matches(a) {
+                    Some(format!(
+                        "must be {} for {who}: the {meaning}",
+                        shape.describe()
+                    ))
+                } else {
+                    None
+                }
             }
-            (AccountRule::Required { .. }, Some(a)) if a.trim().is_empty() => {
-                f.hard("/account", format!("must not be empty for {who}"));
-            }
-            (AccountRule::Forbidden, Some(_)) => {
-                f.hard(
-                    "/account",
-                    format!("must be absent for {who}: its credentials are the account"),
-                );
-            }
-            _ => {}
+            (AccountRule::Forbidden, Some(_)) => Some(format!(
+                "must be absent for {who}: its credentials are the account"
+            )),
+            (AccountRule::Forbidden, None) => None,
+        };
+        if let Some(detail) = problem {
+            f.hard("/account", detail);
         }
     }
 
@@ -285,5 +347,138 @@ impl Findings<'_> {
                 self.provider,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::draft;
+
+    fn caps(account: AccountRule) -> Capabilities {
+        Capabilities {
+            account,
+            events_per_resource: EventsPerResource::Many,
+            url_max_len: 2048,
+            https_only: false,
+            auth: vec![AuthKind::None],
+            signing_secret_max_len: None,
+            headers: false,
+            methods: vec![],
+            formats: vec![],
+            timeout_seconds: None,
+            max_retries: None,
+            filters: false,
+            native_disable: false,
+            serialize_account: false,
+            provider_options: vec![],
+            unsigned_events: vec![],
+        }
+    }
+
+    fn required(max_len: usize, shape: AccountShape) -> Capabilities {
+        caps(AccountRule::Required {
+            meaning: "test parent",
+            max_len,
+            shape,
+        })
+    }
+
+    /// The `/account` findings for `account`: `None` when it passes.
+    fn account_problem(c: &Capabilities, account: Option<&str>) -> Option<String> {
+        let mut spec = SpecDraft {
+            account: account.map(str::to_owned),
+            ..draft("p", "https://example.com/h", &["call.ended"])
+        };
+        match c.check("p", "k", &mut spec) {
+            Ok(_) => None,
+            Err(Error::Invalid(errors)) => {
+                assert_eq!(errors.len(), 1, "{errors:?}");
+                assert_eq!(errors[0].pointer, "/account");
+                assert_eq!(errors[0].provider.as_deref(), Some("p"));
+                Some(errors[0].detail.clone())
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    const PATH_TRICKS: [&str; 6] = [".", "..", "a/b", "%2e%2e", "", " "];
+
+    #[test]
+    fn uuid_accounts() {
+        let c = required(36, AccountShape::Uuid);
+        for ok in [
+            "9fbef0b7-8d4e-4a08-9207-66c22155721d",
+            "9FBEF0B7-8D4E-4A08-9207-66C22155721D",
+        ] {
+            assert_eq!(account_problem(&c, Some(ok)), None, "{ok}");
+        }
+        for bad in PATH_TRICKS.iter().copied().chain([
+            "9fbef0b7-8d4e-4a08-9207-66c22155721",
+            "9fbef0b78d4e4a08920766c22155721d",
+            "9fbef0b7-8d4e-4a08-9207-66c22155721g",
+            "9fbef0b7-8d4e-4a08-9207/66c22155721d",
+            "../8d4e-4a08-9207-66c22155721d",
+            "agent-1",
+        ]) {
+            assert!(account_problem(&c, Some(bad)).is_some(), "{bad:?}");
+        }
+        let shape = account_problem(&c, Some("agent-1")).unwrap();
+        assert!(
+            shape.contains("must be a UUID") && shape.contains("test parent"),
+            "{shape}"
+        );
+        let long = account_problem(&c, Some(&"a".repeat(37))).unwrap();
+        assert!(long.contains("at most 36 characters"), "{long}");
+        let missing = account_problem(&c, None).unwrap();
+        assert!(missing.contains("is required"), "{missing}");
+    }
+
+    #[test]
+    fn prefixed_accounts() {
+        let c = required(11, AccountShape::Prefixed { prefix: "AID-" });
+        for ok in ["AID-1234567", "AID-x", "AID-ABCdef"] {
+            assert_eq!(account_problem(&c, Some(ok)), None, "{ok}");
+        }
+        for bad in PATH_TRICKS.iter().copied().chain([
+            "AID-",
+            "aid-1234567",
+            "DID-1234567",
+            "1234567",
+            "AID-../x",
+            "AID-12 34",
+            "AID-12_34",
+            "AID-1234567%2F",
+        ]) {
+            assert!(account_problem(&c, Some(bad)).is_some(), "{bad:?}");
+        }
+        let long = account_problem(&c, Some("AID-12345678")).unwrap();
+        assert!(long.contains("at most 11 characters"), "{long}");
+        let shape = account_problem(&c, Some("DID-1")).unwrap();
+        assert!(shape.contains("`AID-` followed by"), "{shape}");
+    }
+
+    #[test]
+    fn forbidden_accounts() {
+        let c = caps(AccountRule::Forbidden);
+        assert_eq!(account_problem(&c, None), None);
+        for any in ["..", "9fbef0b7-8d4e-4a08-9207-66c22155721d"] {
+            let detail = account_problem(&c, Some(any)).unwrap();
+            assert!(detail.contains("must be absent"), "{detail}");
+        }
+    }
+
+    #[test]
+    fn the_shape_is_served_as_data() {
+        let json = serde_json::to_value(required(36, AccountShape::Uuid).account).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"rule": "required", "meaning": "test parent", "max_len": 36, "shape": {"type": "uuid"}})
+        );
+        let json = serde_json::to_value(AccountShape::Prefixed { prefix: "AID-" }).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "prefixed", "prefix": "AID-"})
+        );
     }
 }

@@ -56,8 +56,12 @@ pub enum UpstreamErrorKind {
         /// The provider's `Retry-After`, when it gave one.
         retry_after: Option<Duration>,
     },
-    /// The provider failed (5xx) or could not be reached.
+    /// The provider failed (5xx), or the connection broke after the
+    /// request was sent: it may have been applied.
     Unavailable,
+    /// The provider could not be reached: the connection failed before the
+    /// request was sent, so nothing was applied.
+    Unreachable,
     /// The provider did not answer in time.
     Timeout,
     /// The provider answered something its documentation does not describe.
@@ -102,8 +106,27 @@ impl UpstreamError {
             self.kind,
             UpstreamErrorKind::RateLimited { .. }
                 | UpstreamErrorKind::Unavailable
+                | UpstreamErrorKind::Unreachable
                 | UpstreamErrorKind::Timeout
         )
+    }
+
+    /// Whether a change request that failed this way may still have been
+    /// applied by the provider, so its outcome is unknown until verified:
+    /// no answer came (timeout, connection broken after sending), the
+    /// provider answered 5xx (it may fail after applying), or it answered
+    /// 2xx with a body Switchboard could not read. A refusal (4xx, 429),
+    /// a failed connect and a redirect are definite: nothing was applied.
+    pub fn may_have_applied(&self) -> bool {
+        match self.kind {
+            UpstreamErrorKind::Timeout | UpstreamErrorKind::Unavailable => true,
+            UpstreamErrorKind::Protocol => self.status.is_some_and(|s| (200..300).contains(&s)),
+            UpstreamErrorKind::Rejected(_)
+            | UpstreamErrorKind::Unauthorized
+            | UpstreamErrorKind::NotFound
+            | UpstreamErrorKind::RateLimited { .. }
+            | UpstreamErrorKind::Unreachable => false,
+        }
     }
 }
 
@@ -171,9 +194,8 @@ impl Error {
     pub fn transport(provider: impl Into<String>, e: crate::TransportError) -> Self {
         let kind = match e {
             crate::TransportError::Timeout => UpstreamErrorKind::Timeout,
-            crate::TransportError::Connect(_) | crate::TransportError::Interrupted(_) => {
-                UpstreamErrorKind::Unavailable
-            }
+            crate::TransportError::Connect(_) => UpstreamErrorKind::Unreachable,
+            crate::TransportError::Interrupted(_) => UpstreamErrorKind::Unavailable,
         };
         Self::upstream(provider, kind, None, e.to_string())
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod kind;
 pub mod operation;
+pub mod path;
 pub mod policy;
 pub mod record;
 pub mod secret;
@@ -19,10 +20,11 @@ pub mod testing;
 pub mod transport;
 
 pub use adapter::{AdapterShell, NativePlan, NativeRequest, NativeResource, ProviderAdapter};
-pub use capabilities::{AccountRule, Capabilities, EventsPerResource};
+pub use capabilities::{AccountRule, AccountShape, Capabilities, EventsPerResource};
 pub use catalog::EventCatalog;
 pub use error::{Error, FieldError, UpstreamError, UpstreamErrorKind};
 pub use kind::{NewAdapter, ProviderKind};
+pub use path::PathSegment;
 pub use secret::Secret;
 pub use subscription::{
     CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, EventName, Filter, OnUnsupported,

@@ -73,6 +73,8 @@ wire_enum! {
         Delete = "delete",
         /// Comparing with the provider and repairing drift.
         Reconcile = "reconcile",
+        /// The sweep's re-verification of steps whose outcome was unknown.
+        Verify = "verify",
     }
 }
 
@@ -109,6 +111,13 @@ wire_enum! {
         UndoCreate = "undo-create",
         /// A changed resource was changed back after a failure.
         UndoUpdate = "undo-update",
+        /// A request whose outcome was unknown (no answer, or a 5xx that
+        /// may follow an apply); what verification found follows it.
+        Unknown = "unknown",
+        /// Verification found that an unknown request was not applied.
+        Absent = "absent",
+        /// A resource that landed after its change gave up on it, removed.
+        RemoveLate = "remove-late",
     }
 }
 
@@ -243,7 +252,10 @@ mod tests {
                 "adopt",
                 "adopt-replacement",
                 "undo-create",
-                "undo-update"
+                "undo-update",
+                "unknown",
+                "absent",
+                "remove-late"
             ]
         );
         assert_eq!(OperationKind::RotateSecret.as_str(), "rotate_secret");

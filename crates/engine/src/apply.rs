@@ -9,8 +9,10 @@
 use std::collections::BTreeMap;
 
 use switchboard_core::operation::{Step, StepAction};
-use switchboard_core::{Error, NativePlan, ProviderAdapter, UpstreamErrorKind};
+use switchboard_core::{Error, NativePlan, ProviderAdapter, SubscriptionSpec, UpstreamErrorKind};
 use switchboard_store::{NativeRecord, Store};
+
+use crate::step::{self, Planned, StepError, StepPolicy, created_from, find_created};
 
 /// Why a change's upstream work stopped.
 #[derive(Debug)]
@@ -44,14 +46,32 @@ impl Failure {
     }
 }
 
-/// One completed upstream step, kept so it can be undone.
+/// One upstream step this change made (or may have made), kept so it can
+/// be undone.
 enum Done {
-    Created { key: String, native_id: String },
-    Updated { key: String, native_id: String },
-    Deleted { key: String },
+    Created {
+        key: String,
+        native_id: String,
+    },
+    /// A create whose outcome stayed unknown: the resource may exist.
+    MaybeCreated {
+        key: String,
+    },
+    Updated {
+        key: String,
+        native_id: String,
+    },
+    Deleted {
+        key: String,
+    },
+    /// A delete whose outcome stayed unknown: the resource may be gone.
+    MaybeDeleted {
+        key: String,
+        native_id: String,
+    },
 }
 
-/// Where the records of each step go.
+/// Where the records of each step go, and what the steps are made from.
 pub(crate) struct Target<'a> {
     pub store: &'a Store,
     pub tenant: &'a str,
@@ -59,6 +79,13 @@ pub(crate) struct Target<'a> {
     pub account: Option<&'a str>,
     /// The journal entry of the change.
     pub op_id: &'a str,
+    /// How steps wait, retry and are watched.
+    pub policy: &'a StepPolicy,
+    /// The spec the recorded natives were made from.
+    pub before: &'a SubscriptionSpec,
+    /// The spec the change moves to (the same as `before` for a delete
+    /// or a reconciliation).
+    pub after: &'a SubscriptionSpec,
 }
 
 impl Target<'_> {
@@ -76,13 +103,31 @@ impl Target<'_> {
             .await
     }
 
-    /// Journals one completed native step. The native record itself is
-    /// already written; a journal failure only loses history, so it is
-    /// logged rather than failing the change.
-    async fn step(&self, action: StepAction, key: &str, native_id: &str) {
+    /// Journals one native step. The native record itself is already
+    /// written; a journal failure only loses history, so it is logged
+    /// rather than failing the change.
+    pub(crate) async fn step(&self, action: StepAction, key: &str, native_id: &str) {
         let step = Step::now(action, key, native_id);
         if let Err(e) = self.store.add_step(self.op_id, &step).await {
             tracing::warn!(op = self.op_id, error = %e, "journal step not written");
+        }
+    }
+
+    /// A plan of the spec the change moves to.
+    pub(crate) fn forward<'p>(&'p self, plan: &'p NativePlan) -> Planned<'p> {
+        Planned {
+            plan,
+            spec: self.after,
+            from_before: false,
+        }
+    }
+
+    /// A plan of the spec the recorded natives were made from.
+    pub(crate) fn backward<'p>(&'p self, plan: &'p NativePlan) -> Planned<'p> {
+        Planned {
+            plan,
+            spec: self.before,
+            from_before: true,
         }
     }
 }
@@ -127,7 +172,7 @@ struct Run<'a> {
     target: &'a Target<'a>,
     old: BTreeMap<&'a str, &'a NativePlan>,
     new: BTreeMap<&'a str, &'a NativePlan>,
-    /// Completed steps, oldest first.
+    /// Steps made, oldest first.
     done: Vec<Done>,
     /// The records as they stand, by key.
     result: BTreeMap<String, NativeRecord>,
@@ -149,30 +194,30 @@ impl Run<'_> {
         }
         for rec in recorded {
             if !self.new.contains_key(rec.key.as_str()) {
-                self.adapter
-                    .delete(self.target.account, &rec.native_id)
-                    .await?;
-                self.target.forget(&rec.key).await?;
-                self.target
-                    .step(StepAction::Delete, &rec.key, &rec.native_id)
-                    .await;
-                self.done.push(Done::Deleted {
-                    key: rec.key.clone(),
-                });
-                self.result.remove(&rec.key);
+                self.delete(rec).await?;
             }
         }
         Ok(())
     }
 
     async fn create(&mut self, plan: &NativePlan) -> Result<(), Error> {
-        let rec = create(self.adapter, self.target, plan).await?;
-        self.done.push(Done::Created {
-            key: plan.key.clone(),
-            native_id: rec.native_id.clone(),
-        });
-        self.result.insert(plan.key.clone(), rec);
-        Ok(())
+        match create(self.adapter, self.target, self.target.forward(plan)).await {
+            Ok(rec) => {
+                self.done.push(Done::Created {
+                    key: plan.key.clone(),
+                    native_id: rec.native_id.clone(),
+                });
+                self.result.insert(plan.key.clone(), rec);
+                Ok(())
+            }
+            Err(StepError::Unknown(e)) => {
+                self.done.push(Done::MaybeCreated {
+                    key: plan.key.clone(),
+                });
+                Err(e)
+            }
+            Err(StepError::Failed(e)) => Err(e),
+        }
     }
 
     /// Changes `existing` to `plan`; an equal plan is skipped.
@@ -187,19 +232,26 @@ impl Run<'_> {
             return Ok(());
         }
         let (adapter, target) = (self.adapter, self.target);
-        let native = match adapter
-            .update(target.account, &existing.native_id, old_plan, plan)
-            .await
-        {
+        let id = existing.native_id.as_str();
+        let (from, to) = (target.backward(old_plan), target.forward(plan));
+        let native = match step::update(adapter, target, id, from, to).await {
             Ok(native) => native,
             // Deleted at the provider behind our back: recreate it from the
             // new plan rather than fail the change.
-            Err(Error::Upstream(e)) if e.kind == UpstreamErrorKind::NotFound => {
+            Err(StepError::Failed(Error::Upstream(e))) if e.kind == UpstreamErrorKind::NotFound => {
                 tracing::warn!(sub = target.sub_id, key = %plan.key, "native resource vanished; recreating");
                 target.forget(&plan.key).await?;
                 return self.create(plan).await;
             }
-            Err(e) => return Err(e),
+            Err(StepError::Unknown(e)) => {
+                // It may be at the new state: undoing it sends the old one.
+                self.done.push(Done::Updated {
+                    key: plan.key.clone(),
+                    native_id: existing.native_id.clone(),
+                });
+                return Err(e);
+            }
+            Err(StepError::Failed(e)) => return Err(e),
         };
         let rec = NativeRecord {
             created_at: existing.created_at,
@@ -217,34 +269,96 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Reverses the completed steps, newest first.
-    async fn undo(&mut self) -> Result<(), Error> {
+    async fn delete(&mut self, rec: &NativeRecord) -> Result<(), Error> {
         let (adapter, target) = (self.adapter, self.target);
-        while let Some(step) = self.done.pop() {
-            match step {
-                Done::Created { key, native_id } => {
-                    adapter.delete(target.account, &native_id).await?;
+        match step::delete(adapter, target, &rec.key, &rec.native_id).await {
+            Ok(()) => {}
+            Err(StepError::Unknown(e)) => {
+                self.done.push(Done::MaybeDeleted {
+                    key: rec.key.clone(),
+                    native_id: rec.native_id.clone(),
+                });
+                return Err(e);
+            }
+            Err(StepError::Failed(e)) => return Err(e),
+        }
+        target.forget(&rec.key).await?;
+        target
+            .step(StepAction::Delete, &rec.key, &rec.native_id)
+            .await;
+        self.done.push(Done::Deleted {
+            key: rec.key.clone(),
+        });
+        self.result.remove(&rec.key);
+        Ok(())
+    }
+
+    /// Reverses the steps made, newest first. Each undo step is itself a
+    /// step: retried while transient, and verified where its outcome is
+    /// unknown.
+    async fn undo(&mut self) -> Result<(), Error> {
+        while let Some(done) = self.done.pop() {
+            self.undo_one(done).await?;
+        }
+        Ok(())
+    }
+
+    async fn undo_one(&mut self, done: Done) -> Result<(), Error> {
+        let (adapter, target) = (self.adapter, self.target);
+        match done {
+            Done::Created { key, native_id } => {
+                step::delete(adapter, target, &key, &native_id)
+                    .await
+                    .map_err(StepError::into_error)?;
+                target.forget(&key).await?;
+                target.step(StepAction::UndoCreate, &key, &native_id).await;
+            }
+            Done::MaybeCreated { key } => {
+                let Some(plan) = self.new.get(key.as_str()).copied() else {
+                    return Ok(());
+                };
+                for found in find_created(adapter, target, target.forward(plan)).await? {
+                    step::delete(adapter, target, &key, &found.id)
+                        .await
+                        .map_err(StepError::into_error)?;
+                    target.step(StepAction::UndoCreate, &key, &found.id).await;
+                }
+            }
+            Done::Updated { key, native_id } => {
+                let (Some(old_plan), Some(new_plan)) =
+                    (self.old.get(key.as_str()), self.new.get(key.as_str()))
+                else {
+                    return Ok(());
+                };
+                let (from, to) = (target.forward(new_plan), target.backward(old_plan));
+                let native = step::update(adapter, target, &native_id, from, to)
+                    .await
+                    .map_err(StepError::into_error)?;
+                let rec = NativeRecord::created(old_plan, native);
+                target.record(&rec).await?;
+                target
+                    .step(StepAction::UndoUpdate, &rec.key, &rec.native_id)
+                    .await;
+            }
+            Done::Deleted { key } => {
+                if let Some(old_plan) = self.old.get(key.as_str()).copied() {
+                    create(adapter, target, target.backward(old_plan))
+                        .await
+                        .map_err(StepError::into_error)?;
+                }
+            }
+            Done::MaybeDeleted { key, native_id } => {
+                let gone = match adapter.get(target.account, &native_id).await {
+                    Ok(_) => false,
+                    Err(Error::Upstream(e)) if e.kind == UpstreamErrorKind::NotFound => true,
+                    Err(e) => return Err(e),
+                };
+                if gone {
                     target.forget(&key).await?;
-                    target.step(StepAction::UndoCreate, &key, &native_id).await;
-                }
-                Done::Updated { key, native_id } => {
-                    let (Some(old_plan), Some(new_plan)) =
-                        (self.old.get(key.as_str()), self.new.get(key.as_str()))
-                    else {
-                        continue;
-                    };
-                    let native = adapter
-                        .update(target.account, &native_id, new_plan, old_plan)
-                        .await?;
-                    let rec = NativeRecord::created(old_plan, native);
-                    target.record(&rec).await?;
-                    target
-                        .step(StepAction::UndoUpdate, &rec.key, &rec.native_id)
-                        .await;
-                }
-                Done::Deleted { key } => {
-                    if let Some(old_plan) = self.old.get(key.as_str()) {
-                        create(adapter, target, old_plan).await?;
+                    if let Some(old_plan) = self.old.get(key.as_str()).copied() {
+                        create(adapter, target, target.backward(old_plan))
+                            .await
+                            .map_err(StepError::into_error)?;
                     }
                 }
             }
@@ -253,19 +367,19 @@ impl Run<'_> {
     }
 }
 
-/// Creates the resource of `plan` and records it.
-async fn create(
+/// Creates the resource of `p` (verified before any retry) and records it.
+pub(crate) async fn create(
     adapter: &dyn ProviderAdapter,
     target: &Target<'_>,
-    plan: &NativePlan,
-) -> Result<NativeRecord, Error> {
-    let native = adapter.create(target.account, plan).await?;
-    let rec = NativeRecord::created(plan, native);
+    p: Planned<'_>,
+) -> Result<NativeRecord, StepError> {
+    let native = step::create(adapter, target, p).await?;
+    let rec = NativeRecord::created(p.plan, native);
     if let Err(e) = target.record(&rec).await {
         // The resource exists upstream but could not be recorded: remove it
         // now rather than leave an orphan the database does not know about.
-        let _ = adapter.delete(target.account, &rec.native_id).await;
-        return Err(e);
+        let _ = step::delete(adapter, target, &rec.key, &rec.native_id).await;
+        return Err(StepError::Failed(e));
     }
     target
         .step(StepAction::Create, &rec.key, &rec.native_id)
@@ -273,15 +387,18 @@ async fn create(
     Ok(rec)
 }
 
-/// Records, as this subscription's, every resource the provider holds that
-/// matches a planned-but-unrecorded native (same callback URL and events)
-/// and that no subscription has recorded: resources created just before a
-/// crash, before their record was written. Returns the recorded set with
-/// the adopted ones added.
+/// Recovery's adoption of resources a crashed process created but did not
+/// record: every resource the provider holds that creating a
+/// planned-but-unrecorded native would have made ([`created_from`]) and
+/// that no subscription has recorded. Recovery only runs once the dead
+/// process's requests can no longer land, so what is not found now was
+/// never made (the sweep still watches). An adoptee whose on/off state is
+/// not the plan's (killed between a create and its "set inactive") is
+/// deleted instead, and created again from the plan by the apply that
+/// follows. Returns the recorded set with the adopted ones added.
 pub(crate) async fn adopt_orphans(
     adapter: &dyn ProviderAdapter,
     target: &Target<'_>,
-    url: &str,
     plans: &[NativePlan],
     recorded: &[NativeRecord],
 ) -> Result<Vec<NativeRecord>, Error> {
@@ -296,12 +413,17 @@ pub(crate) async fn adopt_orphans(
     let found = adapter.list(target.account).await?;
     for plan in missing {
         for candidate in &found {
-            if candidate.url.as_deref() != Some(url) || candidate.events != plan.events {
-                continue;
-            }
-            if out.iter().any(|r| r.native_id == candidate.id)
+            if !created_from(candidate, target.sub_id, target.after, plan)
+                || out.iter().any(|r| r.native_id == candidate.id)
                 || target.store.native_is_recorded(&candidate.id).await?
             {
+                continue;
+            }
+            if candidate.enabled != target.after.enabled {
+                adapter.delete(target.account, &candidate.id).await?;
+                target
+                    .step(StepAction::RemoveLate, &plan.key, &candidate.id)
+                    .await;
                 continue;
             }
             let rec = NativeRecord::created(plan, candidate.clone());
@@ -320,13 +442,13 @@ pub(crate) async fn adopt_orphans(
 /// its URL; Bird recreates to clear a field), a crash can fall between
 /// creating the replacement and deleting the original. For each recorded
 /// native whose plan now points elsewhere, a provider resource that
-/// matches the new plan (URL and events) and is recorded by no subscription
-/// is that replacement: the original is deleted and the replacement
-/// recorded. Returns the records and the keys so adopted.
+/// creating the new plan would have made ([`created_from`]), at the
+/// plan's on/off state and recorded by no subscription, is that
+/// replacement: the original is deleted and the replacement recorded.
+/// Returns the records and the keys so adopted.
 pub(crate) async fn adopt_replacements(
     adapter: &dyn ProviderAdapter,
     target: &Target<'_>,
-    url: &str,
     plans: &[NativePlan],
     recorded: &[NativeRecord],
 ) -> Result<(Vec<NativeRecord>, Vec<String>), Error> {
@@ -345,10 +467,11 @@ pub(crate) async fn adopt_replacements(
             continue;
         };
         let original = out[current].native_id.clone();
-        let Some(replacement) = found
-            .iter()
-            .find(|f| f.id != original && f.url.as_deref() == Some(url) && f.events == plan.events)
-        else {
+        let Some(replacement) = found.iter().find(|f| {
+            f.id != original
+                && f.enabled == target.after.enabled
+                && created_from(f, target.sub_id, target.after, plan)
+        }) else {
             continue;
         };
         if target.store.native_is_recorded(&replacement.id).await? {

@@ -75,9 +75,7 @@ pub(crate) enum Then {
 
 /// Recovery's adoption of what a dead process created but did not record.
 pub(crate) struct Adopt {
-    /// The callback URL the resources carry.
-    pub url: String,
-    /// The plans they were created from.
+    /// The plans they were created from (of the change's "after" spec).
     pub plans: Vec<NativePlan>,
     /// Also adopt replacements of recorded resources (kinds that change a
     /// resource by replacing it), not only unrecorded ones.
@@ -179,6 +177,9 @@ impl Engine {
             sub_id: &change.current.id,
             account: change.current.spec.account.as_deref(),
             op_id: &op_id,
+            policy: &self.steps,
+            before: &change.current.spec,
+            after: change.after().unwrap_or(&change.current.spec),
         };
         let worked = self.work_locked(&change, &target).await;
         match worked {
@@ -299,18 +300,11 @@ impl Engine {
     ) -> Result<(Vec<NativePlan>, Vec<NativeRecord>), Error> {
         let adapter = c.provider.adapter.as_ref();
         let (recorded, replaced) = if adopt.replacements {
-            adopt_replacements(
-                adapter,
-                target,
-                &adopt.url,
-                &adopt.plans,
-                &c.current.natives,
-            )
-            .await?
+            adopt_replacements(adapter, target, &adopt.plans, &c.current.natives).await?
         } else {
             (c.current.natives.clone(), Vec::new())
         };
-        let recorded = adopt_orphans(adapter, target, &adopt.url, &adopt.plans, &recorded).await?;
+        let recorded = adopt_orphans(adapter, target, &adopt.plans, &recorded).await?;
         let mut old = old.to_vec();
         old.retain(|o| !replaced.contains(&o.key));
         for p in wanted {

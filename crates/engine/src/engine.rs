@@ -15,6 +15,7 @@ use switchboard_core::{
 use switchboard_store::{ListQuery, NativeRecord, Page, Store, SubscriptionRecord};
 
 use crate::change::{Change, Entry, Then, Work};
+use crate::step::StepPolicy;
 
 /// One configured provider instance.
 #[derive(Clone)]
@@ -68,6 +69,12 @@ pub struct Engine {
     pub(crate) running: Arc<Mutex<HashSet<String>>>,
     /// Which callback URLs are accepted on create, update and preview.
     url_policy: Arc<UrlPolicy>,
+    /// How upstream steps wait, retry, verify and are watched.
+    pub(crate) steps: Arc<StepPolicy>,
+    /// Whether no other process can share the store (SQLite): recovery
+    /// then takes any other owner's running change without waiting for
+    /// its lease.
+    pub(crate) single_process: bool,
 }
 
 /// Set once the caller has been answered `202 pending`: from then on a
@@ -102,7 +109,23 @@ impl Engine {
             lease: Duration::from_secs(30),
             running: Arc::default(),
             url_policy: Arc::default(),
+            steps: Arc::default(),
+            single_process: false,
         }
+    }
+
+    /// Sets how upstream steps wait, retry, verify and are watched.
+    pub fn with_step_policy(mut self, policy: StepPolicy) -> Self {
+        self.steps = Arc::new(policy);
+        self
+    }
+
+    /// Declares the store single-process (SQLite): any running change of
+    /// another owner is abandoned and is recovered as soon as its requests
+    /// can no longer land.
+    pub fn single_process(mut self, single: bool) -> Self {
+        self.single_process = single;
+        self
     }
 
     /// Sets the callback URL policy.

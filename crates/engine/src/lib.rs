@@ -15,11 +15,20 @@
 //! a 409 instead of interleaving upstream calls, and a change whose process
 //! dies is finished or undone by recovery (`recovery.rs`). Reconciliation
 //! (`reconcile.rs`) compares the recorded state with the provider's.
+//!
+//! An upstream request whose answer never came may still have been
+//! applied: `step.rs` journals such a step as `unknown` and resolves it by
+//! looking at the provider before it retries or undoes; the sweep
+//! (`sweep.rs`) looks again for a while and removes or adopts what lands
+//! later still.
 
 mod apply;
 mod change;
 mod engine;
 mod reconcile;
 mod recovery;
+mod step;
+mod sweep;
 
 pub use engine::{Detached, Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};
+pub use step::StepPolicy;

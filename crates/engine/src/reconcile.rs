@@ -17,9 +17,10 @@ use switchboard_core::operation::{Finding, FindingKind, OperationKind};
 use switchboard_core::{Error, NativePlan, ProviderAdapter, SubscriptionStatus, UpstreamErrorKind};
 use switchboard_store::{NativeRecord, SubscriptionRecord};
 
-use crate::apply::Target;
+use crate::apply::{Target, create};
 use crate::change::{Change, Entry, Work};
 use crate::engine::{Detached, Engine, ProviderInstance, SYSTEM_ACTOR};
+use crate::step::{self, StepError};
 
 fn finding(
     kind: FindingKind,
@@ -97,8 +98,9 @@ impl Engine {
             .filter(|p| !natives.iter().any(|n| n.key == p.key))
             .collect();
         for plan in unrecorded {
-            let fresh = NativeRecord::created(plan, adapter.create(target.account, plan).await?);
-            target.record(&fresh).await?;
+            let fresh = create(adapter, target, target.forward(plan))
+                .await
+                .map_err(StepError::into_error)?;
             findings.push(finding(
                 FindingKind::Missing,
                 Some(&plan.key),
@@ -226,11 +228,13 @@ async fn check_recorded(
     };
     let repaired = async {
         if kind == FindingKind::Drifted {
-            adapter.delete(target.account, &rec.native_id).await?;
+            step::delete(adapter, target, &rec.key, &rec.native_id)
+                .await
+                .map_err(StepError::into_error)?;
         }
-        let fresh = NativeRecord::created(plan, adapter.create(target.account, plan).await?);
-        target.record(&fresh).await?;
-        Ok::<_, Error>(fresh)
+        create(adapter, target, target.forward(plan))
+            .await
+            .map_err(StepError::into_error)
     }
     .await;
     Ok(match repaired {

@@ -8,13 +8,17 @@
 //! for the new state). Before either, resources the provider holds that
 //! match an unrecorded native of the change are adopted, so a resource
 //! created in the instant before the crash is neither duplicated nor left
-//! orphaned.
+//! orphaned. A dead process's request may still have been in flight: the
+//! journal notes, before each change request, when it can no longer land,
+//! and an entry is only recovered after that; every plan it may have
+//! created is also handed to the sweep (`sweep.rs`), which looks again for
+//! a while.
 
 use std::time::Duration;
 
-use switchboard_core::operation::{OperationKind, OperationState};
+use switchboard_core::operation::{OperationKind, OperationState, StepAction};
 use switchboard_core::{Error, SubscriptionStatus};
-use switchboard_store::{Operation, SubscriptionRecord};
+use switchboard_store::{NewVerification, Operation, SubscriptionRecord};
 
 use crate::change::{Adopt, Change, Entry, Then, Work};
 use crate::engine::{Detached, Engine, SYSTEM_ACTOR};
@@ -36,6 +40,7 @@ impl Engine {
         let count = ops.len();
         for op in ops {
             self.track(&op.id);
+            self.watch_plans(&op).await;
             let outcome = match self.resume(&op).await {
                 Ok(Resume::Close(state)) => {
                     self.end(&op.id, state, None).await;
@@ -62,6 +67,36 @@ impl Engine {
             }
         }
         Ok(count)
+    }
+
+    /// Hands every plan of a recovered change's "after" spec to the sweep:
+    /// the dead process may have sent its create, and the provider may
+    /// apply it later than recovery looks.
+    async fn watch_plans(&self, op: &Operation) {
+        let Some(after) = op.after.clone() else {
+            return;
+        };
+        let Ok(prepared) = self.prepare(&op.subscription_id, after) else {
+            return;
+        };
+        let now = chrono::Utc::now();
+        let until = now + chrono::Duration::from_std(self.steps.window).unwrap_or_default();
+        for plan in &prepared.plans {
+            let v = NewVerification {
+                op_id: &op.id,
+                tenant: &op.tenant,
+                subscription_id: &op.subscription_id,
+                key: &plan.key,
+                action: StepAction::Create,
+                native_id: None,
+                from_before: false,
+                not_before: now,
+                until,
+            };
+            if let Err(e) = self.store.add_verification(&v).await {
+                tracing::warn!(op = %op.id, error = %e, "recovered plan not handed to the sweep");
+            }
+        }
     }
 
     /// Closes an entry that could not even be resumed (its spec no longer
@@ -142,7 +177,6 @@ impl Engine {
             old: plans.clone(),
             wanted: Vec::new(),
             adopt: Some(Adopt {
-                url: after.url.as_str().to_owned(),
                 plans,
                 replacements: false,
             }),
@@ -164,7 +198,6 @@ impl Engine {
         Ok(Work::Apply {
             old: self.plans_for(&rec.id, &rec.spec, &rec.natives)?,
             adopt: Some(Adopt {
-                url: prepared.spec.url.as_str().to_owned(),
                 plans: wanted.clone(),
                 replacements: true,
             }),
@@ -173,8 +206,9 @@ impl Engine {
         })
     }
 
-    /// Renews the leases of this process's running changes and recovers
-    /// abandoned ones, every `every`, until the task is aborted.
+    /// Renews the leases of this process's running changes, recovers
+    /// abandoned ones and sweeps unknown steps, every `every`, until the
+    /// task is aborted.
     pub fn spawn_maintenance(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
@@ -186,8 +220,11 @@ impl Engine {
                 if let Err(e) = engine.store.renew_leases(&running, engine.lease()).await {
                     tracing::warn!(error = %e, "renewing journal leases failed");
                 }
-                if let Err(e) = engine.recover(false).await {
+                if let Err(e) = engine.recover(engine.single_process).await {
                     tracing::warn!(error = %e, "recovery scan failed");
+                }
+                if let Err(e) = engine.sweep().await {
+                    tracing::warn!(error = %e, "verification sweep failed");
                 }
             }
         })

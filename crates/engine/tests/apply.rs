@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -17,7 +18,7 @@ use switchboard_core::{
     NativeRequest, NativeResource, OnUnsupported, ProviderAdapter, SubscriptionSpec,
     SubscriptionStatus, UpstreamErrorKind,
 };
-use switchboard_engine::{Engine, ProviderInstance};
+use switchboard_engine::{Engine, ProviderInstance, StepPolicy};
 use switchboard_store::{Store, testing};
 
 #[derive(Default)]
@@ -29,6 +30,12 @@ struct State {
     fail_internally: bool,
     /// Deletes succeed this many more times, then fail.
     deletes_left: Option<u32>,
+    /// The next creates apply, then answer 500 (the answer is all that failed).
+    applied_then_500: u32,
+    /// The next creates answer 503 without applying.
+    refused_503: u32,
+    /// Listing fails (the provider cannot be asked).
+    list_fails: bool,
     calls: Vec<String>,
 }
 
@@ -62,8 +69,19 @@ fn caps() -> Capabilities {
     }
 }
 
+/// A definite refusal: nothing was applied.
 fn failed(msg: &str) -> Error {
-    Error::upstream("fan", UpstreamErrorKind::Unavailable, Some(500), msg)
+    Error::upstream(
+        "fan",
+        UpstreamErrorKind::Rejected(Vec::new()),
+        Some(422),
+        msg,
+    )
+}
+
+/// A failure that may follow an apply.
+fn server_error(status: u16) -> Error {
+    Error::upstream("fan", UpstreamErrorKind::Unavailable, Some(status), "oops")
 }
 
 #[async_trait]
@@ -108,16 +126,25 @@ impl ProviderAdapter for FanOut {
             }
             return Err(failed("create refused"));
         }
+        if s.refused_503 > 0 {
+            s.refused_503 -= 1;
+            return Err(server_error(503));
+        }
         s.next += 1;
         let id = format!("n{}", s.next);
         let url = plan.body["url"].as_str().unwrap().to_owned();
         s.resources
             .insert(id.clone(), (plan.key.clone(), url.clone()));
+        if s.applied_then_500 > 0 {
+            s.applied_then_500 -= 1;
+            return Err(server_error(500));
+        }
         Ok(NativeResource {
             id,
             events: plan.events.clone(),
             enabled: true,
             url: Some(url),
+            ..Default::default()
         })
     }
     async fn update(
@@ -139,6 +166,7 @@ impl ProviderAdapter for FanOut {
             events: new.events.clone(),
             enabled: true,
             url: Some(url),
+            ..Default::default()
         })
     }
     async fn delete(&self, _: Option<&str>, id: &str) -> Result<(), Error> {
@@ -162,10 +190,24 @@ impl ProviderAdapter for FanOut {
             events: vec![event.clone()],
             enabled: true,
             url: Some(url.clone()),
+            ..Default::default()
         })
     }
     async fn list(&self, _: Option<&str>) -> Result<Vec<NativeResource>, Error> {
-        Ok(Vec::new())
+        let s = self.0.lock().unwrap();
+        if s.list_fails {
+            return Err(server_error(503));
+        }
+        Ok(s.resources
+            .iter()
+            .map(|(id, (event, url))| NativeResource {
+                id: id.clone(),
+                events: vec![event.clone()],
+                enabled: true,
+                url: Some(url.clone()),
+                ..Default::default()
+            })
+            .collect())
     }
 }
 
@@ -183,6 +225,19 @@ fn engine_on(store: Store, fake: &FanOut, catalog: &str) -> Engine {
             adapter: Arc::new(fake.clone()),
         }],
     )
+    .with_step_policy(quick())
+}
+
+/// Retries within a second, nothing in flight to wait for (the fake
+/// answers every request it applies).
+fn quick() -> StepPolicy {
+    StepPolicy {
+        margin: Duration::ZERO,
+        deadline: Duration::from_secs(1),
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+        ..StepPolicy::default()
+    }
 }
 
 async fn engine() -> (Engine, FanOut) {
@@ -482,4 +537,98 @@ fn signed_ignoring(events: &[&str]) -> SubscriptionSpec {
             d.on_unsupported = OnUnsupported::Ignore;
         })
         .unwrap()
+}
+
+fn actions_of(op: &switchboard_store::Operation) -> Vec<StepAction> {
+    op.steps.iter().map(|s| s.action).collect()
+}
+
+/// "Applied, then answered 500": the create is verified, found and
+/// adopted; it is not created a second time.
+#[tokio::test]
+async fn a_create_applied_but_answered_500_is_adopted_not_duplicated() {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    let engine = engine_on(store.clone(), &fake, CATALOG);
+    fake.0.lock().unwrap().applied_then_500 = 1;
+    let rec = engine.create("t", "test", spec(&["a", "b"])).await.unwrap();
+    assert_eq!(
+        events_at_provider(&fake),
+        ["a", "b"],
+        "one resource per plan"
+    );
+    assert_eq!(rec.natives.len(), 2);
+    let (ops, _) = store.list_operations("t", &rec.id, 1, None).await.unwrap();
+    // `a`: unknown, found and adopted, then recorded; `b`: created.
+    assert_eq!(
+        actions_of(&ops[0]),
+        [
+            StepAction::Unknown,
+            StepAction::Adopt,
+            StepAction::Create,
+            StepAction::Create
+        ]
+    );
+}
+
+/// A 5xx storm the provider did not act on: each retry is preceded by a
+/// look, and the create converges to exactly one resource.
+#[tokio::test]
+async fn a_5xx_storm_on_create_converges_to_one_resource() {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    let engine = engine_on(store.clone(), &fake, CATALOG);
+    fake.0.lock().unwrap().refused_503 = 3;
+    let rec = engine.create("t", "test", spec(&["a"])).await.unwrap();
+    assert_eq!(events_at_provider(&fake), ["a"]);
+    let (ops, _) = store.list_operations("t", &rec.id, 1, None).await.unwrap();
+    let actions = actions_of(&ops[0]);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == StepAction::Unknown)
+            .count(),
+        3
+    );
+    assert_eq!(
+        actions.iter().filter(|a| **a == StepAction::Absent).count(),
+        3
+    );
+    assert_eq!(actions.last(), Some(&StepAction::Create));
+}
+
+/// A create whose outcome cannot be verified (the provider cannot even
+/// list) fails and leaves the subscription `failed`; once the provider
+/// answers again, the sweep finds the resource that did land and
+/// removes it, and says so in the subscription's history.
+#[tokio::test]
+async fn an_unverifiable_create_is_swept_once_the_provider_answers() {
+    let store = Store::connect(&testing::sqlite()).await.unwrap();
+    let fake = FanOut::default();
+    let engine = engine_on(store.clone(), &fake, CATALOG);
+    let rec = engine.create("t", "test", spec(&["a"])).await.unwrap();
+    {
+        let mut s = fake.0.lock().unwrap();
+        s.applied_then_500 = 1;
+        s.list_fails = true;
+    }
+    engine
+        .update("t", "test", &rec.id, spec(&["a", "b"]), None)
+        .await
+        .unwrap_err();
+    let after = engine.get("t", &rec.id).await.unwrap();
+    assert_eq!(
+        after.status,
+        SubscriptionStatus::Failed,
+        "undo could not look"
+    );
+    assert_eq!(events_at_provider(&fake), ["a", "b"], "b landed unrecorded");
+    assert_eq!(store.pending_verifications(&rec.id).await.unwrap(), 1);
+
+    fake.0.lock().unwrap().list_fails = false;
+    assert_eq!(engine.sweep().await.unwrap(), 1);
+    assert_eq!(events_at_provider(&fake), ["a"], "the late one is removed");
+    let (ops, _) = store.list_operations("t", &rec.id, 1, None).await.unwrap();
+    assert_eq!(ops[0].kind, OperationKind::Verify);
+    assert_eq!(actions_of(&ops[0]), [StepAction::RemoveLate]);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use switchboard_api::{AppState, TokenEntry};
 use switchboard_core::{EventCatalog, Transport};
-use switchboard_engine::Engine;
+use switchboard_engine::{Engine, StepPolicy};
 use switchboard_store::{Cipher, SecretKey, Store, StoreOptions};
 use switchboard_transport::{HttpTransport, TransportConfig};
 use tokio::net::TcpListener;
@@ -73,6 +73,8 @@ impl App {
         // API (its own tables); neither reaches it through the other.
         let engine = Engine::new(store.clone(), Arc::new(catalog), instances)
             .with_lease(Duration::from_millis(config.reliability.operation_lease_ms))
+            .with_step_policy(step_policy(&config))
+            .single_process(single_process)
             .with_url_policy(config.policy.to_policy().map_err(StartError::Config)?);
         recover_interrupted(&engine, single_process).await;
         Ok(Self {
@@ -103,9 +105,7 @@ impl App {
             ))
         });
         let router = switchboard_api::router(self.state);
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = crate::listen::serve(listener, router, shutdown).await;
         maintenance.abort();
         if let Some(r) = reconciler {
             r.abort();
@@ -184,6 +184,22 @@ fn transport(config: &Config) -> Result<Arc<dyn Transport>, StartError> {
     .map_err(StartError::Unavailable)?
     .with_concurrency(concurrency);
     Ok(Arc::new(transport))
+}
+
+/// How upstream steps wait, retry and are watched: the transport's
+/// timeouts and `[reliability]`'s margin, deadline and window.
+fn step_policy(config: &Config) -> StepPolicy {
+    let r = &config.reliability;
+    StepPolicy {
+        margin: Duration::from_millis(r.unknown_outcome_margin_ms),
+        deadline: Duration::from_millis(r.step_deadline_ms),
+        window: Duration::from_millis(r.verify_window_ms),
+        ..StepPolicy::from_transport(
+            Duration::from_millis(config.limits.upstream_timeout_ms),
+            config.limits.upstream_attempts,
+            TransportConfig::default().max_backoff,
+        )
+    }
 }
 
 /// The configured API tokens, each with the SHA-256 of its secret (given

@@ -228,6 +228,18 @@ pub struct ReliabilityConfig {
     /// How often every subscription is compared with its provider and
     /// repaired (one replica at a time); 0 turns the background pass off.
     pub reconcile_interval_ms: u64,
+    /// Added to every wait for an upstream request to settle: a provider
+    /// may apply a request a little after Switchboard's attempt timed out.
+    /// A request whose answer was lost is verified only after its
+    /// attempt's timeout plus this margin.
+    pub unknown_outcome_margin_ms: u64,
+    /// How long one upstream step keeps retrying transient failures
+    /// (5xx, 408, 429, timeouts, dropped connections), verifying before
+    /// each retry of a create.
+    pub step_deadline_ms: u64,
+    /// How long the sweep keeps re-verifying a step whose outcome was
+    /// unknown, removing or adopting what lands late.
+    pub verify_window_ms: u64,
 }
 
 /// `[log]`.
@@ -318,6 +330,9 @@ impl Default for Config {
                 operation_lease_ms: 30_000,
                 maintenance_interval_ms: 5_000,
                 reconcile_interval_ms: 300_000,
+                unknown_outcome_margin_ms: 5_000,
+                step_deadline_ms: 60_000,
+                verify_window_ms: 900_000,
             },
             log: LogConfig {
                 format: "text".into(),
@@ -439,6 +454,14 @@ impl Config {
         }
         if self.limits.upstream_attempts == 0 {
             return Err("limits.upstream_attempts: must be at least 1".into());
+        }
+        let r = &self.reliability;
+        if r.verify_window_ms < r.unknown_outcome_margin_ms.max(1) {
+            // The window would close before the first look.
+            return Err(
+                "reliability.verify_window_ms: must be at least 1 and at least reliability.unknown_outcome_margin_ms"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -611,6 +634,9 @@ mod tests {
         );
         let e = parse("[providers.x]\nkind = \"talkover\"\nrate_limit_per_minute = 0").unwrap_err();
         assert!(e.starts_with("providers.x.rate_limit_per_minute"), "{e}");
+        let e = parse("[reliability]\nverify_window_ms = 100\nunknown_outcome_margin_ms = 200")
+            .unwrap_err();
+        assert!(e.starts_with("reliability.verify_window_ms"), "{e}");
     }
 
     #[cfg(feature = "demo")]
@@ -630,8 +656,13 @@ mod tests {
     #[cfg(feature = "demo")]
     #[test]
     fn simulator_accounts_are_per_registered_kind() {
-        let c = parse("[simulators.accounts]\ntalkover = [\"agent-1\"]").unwrap();
-        assert_eq!(c.simulators.accounts["talkover"], ["agent-1"]);
+        let c =
+            parse("[simulators.accounts]\ntalkover = [\"3c1d2a4e-5f60-4b7a-8c9d-0e1f2a3b4c5d\"]")
+                .unwrap();
+        assert_eq!(
+            c.simulators.accounts["talkover"],
+            ["3c1d2a4e-5f60-4b7a-8c9d-0e1f2a3b4c5d"]
+        );
         // Kinds left out keep their simulator's defaults.
         assert_eq!(
             c.simulators.accounts["telegent"],

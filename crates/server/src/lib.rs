@@ -5,6 +5,7 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+mod listen;
 pub mod providers;
 
 pub use app::{App, Running, StartError};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_sim::bird::{BirdConfig, BirdSim};
-use switchboard_sim::faults::Fault;
+use switchboard_sim::faults::{Fault, Harness};
 
 mod support;
 
@@ -15,6 +15,15 @@ use support::{Process, spawn_process};
 
 const TOKEN: &str = "crash-test-token-1";
 const WORKSPACE: &str = "2f4a7c1e-8b5d-4e6f-9a0b-1c2d3e4f5a6b";
+
+/// Short timeouts, so that a killed process's requests settle (and
+/// recovery may look) within seconds, and a fast maintenance tick.
+const RELIABILITY: &str = "[reliability]
+reconcile_interval_ms = 0
+unknown_outcome_margin_ms = 300
+step_deadline_ms = 5000
+maintenance_interval_ms = 100
+operation_lease_ms = 1000";
 
 /// The database of a test: a SQLite file in `dir`, or a Postgres schema.
 fn database(dir: &std::path::Path, pg: Option<&switchboard_store::StoreOptions>) -> String {
@@ -58,13 +67,16 @@ base_url = "{bird_url}"
 access_key = "bird_crash_key"
 [limits]
 upstream_attempts = 1
+upstream_timeout_ms = 1000
 [[secrets.keys]]
 id = "k1"
 key = "{key}"
+{reliability}
 [log]
 level = "warn"
 "#,
         db = database(dir, pg),
+        reliability = RELIABILITY,
     );
     let path = dir.join("switchboard.toml");
     std::fs::write(&path, text).unwrap();
@@ -96,10 +108,24 @@ fn body() -> Value {
     })
 }
 
+/// Sends a request to the server in the background: the test kills the
+/// server while it is under way, so its answer is never read.
+fn in_background(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Value,
+) -> tokio::task::JoinHandle<()> {
+    let request = client.request(method, url).bearer_auth(TOKEN).json(&body);
+    tokio::spawn(async move {
+        let _ = request.send().await;
+    })
+}
+
 /// Waits until `seen` POSTs/PATCHes reached the simulator. The server is
 /// another process, so this polls its effect at the provider (every 2 ms,
 /// for at most 60 s) rather than waiting a fixed time.
-async fn wait_for_calls(sim: &BirdSim, method: &str, seen: usize) {
+async fn wait_for_calls(sim: &Harness, method: &str, seen: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
         if sim.requests().iter().filter(|r| r.method == method).count() >= seen {
@@ -108,6 +134,24 @@ async fn wait_for_calls(sim: &BirdSim, method: &str, seen: usize) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     panic!("the server never sent {seen} {method} requests");
+}
+
+/// The subscriptions once recovery has finished every interrupted change
+/// (none is `pending`). Recovery waits until a dead process's requests can
+/// no longer land, so this polls (every 20 ms, for at most 60 s).
+async fn settled(client: &reqwest::Client, base: &str) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = subs(client, base).await;
+        if all.iter().all(|s| s["status"] != "pending") {
+            return all;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recovery never finished: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn subs(client: &reqwest::Client, base: &str) -> Vec<Value> {
@@ -166,23 +210,19 @@ async fn kill_9_during_a_fan_out_create_leaves_nothing_behind() {
         // Every create is held at the provider long enough to be cut off.
         bird.inject(Fault::latency(400).on_method("POST").times(8))
             .unwrap();
-        let base = server.base.clone();
-        let c = client.clone();
-        let request = tokio::spawn(async move {
-            let _ = c
-                .post(format!("{base}/v1/subscriptions"))
-                .bearer_auth(TOKEN)
-                .json(&body())
-                .send()
-                .await;
-        });
+        let request = in_background(
+            &client,
+            reqwest::Method::POST,
+            format!("{}/v1/subscriptions", server.base),
+            body(),
+        );
         wait_for_calls(&bird, "POST", point).await;
         kill9(server);
         let _ = request.await;
         bird.clear_faults();
 
         let server = start(&cfg);
-        let stored = subs(&client, &server.base).await;
+        let stored = settled(&client, &server.base).await;
         assert!(
             stored.is_empty(),
             "point {point}: an unanswered create is undone: {stored:?}"
@@ -217,26 +257,19 @@ async fn kill_9_during_an_update_finishes_it_after_restart() {
         bird.clear_requests();
         bird.inject(Fault::latency(400).on_method("PATCH").times(8))
             .unwrap();
-        let (base, c, path) = (
-            server.base.clone(),
-            client.clone(),
-            format!("/v1/subscriptions/{id}"),
+        let request = in_background(
+            &client,
+            reqwest::Method::PATCH,
+            format!("{}/v1/subscriptions/{id}", server.base),
+            json!({"url": "https://billing.example.com/v2"}),
         );
-        let request = tokio::spawn(async move {
-            let _ = c
-                .patch(format!("{base}{path}"))
-                .bearer_auth(TOKEN)
-                .json(&json!({"url": "https://billing.example.com/v2"}))
-                .send()
-                .await;
-        });
         wait_for_calls(&bird, "PATCH", point).await;
         kill9(server);
         let _ = request.await;
         bird.clear_faults();
 
         let server = start(&cfg);
-        let stored = subs(&client, &server.base).await;
+        let stored = settled(&client, &server.base).await;
         let mine: Vec<Value> = stored
             .iter()
             .filter(|s| s["id"] == id.as_str())
@@ -288,22 +321,11 @@ async fn kill_9_during_an_update_finishes_it_after_restart() {
     }
 }
 
-/// Sendblue changes a URL by adding the new entry, then removing the old
-/// one (its identity is the URL). A kill between the two must end, after
-/// restart, with only the new entries and every foreign entry intact.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_between_a_sendblue_add_and_remove_converges() {
-    use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
-    let sendblue = SendblueSim::new(SendblueConfig {
-        credentials: vec![("sb_key".into(), "sb_secret".into())],
-    });
-    let running = switchboard_sim::serve(sendblue.router(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    sendblue.seed_foreign("receive", "https://foreign.example.com/a", Some("theirs"));
-    let dir = tempfile::tempdir().unwrap();
+/// The configuration of a Sendblue crash test: SQLite in `dir`, the
+/// simulator at `sim_url`.
+fn sendblue_config(dir: &std::path::Path, sim_url: &str) -> std::path::PathBuf {
     let (_, key) = switchboard_store::SecretKey::generate("k1");
-    let cfg = dir.path().join("switchboard.toml");
+    let cfg = dir.join("switchboard.toml");
     std::fs::write(
         &cfg,
         format!(
@@ -323,20 +345,39 @@ api_key_id = "sb_key"
 api_secret_key = "sb_secret"
 [limits]
 upstream_attempts = 1
+upstream_timeout_ms = 1000
 [[secrets.keys]]
 id = "k1"
 key = "{key}"
-[reliability]
-reconcile_interval_ms = 0
+{reliability}
 [log]
 level = "warn"
 "#,
-            db = dir.path().join("sb.db").display(),
+            reliability = RELIABILITY,
+            db = dir.join("sb.db").display(),
             hash = hex::encode(switchboard_api::auth::hash_token(TOKEN)),
-            sim = running.base_url,
+            sim = sim_url,
         ),
     )
     .unwrap();
+    cfg
+}
+
+/// Sendblue changes a URL by adding the new entry, then removing the old
+/// one (its identity is the URL). A kill between the two must end, after
+/// restart, with only the new entries and every foreign entry intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_a_sendblue_add_and_remove_converges() {
+    use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
+    let sendblue = SendblueSim::new(SendblueConfig {
+        credentials: vec![("sb_key".into(), "sb_secret".into())],
+    });
+    let running = switchboard_sim::serve(sendblue.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sendblue.seed_foreign("receive", "https://foreign.example.com/a", Some("theirs"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sendblue_config(dir.path(), &running.base_url);
     let client = reqwest::Client::new();
     let server = start(&cfg);
     let created: Value = client
@@ -358,19 +399,12 @@ level = "warn"
     sendblue
         .inject(Fault::latency(2000).on_method("DELETE").times(4))
         .unwrap();
-    let (base, c, path) = (
-        server.base.clone(),
-        client.clone(),
-        format!("/v1/subscriptions/{id}"),
+    let request = in_background(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{}/v1/subscriptions/{id}", server.base),
+        json!({"url": "https://billing.example.com/v2"}),
     );
-    let request = tokio::spawn(async move {
-        let _ = c
-            .patch(format!("{base}{path}"))
-            .bearer_auth(TOKEN)
-            .json(&json!({"url": "https://billing.example.com/v2"}))
-            .send()
-            .await;
-    });
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !sendblue.requests().iter().any(|r| r.method == "DELETE") {
         assert!(std::time::Instant::now() < deadline, "no removal was sent");
@@ -381,6 +415,7 @@ level = "warn"
     sendblue.clear_faults();
 
     let server = start(&cfg);
+    settled(&client, &server.base).await;
     let sub: Value = client
         .get(format!("{}/v1/subscriptions/{id}", server.base))
         .bearer_auth(TOKEN)
@@ -429,4 +464,106 @@ level = "warn"
             "receive https://billing.example.com/v2"
         ]
     );
+}
+
+/// A Sendblue create killed while the provider is still processing its
+/// first append, which lands after the kill: recovery waits until it can
+/// no longer land, finds it, and undoes the create. Only the foreign entry
+/// is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_sendblue_still_applies_a_create_leaves_nothing() {
+    use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
+    let sendblue = SendblueSim::new(SendblueConfig {
+        credentials: vec![("sb_key".into(), "sb_secret".into())],
+    });
+    let running = switchboard_sim::serve(sendblue.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    sendblue.seed_foreign("receive", "https://foreign.example.com/a", None);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sendblue_config(dir.path(), &running.base_url);
+    let client = reqwest::Client::new();
+    let server = start(&cfg);
+    sendblue
+        .inject(Fault::latency(700).on_method("POST"))
+        .unwrap();
+    let request = in_background(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/v1/subscriptions", server.base),
+        json!({"provider": "sendblue", "url": "https://billing.example.com/v1",
+                          "events": ["message.received", "call.ended"]}),
+    );
+    wait_for_calls(&sendblue, "POST", 1).await;
+    kill9(server);
+    let _ = request.await;
+
+    let server = start(&cfg);
+    let stored = settled(&client, &server.base).await;
+    assert!(stored.is_empty(), "the create was undone: {stored:?}");
+    let doc = sendblue.document();
+    assert_eq!(
+        doc["receive"],
+        json!(["https://foreign.example.com/a"]),
+        "the late append was removed, the foreign entry kept: {doc}"
+    );
+    assert_eq!(doc["call_log"], json!([]), "{doc}");
+}
+
+/// A disabled Bird subscription gains an event: the new subscription is
+/// created (active: Bird's create has no status) and then set inactive.
+/// Killed between the two, recovery must not adopt an active native for a
+/// disabled subscription: everything ends inactive and recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_set_inactive_finishes_the_state() {
+    let bird = sim();
+    let running = switchboard_sim::serve(bird.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &running.base_url);
+    let server = start(&cfg);
+    let mut disabled = body();
+    disabled["events"] = json!(["message.received"]);
+    disabled["enabled"] = json!(false);
+    let created: Value = client
+        .post(format!("{}/v1/subscriptions", server.base))
+        .bearer_auth(TOKEN)
+        .json(&disabled)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["status"], "disabled", "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    bird.clear_requests();
+    // "Set inactive" is held, then refused: it never applies.
+    bird.inject(Fault {
+        latency_ms: 500,
+        ..Fault::status(503).on_method("PATCH").times(100)
+    })
+    .unwrap();
+    let request = in_background(
+        &client,
+        reqwest::Method::PATCH,
+        format!("{}/v1/subscriptions/{id}", server.base),
+        json!({"events": ["message.received", "message.sent"]}),
+    );
+    wait_for_calls(&bird, "PATCH", 1).await;
+    kill9(server);
+    let _ = request.await;
+    bird.clear_faults();
+
+    let server = start(&cfg);
+    let stored = settled(&client, &server.base).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["status"], "disabled", "{}", stored[0]);
+    assert_eq!(stored[0]["native"].as_array().unwrap().len(), 2);
+    for s in bird.subscriptions(WORKSPACE) {
+        assert_eq!(s["status"], "inactive", "nothing delivers: {s}");
+    }
+    assert_agree(&bird, &stored);
 }

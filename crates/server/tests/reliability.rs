@@ -18,11 +18,7 @@ async fn post_keyed(env: &Env, token: &str, key: &str, body: &serde_json::Value)
         .send()
         .await
         .unwrap();
-    Resp {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        text: r.text().await.unwrap(),
-    }
+    Resp::read(r).await
 }
 
 async fn idempotency(store: &StoreOptions) {
@@ -88,9 +84,10 @@ async fn idempotency(store: &StoreOptions) {
     assert_eq!(c.text, a.text);
 
     // A provider outage is not kept: the retry runs again and succeeds.
-    env.sim.inject(Fault::rate_limited(1)).unwrap();
+    env.sim.inject(Fault::rate_limited(1).times(100)).unwrap();
     let limited = post_keyed(&env, TOKEN_A, "key-4", &sub_body()).await;
     assert_eq!(limited.status, 503);
+    env.sim.clear_faults();
     let retried = post_keyed(&env, TOKEN_A, "key-4", &sub_body()).await;
     assert_eq!(retried.status, 201, "{}", retried.text);
     assert!(retried.headers.get("idempotent-replayed").is_none());
@@ -212,11 +209,12 @@ async fn reconciliation(store: &StoreOptions) {
     let current = env.sim_webhooks()[0]["id"].as_str().unwrap().to_owned();
     at_provider(&env, "DELETE", &format!("/{current}"), None).await;
     env.sim
-        .inject(Fault::status(500).on_method("POST"))
+        .inject(Fault::status(500).on_method("POST").times(100))
         .unwrap();
     let r = env.call("POST", &path, TOKEN_A, None).await.json();
     assert_eq!(r["status"], "degraded", "{r}");
     assert_eq!(r["findings"][0]["repaired"], false);
+    env.sim.clear_faults();
     // The next pass repairs it.
     let r = env.call("POST", &path, TOKEN_A, None).await.json();
     assert_eq!(r["status"], "active");
@@ -293,7 +291,7 @@ async fn budget(store: &StoreOptions) {
     env.sim
         .inject(Fault {
             latency_ms: 800,
-            ..Fault::status(500)
+            ..Fault::status(422)
                 .with_body(json!({"message": "upstream exploded"}))
                 .on_method("POST")
         })
@@ -379,17 +377,33 @@ async fn converge(store: &StoreOptions) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(env.sim_webhooks()[0]["enabled"], false);
 
-    // A dropped create is not retried (it may have been applied): the
-    // caller gets a 502 and nothing is left behind.
+    // A create whose connection dropped before the provider acted: once
+    // it can no longer land, a look finds nothing, and it is sent again.
     env.sim
         .inject(Fault::drop_connection().on_method("POST"))
         .unwrap();
     let r = env
         .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
         .await;
-    assert_eq!(r.status, 502, "{}", r.text);
-    assert_eq!(env.sim_webhooks().len(), 1);
-    assert_eq!(env.list_all(TOKEN_A).await.len(), 1);
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(env.sim_webhooks().len(), 2);
+
+    // Applied, then the answer lost: the look finds it and it is adopted,
+    // not created twice.
+    env.sim
+        .inject(Fault::drop_connection().on_method("POST").after_apply())
+        .unwrap();
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(env.sim_webhooks().len(), 3, "one webhook per subscription");
+    let adopted = r.json()["native"][0]["id"].clone();
+    assert!(
+        env.sim_webhooks().iter().any(|w| w["id"] == adopted),
+        "the recorded id is the provider's"
+    );
+    assert_eq!(env.list_all(TOKEN_A).await.len(), 3);
 }
 
 #[tokio::test]

@@ -49,13 +49,48 @@ async fn rotation(store: &StoreOptions) {
         "whsec_chosen_by_caller"
     );
 
-    // On failure nothing changes.
-    env.sim.inject(Fault::status(500).on_method("PUT")).unwrap();
+    // Refused: nothing changes.
+    env.sim
+        .inject(
+            Fault::status(422)
+                .with_body(json!({"message": "no", "errors": {"webhook_secret": ["bad"]}}))
+                .on_method("PUT"),
+        )
+        .unwrap();
     let r = env.call("POST", &path, TOKEN_A, None).await;
-    assert_eq!(r.status, 502);
+    assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(
         env.sim_webhooks()[0]["webhook_secret"],
         "whsec_chosen_by_caller"
+    );
+    let sub_path = format!("/v1/subscriptions/{id}");
+    assert_eq!(
+        env.call("GET", &sub_path, TOKEN_A, None).await.json()["status"],
+        "active"
+    );
+
+    // Every write answered 500: whether the secret was applied cannot be
+    // read back, and undoing fails the same way, so the subscription says
+    // so (`failed`) rather than guess; the next rotation settles it.
+    env.sim
+        .inject(Fault::status(500).on_method("PUT").times(100))
+        .unwrap();
+    let r = env.call("POST", &path, TOKEN_A, None).await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    env.sim.clear_faults();
+    assert_eq!(
+        env.call("GET", &sub_path, TOKEN_A, None).await.json()["status"],
+        "failed"
+    );
+    let r = env.call("POST", &path, TOKEN_A, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        env.sim_webhooks()[0]["webhook_secret"],
+        r.json()["signing_secret"]
+    );
+    assert_eq!(
+        env.call("GET", &sub_path, TOKEN_A, None).await.json()["status"],
+        "active"
     );
     let r = env
         .call("POST", &path, TOKEN_A, Some(json!({"signing_secret": ""})))
@@ -325,4 +360,57 @@ async fn url_policy(store: &StoreOptions) {
 #[tokio::test]
 async fn the_callback_url_policy_applies_to_create_patch_and_preview() {
     each_backend!(url_policy);
+}
+
+/// A provider that redirects is an upstream error naming it; the redirect
+/// is never followed, so the provider's credentials and the signing secret
+/// in the body never reach the other origin.
+async fn redirects(store: &StoreOptions) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let collector = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { axum::http::StatusCode::CREATED }
+    });
+    let collector = switchboard_sim::serve(collector, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let elsewhere = collector.base_url.clone();
+    let redirector = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let to = format!("{elsewhere}{uri}");
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, to)],
+            )
+        }
+    });
+    let redirector = switchboard_sim::serve(redirector, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let env = start(
+        store,
+        Opts {
+            talkover_base_url: Some(format!("{}/api/v1", redirector.base_url)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let r = env
+        .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+        .await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    let problem = r.json();
+    assert_eq!(problem["type"], "urn:switchboard:problem:provider-protocol");
+    assert_eq!(problem["provider"], "talkover");
+    assert_eq!(problem["upstream_status"], 307);
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert!(env.list_all(TOKEN_A).await.is_empty());
+}
+
+#[tokio::test]
+async fn provider_redirects_are_never_followed() {
+    each_backend!(redirects);
 }

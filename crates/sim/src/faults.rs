@@ -2,7 +2,8 @@
 //!
 //! This module owns the provider-neutral test harness: the [`Faults`] queue
 //! (N failures with a status, `429` + `Retry-After`, added latency, dropped
-//! connections), the [`RequestLog`] of everything a simulator was sent, the
+//! connections, each either instead of the request or after the provider
+//! applied it: "applied, answer lost"), the [`RequestLog`] of everything a simulator was sent, the
 //! axum middleware that applies both in front of a simulator's real handlers,
 //! and the control API mounted under [`CONTROL_PREFIX`] on every simulator
 //! router. Nothing here knows about any particular provider.
@@ -66,6 +67,13 @@ pub struct Fault {
     pub path_contains: Option<String>,
     /// Only requests with this method (case-insensitive) match.
     pub method: Option<String>,
+    /// Run the real handler first, so the provider applies the request,
+    /// and then fault the answer: `latency_ms` delays it, `drop_connection`
+    /// loses it, `status` replaces it ("applied, then answered 500").
+    /// Without it, `latency_ms` delays the apply itself (past a client's
+    /// timeout, the request lands after the client gave up) and a status or
+    /// dropped connection means the request was never applied.
+    pub after_apply: bool,
 }
 
 impl Default for Fault {
@@ -79,6 +87,7 @@ impl Default for Fault {
             count: 1,
             path_contains: None,
             method: None,
+            after_apply: false,
         }
     }
 }
@@ -115,6 +124,13 @@ impl Fault {
             drop_connection: true,
             ..Self::default()
         }
+    }
+
+    /// Applies the request first and faults only its answer (see
+    /// [`Fault::after_apply`]).
+    pub fn after_apply(mut self) -> Self {
+        self.after_apply = true;
+        self
     }
 
     /// Applies the fault to the next `count` matching requests.
@@ -477,6 +493,50 @@ pub async fn instrument(State(h): State<Harness>, request: Request, next: Next) 
         h.log.complete(seq, Some(response.status().as_u16()), false);
         return response;
     };
+    if fault.after_apply {
+        let applied = apply_late(h.clone(), seq, 0, next, request).await;
+        return fault_answer(&h, seq, &fault, applied).await;
+    }
+    if fault.status == 0 && !fault.drop_connection {
+        return apply_late(h, seq, fault.latency_ms, next, request).await;
+    }
+    if fault.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+    }
+    if fault.drop_connection {
+        h.log.complete(seq, None, true);
+        return dropped_connection();
+    }
+    let response = fault_response(&fault);
+    h.log.complete(seq, Some(response.status().as_u16()), true);
+    response
+}
+
+/// Applies the request after `latency_ms`, in a task of its own: like a
+/// real server, the provider finishes what it started even when the
+/// client gave up (timed out, or was killed) in the meantime, so the
+/// request lands late.
+async fn apply_late(
+    h: Harness,
+    seq: u64,
+    latency_ms: u64,
+    next: Next,
+    request: Request,
+) -> Response {
+    let applied = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        let response = next.run(request).await;
+        h.log.complete(seq, Some(response.status().as_u16()), false);
+        response
+    });
+    applied
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The answer of a request the provider already applied (`response`),
+/// delayed, lost or replaced as `fault` says.
+async fn fault_answer(h: &Harness, seq: u64, fault: &Fault, response: Response) -> Response {
     if fault.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
     }
@@ -485,13 +545,12 @@ pub async fn instrument(State(h): State<Harness>, request: Request, next: Next) 
         return dropped_connection();
     }
     if fault.status == 0 {
-        let response = next.run(request).await;
         h.log.complete(seq, Some(response.status().as_u16()), false);
         return response;
     }
-    let response = fault_response(&fault);
-    h.log.complete(seq, Some(response.status().as_u16()), true);
-    response
+    let replaced = fault_response(fault);
+    h.log.complete(seq, Some(replaced.status().as_u16()), true);
+    replaced
 }
 
 fn fault_response(fault: &Fault) -> Response {

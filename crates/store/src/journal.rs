@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use switchboard_core::operation::{OperationKind, OperationState, Step};
+use switchboard_core::operation::{OperationKind, OperationState, Step, StepAction};
 use switchboard_core::{Error, SubscriptionSpec};
 
 use crate::entity::operation;
@@ -123,28 +123,77 @@ impl Store {
         op: &NewOperation<'_>,
         lease: std::time::Duration,
     ) -> Result<String, Error> {
+        self.insert_operation(op, OperationState::Running, &[], lease_end(lease))
+            .await
+    }
+
+    /// Journals a change that is already over (the sweep's findings):
+    /// one row, closed in `state`, with its steps.
+    pub async fn record_operation(
+        &self,
+        op: &NewOperation<'_>,
+        state: OperationState,
+        steps: &[Step],
+    ) -> Result<String, Error> {
+        self.insert_operation(op, state, steps, Utc::now()).await
+    }
+
+    /// Writes a journal row; one that is not `running` is closed at once.
+    async fn insert_operation(
+        &self,
+        op: &NewOperation<'_>,
+        state: OperationState,
+        steps: &[Step],
+        lease_until: DateTime<Utc>,
+    ) -> Result<String, Error> {
         let id = format!("op_{}", ulid::Ulid::new());
+        let now = Utc::now();
+        let steps = serde_json::to_string(steps).map_err(|e| Error::Internal(e.to_string()))?;
         let am = operation::ActiveModel {
             id: Set(id.clone()),
             tenant: Set(op.tenant.to_owned()),
             subscription_id: Set(op.subscription_id.to_owned()),
             kind: Set(op.kind.as_str().to_owned()),
             actor: Set(op.actor.to_owned()),
-            state: Set(OperationState::Running.as_str().to_owned()),
+            state: Set(state.as_str().to_owned()),
             before_spec: Set(self.seal_opt(&id, op.before)?),
             after_spec: Set(self.seal_opt(&id, op.after)?),
-            steps: Set("[]".into()),
+            steps: Set(steps),
             error: Set(None),
-            started_at: Set(Utc::now()),
-            finished_at: Set(None),
-            lease_until: Set(lease_end(lease)),
+            started_at: Set(now),
+            finished_at: Set((state != OperationState::Running).then_some(now)),
+            lease_until: Set(lease_until),
             owner: Set(self.replica_id.clone()),
+            settle_at: Set(None),
         };
         operation::Entity::insert(am)
             .exec_without_returning(&self.db)
             .await
             .map_err(db_err)?;
         Ok(id)
+    }
+
+    /// Notes, before a change sends a request that may change the
+    /// provider, the latest moment that request can still be applied.
+    /// Recovery does not look at the change's resources before then.
+    pub async fn mark_in_flight(&self, op_id: &str, settle_at: DateTime<Utc>) -> Result<(), Error> {
+        operation::Entity::update_many()
+            .col_expr(operation::Column::SettleAt, Expr::value(Some(settle_at)))
+            .filter(operation::Column::Id.eq(op_id))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// One journal entry.
+    pub async fn operation(&self, op_id: &str) -> Result<Option<Operation>, Error> {
+        operation::Entity::find_by_id(op_id.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db_err)?
+            .map(|m| self.to_operation(m))
+            .transpose()
     }
 
     /// Appends one completed native step.
@@ -161,11 +210,21 @@ impl Store {
         let mut steps: Vec<serde_json::Value> =
             serde_json::from_str(&row.steps).unwrap_or_default();
         steps.push(serde_json::to_value(step).map_err(|e| Error::Internal(e.to_string()))?);
-        operation::Entity::update_many()
-            .col_expr(
-                operation::Column::Steps,
-                Expr::value(serde_json::Value::Array(steps).to_string()),
-            )
+        let mut update = operation::Entity::update_many().col_expr(
+            operation::Column::Steps,
+            Expr::value(serde_json::Value::Array(steps).to_string()),
+        );
+        // A completed step means nothing of this change is in flight any
+        // more (an unknown one may be: its request can still land), so a
+        // crash from here on is recovered without waiting; the next change
+        // request marks itself in flight again.
+        if step.action != StepAction::Unknown {
+            update = update.col_expr(
+                operation::Column::SettleAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            );
+        }
+        update
             .filter(operation::Column::Id.eq(op_id))
             .exec(&self.db)
             .await
@@ -211,11 +270,13 @@ impl Store {
     }
 
     /// Claims running operations whose owner is gone: all of them when
-    /// `all` is set (a single-process store at start-up); otherwise those
-    /// whose lease has passed and, on Postgres, at once those whose owning
-    /// replica no longer holds its liveness lock (it died; see
-    /// [`Store::hold_liveness`]). Each claim is a compare-and-set on the
-    /// lease and owner, so one replica wins each.
+    /// `all` is set (a single-process store, where no other process can be
+    /// running); otherwise those whose lease has passed and, on Postgres,
+    /// at once those whose owning replica no longer holds its liveness lock
+    /// (it died; see [`Store::hold_liveness`]). Either way an entry whose
+    /// last request may still land (`settle_at` not yet passed) is left
+    /// for a later scan. Each claim is a compare-and-set on the lease and
+    /// owner, so one replica wins each.
     pub async fn claim_abandoned(
         &self,
         lease: std::time::Duration,
@@ -232,6 +293,9 @@ impl Store {
             .map_err(db_err)?;
         let mut rows = Vec::new();
         for row in candidates {
+            if row.settle_at.is_some_and(|t| t > now) {
+                continue;
+            }
             if all || row.lease_until < now || !self.replica_alive(&row.owner).await? {
                 rows.push(row);
             }

@@ -19,6 +19,7 @@ mod records;
 mod store;
 mod subscriptions;
 pub mod testing;
+mod verifications;
 
 pub use cipher::{Cipher, SecretKey};
 pub use idempotency::Begin;
@@ -29,3 +30,4 @@ pub use store::{Store, StoreOptions};
 /// The domain records, defined in core; re-exported so the store's callers
 /// need not name both crates.
 pub use switchboard_core::record::{NativeRecord, SubscriptionRecord};
+pub use verifications::{NewVerification, Verification};

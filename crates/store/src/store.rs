@@ -3,8 +3,9 @@
 //! share. What the store keeps lives beside it, one module per concern:
 //! `subscriptions` (rows and their sealed specs), `claims` (the `pending`
 //! protocol), `natives` (native-resource records), `locks` (account and
-//! liveness locks), `audit`, `keys` (key rotation), `journal` and
-//! `idempotency`; `keyset` pages through a table by id for all of them.
+//! liveness locks), `audit`, `keys` (key rotation), `journal`,
+//! `idempotency` and `verifications` (steps whose outcome was unknown);
+//! `keyset` pages through a table by id for all of them.
 
 use std::sync::Arc;
 use std::time::Duration;

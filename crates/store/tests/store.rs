@@ -12,7 +12,7 @@ fn record(tenant: &str, provider: &str) -> SubscriptionRecord {
         tenant: tenant.into(),
         status: SubscriptionStatus::Active,
         spec: SpecDraft {
-            account: Some("agent".into()),
+            account: Some("9fbef0b7-8d4e-4a08-9207-66c22155721d".into()),
             auth: CallbackAuth::Bearer {
                 token: Secret::new("tok"),
             },

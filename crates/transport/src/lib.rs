@@ -4,12 +4,17 @@
 //! honour `Retry-After`.
 //!
 //! Retries are only made where repeating cannot create a second native
-//! resource: any request after a failed connect (nothing was sent), after
-//! 429 or 503 (the provider said it did not act), and idempotent methods
-//! (GET, PUT, PATCH, DELETE) after 5xx, 408, a timeout or an interrupted
-//! answer. A POST that timed
-//! out may have been applied, so it is returned to the engine, which knows
-//! whether to compensate.
+//! resource: any request after a failed connect (nothing was sent) or a
+//! 429 (the provider refused before acting), and idempotent methods (GET,
+//! PUT, PATCH, DELETE) after 5xx, 408, a timeout or an interrupted answer.
+//! A POST whose answer was lost, timed out or was a 5xx may have been
+//! applied (providers can fail after applying): it is returned to the
+//! engine, which verifies at the provider before it retries
+//! (`engine/src/step.rs`).
+//!
+//! Redirects are never followed: a provider's management credentials and
+//! the signing secrets in a body must not reach another origin, and a 3xx
+//! from a management API is an error the adapter classifies.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +97,7 @@ impl HttpTransport {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -198,10 +204,7 @@ pub fn retryable(method: &Method, outcome: &Result<NativeResponse, TransportErro
         Method::GET | Method::PUT | Method::PATCH | Method::DELETE | Method::HEAD
     );
     match outcome {
-        Ok(r) => {
-            matches!(r.status, 429 | 503)
-                || (idempotent && matches!(r.status, 408 | 500 | 502 | 504))
-        }
+        Ok(r) => r.status == 429 || (idempotent && matches!(r.status, 408 | 500..=599)),
         Err(TransportError::Connect(_)) => true,
         Err(TransportError::Timeout | TransportError::Interrupted(_)) => idempotent,
     }
@@ -269,7 +272,7 @@ mod tests {
     #[test]
     fn post_is_retried_only_when_provably_not_applied() {
         assert!(retryable(&Method::POST, &resp(429)));
-        assert!(retryable(&Method::POST, &resp(503)));
+        assert!(!retryable(&Method::POST, &resp(503)));
         assert!(retryable(
             &Method::POST,
             &Err(TransportError::Connect("refused".into()))

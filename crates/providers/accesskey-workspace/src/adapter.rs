@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, PathSegment, ProviderAdapter,
     SubscriptionSpec, Transport, UpstreamErrorKind,
 };
 
@@ -42,20 +42,40 @@ impl AccessKeyWorkspaceAdapter {
         self.config.access_key.expose()
     }
 
-    fn scope<'a>(&'a self, account: Option<&'a str>) -> Result<Scope<'a>, Error> {
+    /// The workspace (and configured organization) as path segments. Only
+    /// dot segments and the empty value are refused here:
+    /// [`switchboard_core::Capabilities::check`] holds new subscriptions to
+    /// the UUID form, while one stored before that rule must stay
+    /// reachable to be changed or deleted. The organization was checked to
+    /// be a UUID when the config was read.
+    fn scope(&self, account: Option<&str>) -> Result<Scope, Error> {
         let workspace = self.shell.account(account, "the Bird workspace id")?;
         Ok(Scope {
-            organization: self.config.organization_id.as_deref(),
-            workspace,
+            organization: self
+                .config
+                .organization_id
+                .as_deref()
+                .map(PathSegment::new)
+                .transpose()?,
+            workspace: PathSegment::account(self.shell.key(), workspace)?,
         })
+    }
+
+    fn subscription(&self, id: &str) -> Result<PathSegment, Error> {
+        PathSegment::native_id(self.shell.key(), id)
     }
 
     /// Removes a subscription this adapter just created, when a later step
     /// of the same call failed. The caller's error is what matters; a
     /// failure here is logged, as the engine never learned the id.
-    async fn discard(&self, scope: &Scope<'_>, id: &str) {
-        let req = translate::delete_request(self.access_key(), scope, id);
-        let outcome = self.shell.send(&req).await;
+    async fn discard(&self, scope: &Scope, id: &str) {
+        let outcome = match self.subscription(id) {
+            Ok(segment) => {
+                let req = translate::delete_request(self.access_key(), scope, &segment);
+                self.shell.send(&req).await
+            }
+            Err(e) => Err(e),
+        };
         let gone = matches!(&outcome, Ok(resp) if resp.is_success() || resp.status == 404);
         if !gone {
             let status = outcome.as_ref().ok().map(|r| r.status);
@@ -63,11 +83,7 @@ impl AccessKeyWorkspaceAdapter {
         }
     }
 
-    async fn create_in(
-        &self,
-        scope: &Scope<'_>,
-        plan: &NativePlan,
-    ) -> Result<NativeResource, Error> {
+    async fn create_in(&self, scope: &Scope, plan: &NativePlan) -> Result<NativeResource, Error> {
         let req = translate::create_request(self.access_key(), scope, plan);
         let created = translate::parse_subscription(
             self.shell.key(),
@@ -81,22 +97,31 @@ impl AccessKeyWorkspaceAdapter {
         // subscription is created and then switched off. Bird may deliver
         // in between; if switching off fails, the subscription is removed so
         // the caller's error leaves nothing behind.
-        let req = translate::status_request(self.access_key(), scope, &created.id, false);
-        let switched = match self.shell.send(&req).await {
-            Ok(resp) => translate::parse_subscription(self.shell.key(), &resp, Call::Update(plan)),
-            Err(e) => Err(e),
-        };
+        let switched = self.switch_off(scope, &created.id, plan).await;
         if switched.is_err() {
             self.discard(scope, &created.id).await;
         }
         switched
     }
 
+    /// `PATCH {"status": "inactive"}` of subscription `id`, now at `plan`.
+    async fn switch_off(
+        &self,
+        scope: &Scope,
+        id: &str,
+        plan: &NativePlan,
+    ) -> Result<NativeResource, Error> {
+        let req =
+            translate::status_request(self.access_key(), scope, &self.subscription(id)?, false);
+        let resp = self.shell.send(&req).await?;
+        translate::parse_subscription(self.shell.key(), &resp, Call::Update(plan))
+    }
+
     /// A change PATCH cannot express: the new subscription is created first,
     /// so a refusal leaves the old one untouched, then the old one deleted.
     async fn recreate(
         &self,
-        scope: &Scope<'_>,
+        scope: &Scope,
         id: &str,
         new: &NativePlan,
     ) -> Result<NativeResource, Error> {
@@ -108,8 +133,8 @@ impl AccessKeyWorkspaceAdapter {
         Ok(created)
     }
 
-    async fn delete_in(&self, scope: &Scope<'_>, id: &str) -> Result<(), Error> {
-        let req = translate::delete_request(self.access_key(), scope, id);
+    async fn delete_in(&self, scope: &Scope, id: &str) -> Result<(), Error> {
+        let req = translate::delete_request(self.access_key(), scope, &self.subscription(id)?);
         let resp = self.shell.send(&req).await?;
         // Gone already: the goal of a delete is reached. The success status
         // is undocumented (providers.md §3.2), so any 2xx counts.
@@ -139,12 +164,13 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
         translate::plan(spec, events)
     }
 
+    /// Nothing for an account no request could address; the engine checks
+    /// the account before it asks for a preview.
     fn preview(&self, account: Option<&str>, plans: &[NativePlan]) -> Vec<NativeRequest> {
-        let scope = Scope {
-            organization: self.config.organization_id.as_deref(),
-            workspace: account.unwrap_or_default(),
-        };
-        translate::preview_requests(self.access_key(), &scope, plans)
+        match self.scope(account) {
+            Ok(scope) => translate::preview_requests(self.access_key(), &scope, plans),
+            Err(_) => Vec::new(),
+        }
     }
 
     async fn create(
@@ -163,7 +189,8 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
         new: &NativePlan,
     ) -> Result<NativeResource, Error> {
         let scope = self.scope(account)?;
-        match translate::update_request(self.access_key(), &scope, id, old, new) {
+        let segment = self.subscription(id)?;
+        match translate::update_request(self.access_key(), &scope, &segment, old, new) {
             Update::Unchanged => self.get(account, id).await,
             Update::Patch(req) => translate::parse_subscription(
                 self.shell.key(),
@@ -179,7 +206,11 @@ impl ProviderAdapter for AccessKeyWorkspaceAdapter {
     }
 
     async fn get(&self, account: Option<&str>, id: &str) -> Result<NativeResource, Error> {
-        let req = translate::get_request(self.access_key(), &self.scope(account)?, id);
+        let req = translate::get_request(
+            self.access_key(),
+            &self.scope(account)?,
+            &self.subscription(id)?,
+        );
         translate::parse_subscription(self.shell.key(), &self.shell.send(&req).await?, Call::Get)
     }
 

@@ -2,7 +2,7 @@
 //! AccessKey and the optional organization path segment.
 
 use serde::Deserialize;
-use switchboard_core::Secret;
+use switchboard_core::{AccountShape, Secret};
 
 /// Documented API root (providers.md §3.1, Bird "common API usage").
 pub const DEFAULT_BASE_URL: &str = "https://api.bird.com";
@@ -18,7 +18,8 @@ pub struct AccessKeyWorkspaceConfig {
     pub access_key: Secret,
     /// When set, every path is prefixed with `/organizations/{organization_id}`,
     /// the newer "webhook-subscriptions" path form (providers.md §3.1); when
-    /// absent the seed's workspace-only form is used.
+    /// absent the seed's workspace-only form is used. A UUID, as Bird's
+    /// `organizationId` is in every example (seed 003).
     #[serde(default)]
     pub organization_id: Option<String>,
 }
@@ -39,10 +40,18 @@ impl AccessKeyWorkspaceConfig {
                 "base_url: must be an http(s) URL such as {DEFAULT_BASE_URL}"
             ));
         }
-        if let Some(org) = &cfg.organization_id
-            && org.trim().is_empty()
-        {
-            return Err("organization_id: must not be empty; omit the key instead".into());
+        if let Some(org) = &cfg.organization_id {
+            if org.trim().is_empty() {
+                return Err("organization_id: must not be empty; omit the key instead".into());
+            }
+            // It is a path segment of every call: a UUID cannot add or
+            // remove one.
+            if !AccountShape::Uuid.matches(org) {
+                return Err(format!(
+                    "organization_id: must be {}",
+                    AccountShape::Uuid.describe()
+                ));
+            }
         }
         Ok(cfg)
     }
@@ -67,18 +76,35 @@ mod tests {
         assert!(err.starts_with("access_key:"), "{err}");
     }
 
+    const ORG: &str = "cb28a94e-8557-4394-80ea-5bbd2170d434";
+
     #[test]
     fn organization_and_unknown_keys() {
         let cfg = AccessKeyWorkspaceConfig::from_json(
-            json!({"access_key": "ak", "organization_id": "org-1", "base_url": "http://127.0.0.1:1"}),
+            json!({"access_key": "ak", "organization_id": ORG, "base_url": "http://127.0.0.1:1"}),
         )
         .unwrap();
-        assert_eq!(cfg.organization_id.as_deref(), Some("org-1"));
+        assert_eq!(cfg.organization_id.as_deref(), Some(ORG));
         assert_eq!(cfg.base_url, "http://127.0.0.1:1");
         let err =
             AccessKeyWorkspaceConfig::from_json(json!({"access_key": "ak", "organization_id": ""}))
                 .unwrap_err();
         assert!(err.starts_with("organization_id:"), "{err}");
+        for bad in [
+            "org-1",
+            "..",
+            "cb28a94e-8557-4394-80ea-5bbd2170d434/..",
+            "a/b",
+        ] {
+            let err = AccessKeyWorkspaceConfig::from_json(
+                json!({"access_key": "ak", "organization_id": bad}),
+            )
+            .unwrap_err();
+            assert!(
+                err.starts_with("organization_id: must be a UUID"),
+                "{bad}: {err}"
+            );
+        }
         let err = AccessKeyWorkspaceConfig::from_json(json!({"access_key": "ak", "token": "x"}))
             .unwrap_err();
         assert!(err.contains("token"), "{err}");

@@ -7,12 +7,11 @@
 
 use http::Method;
 use serde_json::{Map, Value, json};
-use switchboard_core::adapter::encode;
 use switchboard_core::subscription::{AuthKind, MAX_URL_LEN};
 use switchboard_core::{
-    AccountRule, Capabilities, DeliveryFormat, DeliveryMethod, Error, EventsPerResource,
-    FieldError, NativePlan, NativeRequest, NativeResource, NativeResponse, SubscriptionSpec,
-    UpstreamErrorKind,
+    AccountRule, AccountShape, Capabilities, DeliveryFormat, DeliveryMethod, Error,
+    EventsPerResource, FieldError, NativePlan, NativeRequest, NativeResource, NativeResponse,
+    PathSegment, SubscriptionSpec, UpstreamErrorKind,
 };
 
 /// Bird's `service` enum (providers.md §3.2, create page).
@@ -57,9 +56,12 @@ const PATCHABLE: [&str; 5] = ["url", "signingKey", "status", "eventFilters", "te
 /// What Bird can do (seed 003 schema, providers.md §3).
 pub fn capabilities() -> Capabilities {
     Capabilities {
+        // providers.md §3.2: `workspaceId` is a UUID in every example
+        // (`b4e02c85-c6d2-4b15-8885-e09671799c61`).
         account: AccountRule::Required {
             meaning: "Bird workspace id (workspaceId UUID)",
-            max_len: 64,
+            max_len: 36,
+            shape: AccountShape::Uuid,
         },
         events_per_resource: EventsPerResource::One,
         // Bird documents a pattern, not a length; the gateway-wide maximum applies.
@@ -288,30 +290,28 @@ pub fn plan_is_active(plan: &NativePlan) -> bool {
 }
 
 /// Where a workspace's subscriptions live: the workspace and, when the
-/// provider instance has one, its organization.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope<'a> {
+/// provider instance has one, its organization, both as path segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
     /// `organization_id` from config; adds the `/organizations/{id}` prefix.
-    pub organization: Option<&'a str>,
+    pub organization: Option<PathSegment>,
     /// The subscription's `account`.
-    pub workspace: &'a str,
+    pub workspace: PathSegment,
 }
 
 /// `[/organizations/{organizationId}]/workspaces/{workspaceId}/webhook-subscriptions`
 /// (providers.md §3.1: both path forms exist).
-pub fn collection_path(scope: &Scope<'_>) -> String {
+pub fn collection_path(scope: &Scope) -> String {
     let org = scope
         .organization
-        .map(|o| format!("/organizations/{}", encode(o)))
+        .as_ref()
+        .map(|o| format!("/organizations/{o}"))
         .unwrap_or_default();
-    format!(
-        "{org}/workspaces/{}/webhook-subscriptions",
-        encode(scope.workspace)
-    )
+    format!("{org}/workspaces/{}/webhook-subscriptions", scope.workspace)
 }
 
-fn subscription_path(scope: &Scope<'_>, id: &str) -> String {
-    format!("{}/{}", collection_path(scope), encode(id))
+fn subscription_path(scope: &Scope, id: &PathSegment) -> String {
+    format!("{}/{id}", collection_path(scope))
 }
 
 fn authorized(req: NativeRequest, access_key: &str) -> NativeRequest {
@@ -323,7 +323,7 @@ fn authorized(req: NativeRequest, access_key: &str) -> NativeRequest {
 /// create schema has `additionalProperties: false` and no `status` field
 /// (providers.md §3.2), so an inactive plan is created and then switched
 /// off with [`status_request`].
-pub fn create_request(access_key: &str, scope: &Scope<'_>, plan: &NativePlan) -> NativeRequest {
+pub fn create_request(access_key: &str, scope: &Scope, plan: &NativePlan) -> NativeRequest {
     let mut body = plan.body.clone();
     if let Some(map) = body.as_object_mut() {
         map.remove("status");
@@ -339,15 +339,15 @@ pub fn create_request(access_key: &str, scope: &Scope<'_>, plan: &NativePlan) ->
 /// §3.2: "Deactivate without deleting by PATCHing {\"status\": \"inactive\"}").
 pub fn status_request(
     access_key: &str,
-    scope: &Scope<'_>,
-    id: &str,
+    scope: &Scope,
+    id: &PathSegment,
     active: bool,
 ) -> NativeRequest {
-    authorized(
-        NativeRequest::new(Method::PATCH, subscription_path(scope, id)),
-        access_key,
-    )
-    .json(
+    status_patch(access_key, subscription_path(scope, id), active)
+}
+
+fn status_patch(access_key: &str, path: String, active: bool) -> NativeRequest {
+    authorized(NativeRequest::new(Method::PATCH, path), access_key).json(
         json!({"status": if active { ACTIVE } else { INACTIVE }}),
         Vec::new(),
     )
@@ -358,16 +358,15 @@ pub fn status_request(
 /// the id is only known once Bird has answered.
 pub fn preview_requests(
     access_key: &str,
-    scope: &Scope<'_>,
+    scope: &Scope,
     plans: &[NativePlan],
 ) -> Vec<NativeRequest> {
     let mut out = Vec::new();
     for plan in plans {
         out.push(create_request(access_key, scope, plan));
         if !plan_is_active(plan) {
-            let mut patch = status_request(access_key, scope, "", false);
-            patch.path = format!("{}/{ID_PLACEHOLDER}", collection_path(scope));
-            out.push(patch);
+            let path = format!("{}/{ID_PLACEHOLDER}", collection_path(scope));
+            out.push(status_patch(access_key, path, false));
         }
     }
     out
@@ -393,8 +392,8 @@ pub enum Update {
 /// (providers.md §3.2).
 pub fn update_request(
     access_key: &str,
-    scope: &Scope<'_>,
-    id: &str,
+    scope: &Scope,
+    id: &PathSegment,
     old: &NativePlan,
     new: &NativePlan,
 ) -> Update {
@@ -436,7 +435,7 @@ pub fn update_request(
 /// follow REST convention and the policy resource
 /// `…/webhook-subscriptions/*` (providers.md §3.2, INFERRED), and any 2xx
 /// is success because the status code is unknown.
-pub fn delete_request(access_key: &str, scope: &Scope<'_>, id: &str) -> NativeRequest {
+pub fn delete_request(access_key: &str, scope: &Scope, id: &PathSegment) -> NativeRequest {
     authorized(
         NativeRequest::new(Method::DELETE, subscription_path(scope, id)),
         access_key,
@@ -444,7 +443,7 @@ pub fn delete_request(access_key: &str, scope: &Scope<'_>, id: &str) -> NativeRe
 }
 
 /// `GET …/{id}`.
-pub fn get_request(access_key: &str, scope: &Scope<'_>, id: &str) -> NativeRequest {
+pub fn get_request(access_key: &str, scope: &Scope, id: &PathSegment) -> NativeRequest {
     authorized(
         NativeRequest::new(Method::GET, subscription_path(scope, id)),
         access_key,
@@ -452,11 +451,7 @@ pub fn get_request(access_key: &str, scope: &Scope<'_>, id: &str) -> NativeReque
 }
 
 /// `GET …/webhook-subscriptions?limit=100[&pageToken=…]` (providers.md §3.6).
-pub fn list_request(
-    access_key: &str,
-    scope: &Scope<'_>,
-    page_token: Option<&str>,
-) -> NativeRequest {
+pub fn list_request(access_key: &str, scope: &Scope, page_token: Option<&str>) -> NativeRequest {
     let mut req = authorized(
         NativeRequest::new(Method::GET, collection_path(scope)),
         access_key,
@@ -504,9 +499,10 @@ fn protocol(provider: &str, status: u16, what: &str) -> Error {
 }
 
 /// A subscription object (providers.md §3.2: `id`, `service`, `event`,
-/// `url`, `status`, …) as a [`NativeResource`]. A missing `status` counts as
-/// active, the documented default; any value but `active` (Bird may set its
-/// own, explained in `reason`) counts as not delivering.
+/// `url`, `status`, `eventFilters`, …) as a [`NativeResource`]. A missing
+/// `status` counts as active, the documented default; any value but
+/// `active` (Bird may set its own, explained in `reason`) counts as not
+/// delivering.
 fn subscription_from(provider: &str, status: u16, data: &Value) -> Result<NativeResource, Error> {
     let text = |field: &str| data.get(field).and_then(Value::as_str);
     let (Some(id), Some(service), Some(event)) = (text("id"), text("service"), text("event"))
@@ -517,12 +513,47 @@ fn subscription_from(provider: &str, status: u16, data: &Value) -> Result<Native
             "a subscription object without `id`, `service` or `event`",
         ));
     };
+    // The id is a path segment of every later call; one that cannot be is
+    // refused while the answer that brought it is at hand.
+    if PathSegment::new(id).is_err() {
+        return Err(protocol(
+            provider,
+            status,
+            &format!("the subscription id `{id}`, which cannot be a path segment"),
+        ));
+    }
     Ok(NativeResource {
         id: id.to_owned(),
         events: vec![format!("{service}:{event}")],
         enabled: text("status").is_none_or(|s| s == ACTIVE),
         url: text("url").map(str::to_owned),
+        filters: event_filters(data),
+        ..Default::default()
     })
+}
+
+/// `eventFilters` (`[{"key", "value"}]`, both strings, providers.md §3.2)
+/// as sorted pairs; `null` or absent is none. The filters are ANDed, so
+/// their order carries no meaning and sorting makes equal sets compare
+/// equal. An item without a string `key` and `value` is not a documented
+/// filter and is left out rather than failing the whole answer.
+fn event_filters(data: &Value) -> Vec<(String, String)> {
+    let mut filters: Vec<(String, String)> = data
+        .get("eventFilters")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|f| {
+                    let key = f.get("key")?.as_str()?;
+                    let value = f.get("value")?.as_str()?;
+                    Some((key.to_owned(), value.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    filters.sort();
+    filters
 }
 
 /// Parses the subscription object of a create (201), get or update answer.

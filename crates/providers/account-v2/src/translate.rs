@@ -137,6 +137,7 @@ impl Entry {
             events: vec![self.bucket.clone()],
             enabled: true,
             url: Some(self.url.clone()),
+            ..Default::default()
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, ProviderAdapter,
+    AdapterShell, Error, NativePlan, NativeRequest, NativeResource, PathSegment, ProviderAdapter,
     SubscriptionSpec, Transport,
 };
 
@@ -34,8 +34,17 @@ impl TalkoverAdapter {
         self.config.token.expose()
     }
 
-    fn agent<'a>(&self, account: Option<&'a str>) -> Result<&'a str, Error> {
-        self.shell.account(account, "the Talkover agent_id")
+    /// The agent as a path segment. Only dot segments and the empty value
+    /// are refused here: [`switchboard_core::Capabilities::check`] holds new
+    /// subscriptions to the UUID form, while one stored before that rule
+    /// must stay reachable to be changed or deleted.
+    fn agent(&self, account: Option<&str>) -> Result<PathSegment, Error> {
+        let agent = self.shell.account(account, "the Talkover agent_id")?;
+        PathSegment::account(self.shell.key(), agent)
+    }
+
+    fn webhook(&self, id: &str) -> Result<PathSegment, Error> {
+        PathSegment::native_id(self.shell.key(), id)
     }
 }
 
@@ -52,11 +61,15 @@ impl ProviderAdapter for TalkoverAdapter {
         translate::plan(id, spec, events).map(|p| vec![p])
     }
 
+    /// Nothing for an account no request could address; the engine checks
+    /// the account before it asks for a preview.
     fn preview(&self, account: Option<&str>, plans: &[NativePlan]) -> Vec<NativeRequest> {
-        let agent = account.unwrap_or_default();
+        let Ok(agent) = self.agent(account) else {
+            return Vec::new();
+        };
         plans
             .iter()
-            .map(|p| translate::create_request(self.token(), agent, p))
+            .map(|p| translate::create_request(self.token(), &agent, p))
             .collect()
     }
 
@@ -65,7 +78,7 @@ impl ProviderAdapter for TalkoverAdapter {
         account: Option<&str>,
         plan: &NativePlan,
     ) -> Result<NativeResource, Error> {
-        let req = translate::create_request(self.token(), self.agent(account)?, plan);
+        let req = translate::create_request(self.token(), &self.agent(account)?, plan);
         translate::parse_webhook(self.shell.key(), &self.shell.send(&req).await?)
     }
 
@@ -76,15 +89,16 @@ impl ProviderAdapter for TalkoverAdapter {
         old: &NativePlan,
         new: &NativePlan,
     ) -> Result<NativeResource, Error> {
-        let agent = self.agent(account)?;
-        match translate::update_request(self.token(), agent, id, old, new) {
+        let (agent, webhook) = (self.agent(account)?, self.webhook(id)?);
+        match translate::update_request(self.token(), &agent, &webhook, old, new) {
             Some(req) => translate::parse_webhook(self.shell.key(), &self.shell.send(&req).await?),
             None => self.get(account, id).await,
         }
     }
 
     async fn delete(&self, account: Option<&str>, id: &str) -> Result<(), Error> {
-        let req = translate::delete_request(self.token(), self.agent(account)?, id);
+        let req =
+            translate::delete_request(self.token(), &self.agent(account)?, &self.webhook(id)?);
         let resp = self.shell.send(&req).await?;
         // Gone already (the webhook, or its whole agent): the goal of a
         // delete is reached.
@@ -95,12 +109,12 @@ impl ProviderAdapter for TalkoverAdapter {
     }
 
     async fn get(&self, account: Option<&str>, id: &str) -> Result<NativeResource, Error> {
-        let req = translate::get_request(self.token(), self.agent(account)?, id);
+        let req = translate::get_request(self.token(), &self.agent(account)?, &self.webhook(id)?);
         translate::parse_webhook(self.shell.key(), &self.shell.send(&req).await?)
     }
 
     async fn list(&self, account: Option<&str>) -> Result<Vec<NativeResource>, Error> {
-        let req = translate::list_request(self.token(), self.agent(account)?);
+        let req = translate::list_request(self.token(), &self.agent(account)?);
         translate::parse_list(self.shell.key(), &self.shell.send(&req).await?)
     }
 }

@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 use switchboard_core::capabilities::Range;
 use switchboard_core::subscription::AuthKind;
 use switchboard_core::{
-    AccountRule, CallbackAuth, Capabilities, DeliveryFormat, DeliveryMethod, Error,
+    AccountRule, AccountShape, CallbackAuth, Capabilities, DeliveryFormat, DeliveryMethod, Error,
     EventsPerResource, FieldError, NativePlan, NativeRequest, NativeResource, NativeResponse,
-    SubscriptionSpec, UpstreamErrorKind,
+    PathSegment, SubscriptionSpec, UpstreamErrorKind,
 };
 
 /// The one native resource of a Talkover subscription.
@@ -37,9 +37,11 @@ pub fn check_native_event(name: &str) -> Result<(), String> {
 /// What Talkover can do (seed 002 field table and validation rules).
 pub fn capabilities() -> Capabilities {
     Capabilities {
+        // providers.md §2.2: "Path params are `agent_id` (agent UUID)".
         account: AccountRule::Required {
             meaning: "Talkover agent_id (agent UUID)",
-            max_len: 64,
+            max_len: 36,
+            shape: AccountShape::Uuid,
         },
         events_per_resource: EventsPerResource::Many,
         // seed 002: "max 500 characters, must be valid URL"; HTTPS is advised
@@ -176,19 +178,12 @@ pub fn plan(id: &str, spec: &SubscriptionSpec, events: &[String]) -> Result<Nati
     })
 }
 
-fn agent_path(agent: &str) -> String {
-    format!(
-        "/agents/{}/webhooks",
-        switchboard_core::adapter::encode(agent)
-    )
+fn agent_path(agent: &PathSegment) -> String {
+    format!("/agents/{agent}/webhooks")
 }
 
-fn webhook_path(agent: &str, id: &str) -> String {
-    format!(
-        "{}/{}",
-        agent_path(agent),
-        switchboard_core::adapter::encode(id)
-    )
+fn webhook_path(agent: &PathSegment, id: &PathSegment) -> String {
+    format!("{}/{id}", agent_path(agent))
 }
 
 fn authorized(req: NativeRequest, token: &str) -> NativeRequest {
@@ -197,7 +192,7 @@ fn authorized(req: NativeRequest, token: &str) -> NativeRequest {
 }
 
 /// `POST /agents/{agent_id}/webhooks` with the plan's body.
-pub fn create_request(token: &str, agent: &str, plan: &NativePlan) -> NativeRequest {
+pub fn create_request(token: &str, agent: &PathSegment, plan: &NativePlan) -> NativeRequest {
     authorized(NativeRequest::new(Method::POST, agent_path(agent)), token)
         .json(plan.body.clone(), plan.secret_pointers.clone())
 }
@@ -211,8 +206,8 @@ pub fn create_request(token: &str, agent: &str, plan: &NativePlan) -> NativeRequ
 /// is never used.
 pub fn update_request(
     token: &str,
-    agent: &str,
-    id: &str,
+    agent: &PathSegment,
+    id: &PathSegment,
     old: &NativePlan,
     new: &NativePlan,
 ) -> Option<NativeRequest> {
@@ -259,7 +254,12 @@ pub fn update_request(
 
 /// `PUT {"enabled": …}`: sets a definite state. The documented toggle
 /// endpoint flips and is not idempotent, so it is never used.
-pub fn set_enabled_request(token: &str, agent: &str, id: &str, enabled: bool) -> NativeRequest {
+pub fn set_enabled_request(
+    token: &str,
+    agent: &PathSegment,
+    id: &PathSegment,
+    enabled: bool,
+) -> NativeRequest {
     authorized(
         NativeRequest::new(Method::PUT, webhook_path(agent, id)),
         token,
@@ -268,7 +268,7 @@ pub fn set_enabled_request(token: &str, agent: &str, id: &str, enabled: bool) ->
 }
 
 /// `DELETE /agents/{agent_id}/webhooks/{id}` (path INFERRED, providers.md §2.2).
-pub fn delete_request(token: &str, agent: &str, id: &str) -> NativeRequest {
+pub fn delete_request(token: &str, agent: &PathSegment, id: &PathSegment) -> NativeRequest {
     authorized(
         NativeRequest::new(Method::DELETE, webhook_path(agent, id)),
         token,
@@ -276,7 +276,7 @@ pub fn delete_request(token: &str, agent: &str, id: &str) -> NativeRequest {
 }
 
 /// `GET /agents/{agent_id}/webhooks/{id}`.
-pub fn get_request(token: &str, agent: &str, id: &str) -> NativeRequest {
+pub fn get_request(token: &str, agent: &PathSegment, id: &PathSegment) -> NativeRequest {
     authorized(
         NativeRequest::new(Method::GET, webhook_path(agent, id)),
         token,
@@ -284,27 +284,52 @@ pub fn get_request(token: &str, agent: &str, id: &str) -> NativeRequest {
 }
 
 /// `GET /agents/{agent_id}/webhooks`.
-pub fn list_request(token: &str, agent: &str) -> NativeRequest {
+pub fn list_request(token: &str, agent: &PathSegment) -> NativeRequest {
     authorized(NativeRequest::new(Method::GET, agent_path(agent)), token)
 }
 
-fn webhook_from(provider: &str, data: &Value) -> Result<NativeResource, Error> {
+/// The subscription id [`plan`] wrote into `name` (`<name> [<id>]`): the
+/// content of the last `[…]` that is `sub_` followed by letters, digits or
+/// `_` (the id's alphabet). A caller's own name may hold brackets too, so
+/// only one shaped like an id counts, and the last one because the marker
+/// is appended.
+pub fn marker(name: &str) -> Option<String> {
+    name.rmatch_indices('[').find_map(|(open, _)| {
+        let rest = &name[open + 1..];
+        let content = &rest[..rest.find(']')?];
+        let id = content.strip_prefix("sub_")?;
+        let plain = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        plain.then(|| content.to_owned())
+    })
+}
+
+/// A `Webhook` object (providers.md §2.2). `status` is the HTTP status of
+/// the answer it came in: a 2xx with an unreadable object may still have
+/// been applied.
+fn webhook_from(provider: &str, status: u16, data: &Value) -> Result<NativeResource, Error> {
     let protocol = |what: &str| {
         Error::upstream(
             provider,
             UpstreamErrorKind::Protocol,
-            None,
-            format!("webhook object without {what}"),
+            Some(status),
+            format!("webhook object {what}"),
         )
     };
     let id = data
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| protocol("`id`"))?;
+        .ok_or_else(|| protocol("without `id`"))?;
+    // The id is a path segment of every later call; one that cannot be is
+    // refused while the answer that brought it is at hand.
+    PathSegment::new(id).map_err(|_| {
+        protocol(&format!(
+            "with the id `{id}`, which cannot be a path segment"
+        ))
+    })?;
     let events = data
         .get("events")
         .and_then(Value::as_array)
-        .ok_or_else(|| protocol("`events`"))?
+        .ok_or_else(|| protocol("without `events`"))?
         .iter()
         .filter_map(|e| e.as_str().map(str::to_owned))
         .collect();
@@ -316,6 +341,8 @@ fn webhook_from(provider: &str, data: &Value) -> Result<NativeResource, Error> {
             .get("webhook_url")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        marker: data.get("name").and_then(Value::as_str).and_then(marker),
+        ..Default::default()
     })
 }
 
@@ -325,7 +352,11 @@ pub fn parse_webhook(provider: &str, resp: &NativeResponse) -> Result<NativeReso
         return Err(classify_error(provider, resp));
     }
     let body = resp.json();
-    webhook_from(provider, body.get("data").unwrap_or(&Value::Null))
+    webhook_from(
+        provider,
+        resp.status,
+        body.get("data").unwrap_or(&Value::Null),
+    )
 }
 
 /// Parses `{success, data: {webhooks: […], available_events}}` (list).
@@ -345,7 +376,7 @@ pub fn parse_list(provider: &str, resp: &NativeResponse) -> Result<Vec<NativeRes
             )
         })?
         .iter()
-        .map(|w| webhook_from(provider, w))
+        .map(|w| webhook_from(provider, resp.status, w))
         .collect()
 }
 

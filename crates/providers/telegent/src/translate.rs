@@ -11,13 +11,17 @@ use http::Method;
 use serde_json::{Map, Value, json};
 use switchboard_core::subscription::AuthKind;
 use switchboard_core::{
-    AccountRule, CallbackAuth, Capabilities, DeliveryFormat, DeliveryMethod, Error,
+    AccountRule, AccountShape, CallbackAuth, Capabilities, DeliveryFormat, DeliveryMethod, Error,
     EventsPerResource, FieldError, NativePlan, NativeRequest, NativeResource, NativeResponse,
     Secret, SubscriptionSpec, UpstreamErrorKind,
 };
 
 /// seed 000 `Webhook_Request.AccountId`: max 100 characters.
 pub const ACCOUNT_MAX_CHARS: usize = 100;
+
+/// The start of every `AccountId`: seed 001 "in the format AID-XXXXXXX",
+/// providers.md §1.1 "`AID-` is an account".
+pub const ACCOUNT_PREFIX: &str = "AID-";
 /// seed 000 `Webhook_Request.WebhookUrl`: max 255 characters.
 pub const URL_MAX_CHARS: usize = 255;
 /// seed 000 `AuthenticationUsername` / `AuthenticationPassword` /
@@ -116,9 +120,17 @@ pub fn check_native_event(name: &str) -> Result<(), String> {
 /// What Telegent can do (seed 000 `Webhook_Request`, providers.md §1.2–1.6).
 pub fn capabilities() -> Capabilities {
     Capabilities {
+        // The docs show the form `AID-XXXXXXX` (seed 001) and the example
+        // `AID-1234567` (seed 000), with a limit of 100 characters. The X
+        // placeholders fix neither a length nor digits only, so what follows
+        // the prefix is any run of ASCII letters and digits; the docs show
+        // no other character in an id.
         account: AccountRule::Required {
             meaning: "Telegent AccountId (AID-…)",
             max_len: ACCOUNT_MAX_CHARS,
+            shape: AccountShape::Prefixed {
+                prefix: ACCOUNT_PREFIX,
+            },
         },
         events_per_resource: EventsPerResource::JoinedMaxChars {
             max_chars: EVENTS_MAX_CHARS,
@@ -710,6 +722,7 @@ fn webhook_from(provider: &str, data: &Value) -> Result<CurrentWebhook, Error> {
                 .get("WebhookUrl")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            ..Default::default()
         },
         fields,
     })

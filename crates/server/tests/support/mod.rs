@@ -67,6 +67,11 @@ pub async fn start(store: &StoreOptions, opts: Opts) -> Env {
     config.database.max_connections = 4;
     config.events.file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/events.toml").into();
     config.limits.upstream_attempts = 1;
+    // Unknown outcomes are verified and retried within a few seconds: the
+    // simulator answers every request it applies unless a test says not.
+    config.limits.upstream_timeout_ms = 2_000;
+    config.reliability.unknown_outcome_margin_ms = 200;
+    config.reliability.step_deadline_ms = 5_000;
     let (_, key) = switchboard_store::SecretKey::generate("k1");
     config.secrets.keys = vec![KeyConfig {
         id: "k1".into(),
@@ -130,6 +135,15 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Reads a response whole.
+    pub async fn read(r: reqwest::Response) -> Resp {
+        Resp {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            text: r.text().await.unwrap(),
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or(Value::Null)
     }
@@ -163,12 +177,16 @@ impl Env {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.unwrap();
-        Resp {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            text: r.text().await.unwrap(),
-        }
+        Resp::read(req.send().await.unwrap()).await
+    }
+
+    /// Creates `sub_body()` for tenant A; returns its id.
+    pub async fn create_sub(&self) -> String {
+        let r = self
+            .call("POST", "/v1/subscriptions", TOKEN_A, Some(sub_body()))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json()["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn raw(
@@ -188,11 +206,7 @@ impl Env {
             .send()
             .await
             .unwrap();
-        Resp {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            text: r.text().await.unwrap(),
-        }
+        Resp::read(r).await
     }
 
     pub fn sim_webhooks(&self) -> Vec<Value> {

@@ -5,3 +5,4 @@ pub mod idempotency;
 pub mod native_resource;
 pub mod operation;
 pub mod subscription;
+pub mod verification;

@@ -39,6 +39,10 @@ pub struct Model {
     pub lease_until: DateTimeUtc,
     /// The replica running it (see `Store::replica_id`).
     pub owner: String,
+    /// The latest moment a request this change sent can still be applied
+    /// by its provider; recovery waits for it before it looks (a request
+    /// still in flight when the process died may land late).
+    pub settle_at: Option<DateTimeUtc>,
 }
 
 /// Relations.

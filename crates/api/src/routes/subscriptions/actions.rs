@@ -1,7 +1,7 @@
 //! `/v1/subscriptions/{id}/…` actions: enable, disable, rotate-secret and
 //! reconcile.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,14 +15,14 @@ use super::{ApiResult, with_etag};
 use crate::AppState;
 use crate::auth::{Caller, WRITE};
 use crate::dto::SubscriptionView;
-use crate::extract::{ApiQuery, QueryParams, parse_json};
+use crate::extract::{ApiQuery, QueryParams, SubscriptionId, parse_json};
 use crate::problem::{ApiError, Problem};
 
 async fn set_enabled(
     state: AppState,
     caller: Caller,
     headers: HeaderMap,
-    id: String,
+    id: SubscriptionId,
     enabled: bool,
 ) -> ApiResult<Response> {
     let kind = if enabled {
@@ -53,7 +53,7 @@ pub async fn enable(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: SubscriptionId,
 ) -> ApiResult<Response> {
     set_enabled(state, caller, headers, id, true).await
 }
@@ -69,7 +69,7 @@ pub async fn disable(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: SubscriptionId,
 ) -> ApiResult<Response> {
     set_enabled(state, caller, headers, id, false).await
 }
@@ -107,7 +107,7 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: SubscriptionId,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     // The scope before the body is looked at, as for every route.
@@ -182,7 +182,7 @@ pub async fn reconcile(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: SubscriptionId,
     params: Result<ApiQuery<ReconcileParams>, ApiError>,
 ) -> ApiResult<Response> {
     // The scope before the query is looked at, as for every route.

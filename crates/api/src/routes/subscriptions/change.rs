@@ -16,6 +16,7 @@ use switchboard_store::SubscriptionRecord;
 
 use super::{ApiResult, view_json};
 use crate::auth::{Caller, WRITE};
+use crate::extract::SubscriptionId;
 use crate::{AppState, audit};
 
 /// How long a change's caller waits for its engine work.
@@ -32,7 +33,10 @@ enum Wait {
 /// How the caller of each kind of change waits.
 fn wait(kind: OperationKind) -> Wait {
     match kind {
-        OperationKind::RotateSecret | OperationKind::Reconcile => Wait::Completion,
+        // The sweep's verification is never asked for through the API.
+        OperationKind::RotateSecret | OperationKind::Reconcile | OperationKind::Verify => {
+            Wait::Completion
+        }
         OperationKind::Create
         | OperationKind::Update
         | OperationKind::Enable
@@ -50,7 +54,8 @@ fn ok_status(kind: OperationKind) -> StatusCode {
         | OperationKind::Enable
         | OperationKind::Disable
         | OperationKind::RotateSecret
-        | OperationKind::Reconcile => StatusCode::OK,
+        | OperationKind::Reconcile
+        | OperationKind::Verify => StatusCode::OK,
     }
 }
 
@@ -114,9 +119,10 @@ impl<'a> Change<'a> {
         caller: &'a Caller,
         headers: &'a HeaderMap,
         kind: OperationKind,
-        id: String,
+        id: SubscriptionId,
     ) -> ApiResult<(Self, SubscriptionRecord)> {
         caller.require(WRITE)?;
+        let id = id.get()?;
         let tenant = caller.tenant_for(state, &id).await?;
         let current = state.engine.get(&tenant, &id).await?;
         let change = Self {
@@ -277,7 +283,10 @@ mod tests {
     #[test]
     fn only_rotate_secret_and_reconcile_wait_for_completion() {
         for &kind in OperationKind::ALL {
-            let completes = matches!(kind, OperationKind::RotateSecret | OperationKind::Reconcile);
+            let completes = matches!(
+                kind,
+                OperationKind::RotateSecret | OperationKind::Reconcile | OperationKind::Verify
+            );
             assert_eq!(wait(kind) == Wait::Completion, completes, "{kind}");
         }
         assert_eq!(ok_status(OperationKind::Create), StatusCode::CREATED);

@@ -1,8 +1,8 @@
 //! `/v1/subscriptions` and `/v1/subscriptions/{id}`: create, preview,
 //! list, get, patch (JSON merge patch) and delete.
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_core::operation::OperationKind;
@@ -16,7 +16,7 @@ use super::{ApiResult, SubscriptionCursors, with_etag};
 use crate::AppState;
 use crate::auth::{Caller, READ};
 use crate::dto::{SubscriptionPage, SubscriptionRequest, SubscriptionView, merge_patch};
-use crate::extract::{ApiJson, ApiQuery, Cursor, Limit, QueryParams, parse_json};
+use crate::extract::{ApiJson, ApiQuery, Cursor, Limit, QueryParams, SubscriptionId, parse_json};
 use crate::problem::{ApiError, Problem};
 
 /// Create a subscription and its native resources.
@@ -152,54 +152,35 @@ pub async fn list(
 pub async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: SubscriptionId,
 ) -> ApiResult<Response> {
     caller.require(READ)?;
+    let id = id.get()?;
     let tenant = caller.tenant_for(&state, &id).await?;
     let rec = state.engine.get(&tenant, &id).await?;
     Ok(with_etag(StatusCode::OK, &rec, false))
-}
-
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Error> {
-    let Some(v) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let text = v.to_str().unwrap_or_default().trim();
-    // If-Match uses the strong comparison (RFC 9110 §13.1.1): a weak
-    // validator never matches.
-    if text.starts_with("W/") {
-        return Err(Error::PreconditionFailed(
-            "If-Match needs the strong ETag (\"3\"), not a weak one".into(),
-        ));
-    }
-    text.trim_matches('"')
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| Error::Malformed {
-            detail: "If-Match must be the ETag of the subscription, e.g. \"3\"".into(),
-            pointer: None,
-        })
 }
 
 /// Change mutable fields with a JSON merge patch (RFC 7386; `auth` is
 /// replaced as a whole). `provider` and `account` cannot change.
 #[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id"),
-           ("If-Match" = Option<String>, Header, description = "ETag the change is based on")),
+           ("If-Match" = Option<String>, Header, description = "`*` or the ETags the change may be based on (RFC 9110 §13.1.1, strong comparison)")),
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "Updated", body = SubscriptionView),
+        (status = 400, description = "Malformed JSON, or an If-Match outside RFC 9110's grammar", body = Problem, content_type = "application/problem+json"),
         (status = 202, description = "Still applying upstream after the budget; finishes in the background", body = SubscriptionView),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A change is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match lists no current strong ETag", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: SubscriptionId,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<Response> {
@@ -229,10 +210,11 @@ fn patched(
     patch: &serde_json::Value,
     headers: &HeaderMap,
 ) -> Result<(switchboard_core::SubscriptionSpec, Option<i64>), Error> {
+    // Preconditions before the content (RFC 9110 §13.2.1).
+    let version = crate::precondition::check(headers, current.version)?;
     if !patch.is_object() {
         return Err(Error::field("/", "a merge patch must be a JSON object"));
     }
-    let version = if_match(headers)?;
     let mut merged = serde_json::to_value(SubscriptionRequest::from_spec(&current.spec))
         .map_err(|e| Error::Internal(e.to_string()))?;
     merge_patch(&mut merged, patch);
@@ -254,7 +236,7 @@ pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: SubscriptionId,
 ) -> ApiResult<Response> {
     let (change, _) =
         Change::existing(&state, &caller, &headers, OperationKind::Delete, id).await?;

@@ -1,6 +1,6 @@
 //! `GET /v1/subscriptions/{id}/operations`: the journal of changes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use switchboard_core::operation::{OperationKind, OperationState, Step};
 use utoipa::ToSchema;
@@ -9,7 +9,7 @@ use super::ApiResult;
 use crate::AppState;
 use crate::auth::{Caller, READ};
 use crate::dto::rfc3339;
-use crate::extract::{ApiQuery, Cursor, CursorKind, Limit, QueryParams};
+use crate::extract::{ApiQuery, Cursor, CursorKind, Limit, QueryParams, SubscriptionId};
 use crate::problem::{ApiError, Problem};
 
 /// One journalled change, as shown in the history. The journal also keeps
@@ -57,10 +57,11 @@ pub struct OperationPage {
 pub async fn operations(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: SubscriptionId,
     params: Result<ApiQuery<OperationParams>, ApiError>,
 ) -> ApiResult<axum::Json<OperationPage>> {
     caller.require(READ)?;
+    let id = id.get()?;
     let ApiQuery(params) = params?;
     let tenant = caller.tenant_for(&state, &id).await?;
     // 404 for a subscription this tenant does not have, unless it had one:

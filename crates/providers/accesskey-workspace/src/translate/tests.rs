@@ -46,10 +46,14 @@ fn events() -> Vec<String> {
     ]
 }
 
-fn scope() -> Scope<'static> {
+fn seg(value: &str) -> PathSegment {
+    PathSegment::new(value).unwrap()
+}
+
+fn scope() -> Scope {
     Scope {
         organization: None,
-        workspace: WS,
+        workspace: seg(WS),
     }
 }
 
@@ -305,15 +309,15 @@ fn create_request_drops_status_and_uses_accesskey() {
 #[test]
 fn organization_prefix() {
     let s = Scope {
-        organization: Some(ORG),
-        workspace: WS,
+        organization: Some(seg(ORG)),
+        workspace: seg(WS),
     };
     assert_eq!(
         collection_path(&s),
         format!("/organizations/{ORG}/workspaces/{WS}/webhook-subscriptions")
     );
     assert_eq!(
-        get_request("k", &s, "id 1").path,
+        get_request("k", &s, &seg("id 1")).path,
         format!("/organizations/{ORG}/workspaces/{WS}/webhook-subscriptions/id%201")
     );
 }
@@ -351,7 +355,7 @@ fn patch_body(update: Update) -> Value {
 fn patch_sends_only_changed_fields() {
     let old = plan(&spec(), &events()).unwrap().remove(0);
     assert_eq!(
-        update_request("k", &scope(), "s1", &old, &old),
+        update_request("k", &scope(), &seg("s1"), &old, &old),
         Update::Unchanged
     );
 
@@ -359,7 +363,7 @@ fn patch_sends_only_changed_fields() {
         .with(|d| d.url = CallbackUrl::parse("https://new.example.com/hook").unwrap())
         .unwrap();
     let new = plan(&s, &events()).unwrap().remove(0);
-    let update = update_request("k", &scope(), "s1", &old, &new);
+    let update = update_request("k", &scope(), &seg("s1"), &old, &new);
     if let Update::Patch(req) = &update {
         assert_eq!(
             req.path,
@@ -375,7 +379,7 @@ fn patch_sends_only_changed_fields() {
     let s = spec().with(|d| d.enabled = false).unwrap();
     let new = plan(&s, &events()).unwrap().remove(0);
     assert_eq!(
-        patch_body(update_request("k", &scope(), "s1", &old, &new)),
+        patch_body(update_request("k", &scope(), &seg("s1"), &old, &new)),
         json!({"status": "inactive"})
     );
 
@@ -386,7 +390,7 @@ fn patch_sends_only_changed_fields() {
         })
         .unwrap();
     let new = plan(&s, &events()).unwrap().remove(0);
-    let update = update_request("k", &scope(), "s1", &old, &new);
+    let update = update_request("k", &scope(), &seg("s1"), &old, &new);
     assert!(!format!("{update:?}").contains("rotated"));
     assert_eq!(
         patch_body(update),
@@ -398,7 +402,7 @@ fn patch_sends_only_changed_fields() {
         .unwrap()
         .remove(0);
     assert_eq!(
-        patch_body(update_request("k", &scope(), "s1", &old, &new)),
+        patch_body(update_request("k", &scope(), &seg("s1"), &old, &new)),
         json!({"template": "twilio"})
     );
 }
@@ -408,19 +412,19 @@ fn changes_patch_cannot_express_recreate() {
     let old = plan(&spec(), &events()).unwrap();
     // service/event are immutable.
     assert_eq!(
-        update_request("k", &scope(), "s1", &old[0], &old[1]),
+        update_request("k", &scope(), &seg("s1"), &old[0], &old[1]),
         Update::Recreate
     );
     // signingKey and template cannot be cleared by PATCH.
     let s = spec().with(|d| d.signing_secret = None).unwrap();
     let new = plan(&s, &events()).unwrap();
     assert_eq!(
-        update_request("k", &scope(), "s1", &old[0], &new[0]),
+        update_request("k", &scope(), &seg("s1"), &old[0], &new[0]),
         Update::Recreate
     );
     let with_template = plan(&templated(json!("text")), &events()).unwrap();
     assert_eq!(
-        update_request("k", &scope(), "s1", &with_template[0], &old[0]),
+        update_request("k", &scope(), &seg("s1"), &with_template[0], &old[0]),
         Update::Recreate
     );
 }
@@ -445,6 +449,8 @@ fn parses_the_seed_subscription_object() {
     assert_eq!(r.events, ["channels:sms.outbound"]);
     assert!(r.enabled);
     assert_eq!(r.url.as_deref(), Some("https://example.com/webhook"));
+    assert_eq!(r.filters, [("channelId".to_owned(), "58c44c1d".to_owned())]);
+    assert_eq!(r.marker, None);
 
     let inactive = response(
         200,
@@ -702,5 +708,104 @@ fn messages_come_from_any_plausible_field() {
             assert_eq!(u.kind, UpstreamErrorKind::Unavailable);
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn event_filters_parse_sorted_by_key_then_value() {
+    let with_filters = |filters: Value| {
+        let resp = response(
+            200,
+            json!({"id": "x", "service": "channels", "event": "sms.inbound", "eventFilters": filters}),
+        );
+        parse_subscription("bird", &resp, Call::Get)
+            .unwrap()
+            .filters
+    };
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        with_filters(json!([
+            {"key": "to", "value": "+31"},
+            {"key": "channelId", "value": "b"},
+            {"key": "channelId", "value": "a"}
+        ])),
+        [
+            pair("channelId", "a"),
+            pair("channelId", "b"),
+            pair("to", "+31")
+        ]
+    );
+    assert!(with_filters(json!([])).is_empty());
+    assert!(with_filters(Value::Null).is_empty());
+    // Not a documented filter item: left out, the rest kept.
+    assert_eq!(
+        with_filters(
+            json!([{"key": "channelId"}, {"key": 1, "value": "x"}, "k=v", {"key": "to", "value": "+31"}])
+        ),
+        [pair("to", "+31")]
+    );
+    let resp = response(
+        200,
+        json!({"results": [{"id": "a", "service": "channels", "event": "sms.inbound",
+                            "eventFilters": [{"key": "z", "value": "1"}, {"key": "a", "value": "2"}]}]}),
+    );
+    let page = parse_list_page("bird", &resp).unwrap();
+    assert_eq!(page.resources[0].filters, [pair("a", "2"), pair("z", "1")]);
+}
+
+#[test]
+fn workspace_ids_must_be_uuids() {
+    let caps = capabilities();
+    let check = |account: &str| {
+        let mut draft = spec().into_draft();
+        draft.account = Some(account.to_owned());
+        caps.check("bird", "accesskey-workspace", &mut draft)
+    };
+    assert!(check(WS).is_ok());
+    for bad in [
+        ".",
+        "..",
+        "a/b",
+        "%2e%2e",
+        "workspace-1",
+        "b4e02c85c6d24b158885e09671799c61",
+        &format!("{WS}/.."),
+    ] {
+        match check(bad) {
+            Err(Error::Invalid(e)) => {
+                assert_eq!(e.len(), 1, "{bad}: {e:?}");
+                assert_eq!(e[0].pointer, "/account", "{bad}");
+                assert_eq!(e[0].provider.as_deref(), Some("bird"), "{bad}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let Err(Error::Invalid(e)) = check(&format!("{WS}1")) else {
+        panic!("a 37-character workspace id passed");
+    };
+    assert!(
+        e[0].detail.contains("at most 36 characters"),
+        "{}",
+        e[0].detail
+    );
+}
+
+#[test]
+fn path_segments_are_encoded_and_dot_ids_refused() {
+    let s = Scope {
+        organization: Some(seg("%2e%2e")),
+        workspace: seg("a b"),
+    };
+    assert_eq!(
+        delete_request("k", &s, &seg("a/../b")).path,
+        "/organizations/%252e%252e/workspaces/a%20b/webhook-subscriptions/a%2F..%2Fb"
+    );
+    for id in ["", ".", ".."] {
+        let resp = response(
+            201,
+            json!({"id": id, "service": "channels", "event": "sms.inbound"}),
+        );
+        let err = parse_subscription("bird", &resp, Call::Get).unwrap_err();
+        assert_eq!(kind_of(err), UpstreamErrorKind::Protocol, "{id:?}");
     }
 }

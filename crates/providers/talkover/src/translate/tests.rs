@@ -9,7 +9,7 @@ use super::*;
 
 fn spec() -> SubscriptionSpec {
     SpecDraft {
-        account: Some("9fbef0b7-8d4e-4a08-9207-66c22155721d".into()),
+        account: Some(AGENT.into()),
         name: Some("My Webhook".into()),
         signing_secret: Some(Secret::new("optional_secret_for_hmac")),
         timeout_seconds: Some(30),
@@ -22,6 +22,12 @@ fn spec() -> SubscriptionSpec {
     }
     .validate()
     .unwrap()
+}
+
+const AGENT: &str = "9fbef0b7-8d4e-4a08-9207-66c22155721d";
+
+fn seg(value: &str) -> PathSegment {
+    PathSegment::new(value).unwrap()
 }
 
 fn events() -> Vec<String> {
@@ -42,7 +48,7 @@ fn response(status: u16, body: serde_json::Value) -> NativeResponse {
 #[test]
 fn create_request_matches_the_seed_example() {
     let plan = plan("sub_1", &spec(), &events()).unwrap();
-    let req = create_request("talq_x", "9fbef0b7-8d4e-4a08-9207-66c22155721d", &plan);
+    let req = create_request("talq_x", &seg(AGENT), &plan);
     assert_eq!(req.method, Method::POST);
     assert_eq!(
         req.path,
@@ -139,20 +145,20 @@ fn update_sends_only_changed_fields() {
         })
         .unwrap();
     let new = plan("sub_1", &s, &events()).unwrap();
-    let req = update_request("t", "a", "w", &old, &new).unwrap();
+    let req = update_request("t", &seg("a"), &seg("w"), &old, &new).unwrap();
     assert_eq!(req.method, Method::PUT);
     assert_eq!(req.path, "/agents/a/webhooks/w");
     assert_eq!(
         req.body.unwrap(),
         json!({"webhook_url": "https://example.com/new", "webhook_secret": null})
     );
-    assert!(update_request("t", "a", "w", &old, &old).is_none());
+    assert!(update_request("t", &seg("a"), &seg("w"), &old, &old).is_none());
 
     let s2 = spec()
         .with(|d| d.signing_secret = Some(Secret::new("rotated")))
         .unwrap();
     let new = plan("sub_1", &s2, &events()).unwrap();
-    let req = update_request("t", "a", "w", &old, &new).unwrap();
+    let req = update_request("t", &seg("a"), &seg("w"), &old, &new).unwrap();
     assert_eq!(
         req.body.as_ref().unwrap(),
         &json!({"webhook_secret": "rotated"})
@@ -165,7 +171,7 @@ fn disable_is_a_put_of_enabled_not_the_toggle() {
     let old = plan("sub_1", &spec(), &events()).unwrap();
     let s = spec().with(|d| d.enabled = false).unwrap();
     let new = plan("sub_1", &s, &events()).unwrap();
-    let req = update_request("t", "a", "w", &old, &new).unwrap();
+    let req = update_request("t", &seg("a"), &seg("w"), &old, &new).unwrap();
     assert_eq!(req.method, Method::PUT);
     assert_eq!(req.path, "/agents/a/webhooks/w");
     assert_eq!(req.body.unwrap(), json!({"enabled": false}));
@@ -310,4 +316,118 @@ fn payload_templates_must_name_subscribed_events() {
         p.body["payload_templates"]["event_phone_call_ended"]["x"],
         "{{call.id}}"
     );
+}
+
+#[test]
+fn agent_ids_must_be_uuids() {
+    let caps = capabilities();
+    let check = |account: &str| {
+        let mut draft = spec().into_draft();
+        draft.account = Some(account.to_owned());
+        caps.check("tk", "talkover", &mut draft)
+    };
+    assert!(check(AGENT).is_ok());
+    assert!(check(&AGENT.to_ascii_uppercase()).is_ok());
+    for bad in [
+        ".",
+        "..",
+        "a/b",
+        "%2e%2e",
+        "agent-1",
+        "9fbef0b7-8d4e-4a08-9207-66c22155721d0",
+        "9fbef0b7-8d4e-4a08-9207-66c22155721",
+    ] {
+        match check(bad) {
+            Err(Error::Invalid(e)) => {
+                assert_eq!(e.len(), 1, "{bad}: {e:?}");
+                assert_eq!(e[0].pointer, "/account", "{bad}");
+                assert_eq!(e[0].provider.as_deref(), Some("tk"), "{bad}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let Err(Error::Invalid(e)) = check(&format!("{AGENT}0")) else {
+        panic!("a 37-character agent id passed");
+    };
+    assert!(
+        e[0].detail.contains("at most 36 characters"),
+        "{}",
+        e[0].detail
+    );
+}
+
+#[test]
+fn path_segments_are_encoded() {
+    let old = plan("sub_1", &spec(), &events()).unwrap();
+    let new = plan(
+        "sub_1",
+        &spec().with(|d| d.enabled = false).unwrap(),
+        &events(),
+    )
+    .unwrap();
+    let req = update_request("t", &seg("a/b"), &seg("../w x"), &old, &new).unwrap();
+    assert_eq!(req.path, "/agents/a%2Fb/webhooks/..%2Fw%20x");
+    assert_eq!(
+        list_request("t", &seg("%2e%2e")).path,
+        "/agents/%252e%252e/webhooks"
+    );
+}
+
+#[test]
+fn the_marker_is_the_last_bracketed_subscription_id_of_the_name() {
+    for (name, want) in [
+        (
+            "My Webhook [sub_01JABCDEFGHJKMNPQRSTVWXYZ0]",
+            Some("sub_01JABCDEFGHJKMNPQRSTVWXYZ0"),
+        ),
+        ("switchboard [sub_1]", Some("sub_1")),
+        ("[sub_a] billing [sub_b]", Some("sub_b")),
+        ("billing [sub_a] [v2]", Some("sub_a")),
+        ("calls [team] [sub_9]", Some("sub_9")),
+        ("My Webhook", None),
+        ("billing [v2]", None),
+        ("billing [sub_]", None),
+        ("billing [sub_a b]", None),
+        ("billing [sub_1", None),
+        ("billing sub_1]", None),
+    ] {
+        assert_eq!(marker(name).as_deref(), want, "{name}");
+    }
+    // What the plan writes comes back from a parse.
+    let planned = plan("sub_01JABCDEFGHJKMNPQRSTVWXYZ0", &spec(), &events()).unwrap();
+    let data = json!({"id": "w1", "events": events(), "name": planned.body["name"]});
+    let parsed =
+        parse_webhook("tk", &response(200, json!({"success": true, "data": data}))).unwrap();
+    assert_eq!(
+        parsed.marker.as_deref(),
+        Some("sub_01JABCDEFGHJKMNPQRSTVWXYZ0")
+    );
+    let foreign = json!({"id": "w2", "events": events(), "name": "My Webhook"});
+    let parsed = parse_webhook(
+        "tk",
+        &response(200, json!({"success": true, "data": foreign})),
+    )
+    .unwrap();
+    assert_eq!(parsed.marker, None);
+    assert!(parsed.filters.is_empty());
+}
+
+#[test]
+fn an_id_that_cannot_be_a_path_segment_is_a_protocol_error() {
+    for id in ["", ".", ".."] {
+        let resp = response(
+            201,
+            json!({"success": true, "data": {"id": id, "events": []}}),
+        );
+        let err = parse_webhook("tk", &resp).unwrap_err();
+        match err {
+            Error::Upstream(u) => {
+                assert_eq!(u.kind, UpstreamErrorKind::Protocol);
+                // The status of the answer is kept: after a 2xx create
+                // the webhook may exist.
+                assert_eq!(u.status, Some(201), "{id:?}");
+            }
+            other => panic!("{id:?}: {other:?}"),
+        }
+    }
 }

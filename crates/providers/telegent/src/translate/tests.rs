@@ -156,7 +156,11 @@ fn capabilities_declare_what_telegent_lacks() {
     );
     assert!(matches!(
         c.account,
-        AccountRule::Required { max_len: 100, .. }
+        AccountRule::Required {
+            max_len: 100,
+            shape: AccountShape::Prefixed { prefix: "AID-" },
+            ..
+        }
     ));
     assert!(matches!(
         c.events_per_resource,
@@ -277,7 +281,7 @@ fn every_auth_method_and_format_validates() {
                     auth: auth.clone(),
                     method,
                     format,
-                    account: Some("A".repeat(100)),
+                    account: Some(format!("AID-{}", "1".repeat(96))),
                     url: CallbackUrl::parse(&url).unwrap(),
                     ..draft()
                 }
@@ -318,7 +322,7 @@ fn values_beyond_the_schema_limits_are_refused() {
         invalid_pointers(plan("sub_1", &d.validate().unwrap(), events).unwrap_err())
     };
     let too_long = SpecDraft {
-        account: Some("A".repeat(101)),
+        account: Some(format!("AID-{}", "1".repeat(97))),
         url: CallbackUrl::parse(&format!("https://example.com/{}", "u".repeat(236))).unwrap(),
         auth: CallbackAuth::Basic {
             username: "u".repeat(255),
@@ -950,5 +954,52 @@ fn delete_get_and_list_requests() {
     assert_eq!(
         kind_of(parse_delete("tg", &error(500, "x")).unwrap_err()),
         UpstreamErrorKind::Unavailable
+    );
+}
+
+#[test]
+fn account_ids_are_aid_and_letters_or_digits() {
+    let caps = capabilities();
+    let check = |account: &str| {
+        let mut d = draft();
+        d.account = Some(account.to_owned());
+        caps.check("tg", "telegent", &mut d)
+    };
+    for ok in [
+        "AID-1234567",
+        "AID-0000000",
+        "AID-7a",
+        &format!("AID-{}", "9".repeat(96)),
+    ] {
+        assert!(check(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        ".",
+        "..",
+        "a/b",
+        "%2e%2e",
+        "AID-",
+        "AID-../x",
+        "AID-123 4567",
+        "aid-1234567",
+        "DID-1234567",
+        "1234567",
+    ] {
+        match check(bad) {
+            Err(Error::Invalid(e)) => {
+                assert_eq!(e.len(), 1, "{bad}: {e:?}");
+                assert_eq!(e[0].pointer, "/account", "{bad}");
+                assert_eq!(e[0].provider.as_deref(), Some("tg"), "{bad}");
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let Err(Error::Invalid(e)) = check(&format!("AID-{}", "9".repeat(97))) else {
+        panic!("a 101-character AccountId passed");
+    };
+    assert!(
+        e[0].detail.contains("at most 100 characters"),
+        "{}",
+        e[0].detail
     );
 }
