@@ -3,6 +3,7 @@
 //! domain error enum. No I/O lives here; every other crate builds on it.
 
 pub mod adapter;
+pub mod callback_url;
 pub mod capabilities;
 pub mod catalog;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod testing;
 pub mod transport;
 
 pub use adapter::{AdapterShell, NativePlan, NativeRequest, NativeResource, ProviderAdapter};
+pub use callback_url::CallbackUrl;
 pub use capabilities::{AccountRule, AccountShape, Capabilities, EventsPerResource};
 pub use catalog::EventCatalog;
 pub use error::{Error, FieldError, UpstreamError, UpstreamErrorKind};
@@ -27,7 +29,7 @@ pub use kind::{NewAdapter, ProviderKind};
 pub use path::PathSegment;
 pub use secret::Secret;
 pub use subscription::{
-    CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, EventName, Filter, OnUnsupported,
-    SpecDraft, SubscriptionSpec, SubscriptionStatus,
+    CallbackAuth, DeliveryFormat, DeliveryMethod, EventName, Filter, OnUnsupported, SpecDraft,
+    SubscriptionSpec, SubscriptionStatus,
 };
 pub use transport::{NativeResponse, Transport, TransportError};
