@@ -32,6 +32,23 @@ impl NativeResponse {
     }
 }
 
+/// Exponential backoff with full jitter, honouring a provider's
+/// `Retry-After`: before retry `attempt` (1 = the first retry) wait
+/// `jitter` (a random number in `[0, 1)`) × `base` × 2^attempt, at least
+/// `retry_after`, at most `max`. Pure, so the transport's retries and the
+/// engine's step retries wait by one rule.
+pub fn backoff(
+    base: Duration,
+    max: Duration,
+    attempt: u32,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let jittered = exp.mul_f64(jitter.clamp(0.0, 1.0));
+    retry_after.map_or(jittered, |ra| ra.max(jittered)).min(max)
+}
+
 /// A request that got no HTTP answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
@@ -58,4 +75,23 @@ pub trait Transport: Send + Sync {
         base_url: &str,
         req: &NativeRequest,
     ) -> Result<NativeResponse, TransportError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_jitters_and_honours_retry_after_within_the_cap() {
+        let (base, max) = (Duration::from_millis(200), Duration::from_secs(5));
+        assert_eq!(backoff(base, max, 1, None, 1.0), Duration::from_millis(400));
+        assert_eq!(backoff(base, max, 3, None, 0.5), Duration::from_millis(800));
+        assert_eq!(backoff(base, max, 12, None, 1.0), max);
+        let ra = Some(Duration::from_secs(2));
+        assert_eq!(backoff(base, max, 1, ra, 0.0), Duration::from_secs(2));
+        assert_eq!(
+            backoff(base, max, 1, Some(Duration::from_secs(600)), 0.0),
+            max
+        );
+    }
 }

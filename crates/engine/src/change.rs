@@ -19,7 +19,7 @@
 
 use switchboard_core::operation::{Finding, OperationKind, OperationState};
 use switchboard_core::{Error, NativePlan, SubscriptionSpec, SubscriptionStatus};
-use switchboard_store::{NativeRecord, NewOperation, SubscriptionRecord};
+use switchboard_store::{AccountLock, NativeRecord, NewOperation, SubscriptionRecord};
 
 use crate::apply::{Failure, Target, adopt_orphans, adopt_replacements, apply};
 use crate::engine::{Detached, Engine, Prepared, ProviderInstance, status_for};
@@ -222,23 +222,30 @@ impl Engine {
     /// shared document per account (held for the whole of it, undo
     /// included).
     async fn work_locked(&self, c: &Change<'_>, target: &Target<'_>) -> Result<Applied, Failure> {
-        let lock = if c.provider.adapter.capabilities().serialize_account {
-            let name = format!("{}/{}", c.provider.key, target.account.unwrap_or_default());
-            // Nothing was done yet: the previous state stands.
-            Some(
-                self.store
-                    .lock_account(&name)
-                    .await
-                    .map_err(Failure::Undone)?,
-            )
-        } else {
-            None
-        };
+        // Nothing was done yet when locking fails: the previous state stands.
+        let lock = self
+            .lock_account(&c.provider, target.account)
+            .await
+            .map_err(Failure::Undone)?;
         let worked = self.work(c, target).await;
         if let Some(lock) = lock {
             lock.release().await;
         }
         worked
+    }
+
+    /// The account lock `<provider key>/<account>`, for kinds that
+    /// serialize their writes per account; `None` for the others.
+    pub(crate) async fn lock_account(
+        &self,
+        provider: &ProviderInstance,
+        account: Option<&str>,
+    ) -> Result<Option<AccountLock>, Error> {
+        if !provider.adapter.capabilities().serialize_account {
+            return Ok(None);
+        }
+        let name = format!("{}/{}", provider.key, account.unwrap_or_default());
+        self.store.lock_account(&name).await.map(Some)
     }
 
     async fn work(&self, c: &Change<'_>, target: &Target<'_>) -> Result<Applied, Failure> {

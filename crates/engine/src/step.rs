@@ -89,14 +89,13 @@ impl StepPolicy {
     /// full jitter, at least the provider's `Retry-After`, at most
     /// `max_backoff`.
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_backoff);
-        let jittered = exp.mul_f64(rand::random::<f64>());
-        retry_after
-            .map_or(jittered, |ra| ra.max(jittered))
-            .min(self.max_backoff)
+        switchboard_core::transport::backoff(
+            self.base_backoff,
+            self.max_backoff,
+            attempt,
+            retry_after,
+            rand::random::<f64>(),
+        )
     }
 
     /// When a request that failed with `e` can no longer land: an answered
@@ -195,7 +194,7 @@ struct Watch<'a> {
 
 /// The retry state of one step.
 struct Attempts<'a> {
-    policy: &'a crate::step::StepPolicy,
+    policy: &'a StepPolicy,
     started: Instant,
     made: u32,
     /// Whether this step was already written down for the sweep.

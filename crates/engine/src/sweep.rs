@@ -46,6 +46,8 @@ struct Subject<'a> {
     provider: &'a ProviderInstance,
     spec: SubscriptionSpec,
     plan: NativePlan,
+    /// Whether that spec wants the plan to exist ([`Engine::wanted`]).
+    wanted: bool,
     current: Option<SubscriptionRecord>,
 }
 
@@ -112,6 +114,10 @@ impl Engine {
         }
         let provider = self.provider(&spec.provider)?;
         let prepared = self.prepare(&v.subscription_id, spec)?;
+        let wanted = self
+            .wanted(provider, &prepared)
+            .iter()
+            .any(|p| p.key == v.key);
         let Some(plan) = prepared.plans.into_iter().find(|p| p.key == v.key) else {
             return Ok(Checked::Done);
         };
@@ -119,18 +125,12 @@ impl Engine {
             provider,
             spec: prepared.spec,
             plan,
+            wanted,
             current,
         };
-        let lock = if provider.adapter.capabilities().serialize_account {
-            let account = subject.spec.account.as_deref().unwrap_or_default();
-            Some(
-                self.store
-                    .lock_account(&format!("{}/{account}", provider.key))
-                    .await?,
-            )
-        } else {
-            None
-        };
+        let lock = self
+            .lock_account(provider, subject.spec.account.as_deref())
+            .await?;
         let steps = self.look(v, &subject).await;
         if let Some(lock) = lock {
             lock.release().await;
@@ -209,9 +209,10 @@ impl Engine {
                 | SubscriptionStatus::Disabled
                 | SubscriptionStatus::Degraded
         );
-        let wants = current.spec == s.spec
-            && (s.spec.enabled || s.provider.adapter.capabilities().native_disable);
-        settled && wants && !current.natives.iter().any(|n| n.key == s.plan.key)
+        settled
+            && current.spec == s.spec
+            && s.wanted
+            && !current.natives.iter().any(|n| n.key == s.plan.key)
     }
 
     /// Journals what a check did on the subscription's history.

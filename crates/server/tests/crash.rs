@@ -321,6 +321,22 @@ async fn kill_9_during_an_update_finishes_it_after_restart() {
     }
 }
 
+/// A Sendblue simulator, running in this process (it survives the kill),
+/// that accepts the credentials of [`sendblue_config`].
+async fn sendblue_sim() -> (
+    switchboard_sim::sendblue::SendblueSim,
+    switchboard_sim::Running,
+) {
+    use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
+    let sendblue = SendblueSim::new(SendblueConfig {
+        credentials: vec![("sb_key".into(), "sb_secret".into())],
+    });
+    let running = switchboard_sim::serve(sendblue.router(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (sendblue, running)
+}
+
 /// The configuration of a Sendblue crash test: SQLite in `dir`, the
 /// simulator at `sim_url`.
 fn sendblue_config(dir: &std::path::Path, sim_url: &str) -> std::path::PathBuf {
@@ -368,13 +384,7 @@ level = "warn"
 /// restart, with only the new entries and every foreign entry intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_between_a_sendblue_add_and_remove_converges() {
-    use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
-    let sendblue = SendblueSim::new(SendblueConfig {
-        credentials: vec![("sb_key".into(), "sb_secret".into())],
-    });
-    let running = switchboard_sim::serve(sendblue.router(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (sendblue, running) = sendblue_sim().await;
     sendblue.seed_foreign("receive", "https://foreign.example.com/a", Some("theirs"));
     let dir = tempfile::tempdir().unwrap();
     let cfg = sendblue_config(dir.path(), &running.base_url);
@@ -472,13 +482,7 @@ async fn kill_9_between_a_sendblue_add_and_remove_converges() {
 /// is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_sendblue_still_applies_a_create_leaves_nothing() {
-    use switchboard_sim::sendblue::{SendblueConfig, SendblueSim};
-    let sendblue = SendblueSim::new(SendblueConfig {
-        credentials: vec![("sb_key".into(), "sb_secret".into())],
-    });
-    let running = switchboard_sim::serve(sendblue.router(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (sendblue, running) = sendblue_sim().await;
     sendblue.seed_foreign("receive", "https://foreign.example.com/a", None);
     let dir = tempfile::tempdir().unwrap();
     let cfg = sendblue_config(dir.path(), &running.base_url);

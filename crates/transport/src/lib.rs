@@ -154,15 +154,13 @@ impl HttpTransport {
     }
 
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .config
-            .base_backoff
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.config.max_backoff);
-        let jittered = exp.mul_f64(rand::random::<f64>());
-        retry_after
-            .map_or(jittered, |ra| ra.max(jittered))
-            .min(self.config.max_backoff)
+        switchboard_core::transport::backoff(
+            self.config.base_backoff,
+            self.config.max_backoff,
+            attempt,
+            retry_after,
+            rand::random::<f64>(),
+        )
     }
 }
 
