@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::subscriptions::router())
         .merge(routes::audit::router())
+        .merge(routes::reconciliation::router())
         .merge(routes::catalog::router())
         .merge(routes::health::router())
         .merge(openapi::router())

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 use crate::routes::subscriptions::{actions, crud, operations};
-use crate::routes::{audit, catalog, health};
+use crate::routes::{audit, catalog, health, reconciliation};
 
 struct BearerAuth;
 
@@ -77,7 +77,7 @@ impl Modify for BearerAuth {
     paths(
         crud::create, crud::list, crud::fetch, crud::patch, crud::remove, crud::preview,
         actions::enable, actions::disable, actions::rotate_secret, actions::reconcile,
-        operations::operations, audit::list,
+        operations::operations, audit::list, reconciliation::status,
         catalog::providers, catalog::events, health::healthz, health::readyz,
     ),
     components(schemas(
@@ -86,12 +86,15 @@ impl Modify for BearerAuth {
         crate::dto::SubscriptionPage, crate::problem::Problem,
         actions::RotateRequest, actions::RotatedSecret, operations::OperationView, operations::OperationPage, audit::AuditPage,
         catalog::ProviderList, catalog::ProviderView, catalog::EventList, catalog::EventView,
+        reconciliation::ReconciliationView, reconciliation::PassView,
+        reconciliation::ProviderProgress, reconciliation::AccountView,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "subscriptions", description = "Normalized webhook subscriptions"),
         (name = "catalog", description = "Providers and events"),
         (name = "audit", description = "The audit log (admin)"),
+        (name = "reconciliation", description = "Progress of the background reconciliation pass (admin)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -169,6 +172,7 @@ mod tests {
                 "get /v1/audit",
                 "get /v1/events",
                 "get /v1/providers",
+                "get /v1/reconciliation",
                 "get /v1/subscriptions",
                 "get /v1/subscriptions/{id}",
                 "get /v1/subscriptions/{id}/operations",

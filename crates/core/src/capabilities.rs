@@ -130,6 +130,11 @@ pub struct Capabilities {
     /// then holds a lock per (provider, account) across every change, in
     /// this process and, on Postgres, across replicas.
     pub serialize_account: bool,
+    /// Whether List reports, for every resource, what reconciliation
+    /// compares (callback URL, native events, on/off state), as Get does.
+    /// Then one listing of the account answers for all its resources;
+    /// otherwise reconciliation reads each recorded resource with Get.
+    pub list_is_complete: bool,
     /// Keys allowed in `provider_options`.
     pub provider_options: Vec<&'static str>,
     /// Native events whose resources cannot carry the signing secret (the
@@ -371,6 +376,7 @@ mod tests {
             filters: false,
             native_disable: false,
             serialize_account: false,
+            list_is_complete: true,
             provider_options: vec![],
             unsigned_events: vec![],
         }

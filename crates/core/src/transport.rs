@@ -3,6 +3,12 @@
 //! implementation (pooled reqwest, timeouts, retries) lives in the
 //! `switchboard-transport` crate, so this crate stays free of I/O.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -77,6 +83,64 @@ pub trait Transport: Send + Sync {
     ) -> Result<NativeResponse, TransportError>;
 }
 
+/// Counts the upstream requests one piece of work sends (a reconciliation
+/// pass reports its calls per account and spends a call budget by them).
+/// Transports call [`count_call`] once per HTTP attempt; the count goes to
+/// the meter of the [`metered`] future the attempt runs in, if any, so
+/// concurrent API traffic to the same provider is not counted.
+#[derive(Debug, Default)]
+pub struct CallMeter(AtomicU64);
+
+impl CallMeter {
+    /// Requests counted so far.
+    pub fn calls(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+thread_local! {
+    /// The meter of the future being polled on this thread. A future moves
+    /// between threads only between polls, so setting it around each poll
+    /// is enough (what `tokio::task_local!` does, without tying this crate
+    /// to a runtime).
+    static CURRENT_METER: RefCell<Option<Arc<CallMeter>>> = const { RefCell::new(None) };
+}
+
+/// Counts one request sent to a provider against the current meter.
+pub fn count_call() {
+    CURRENT_METER.with(|m| {
+        if let Some(meter) = m.borrow().as_ref() {
+            meter.0.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// `fut`, with every [`count_call`] made while it is polled counted by `meter`.
+pub fn metered<F: Future>(meter: Arc<CallMeter>, fut: F) -> Metered<F> {
+    Metered {
+        meter,
+        inner: Box::pin(fut),
+    }
+}
+
+/// A future whose upstream requests are counted (see [`metered`]).
+pub struct Metered<F> {
+    meter: Arc<CallMeter>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Metered<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let meter = self.meter.clone();
+        let outer = CURRENT_METER.with(|m| m.replace(Some(meter)));
+        let polled = self.inner.as_mut().poll(cx);
+        CURRENT_METER.with(|m| *m.borrow_mut() = outer);
+        polled
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +157,32 @@ mod tests {
             backoff(base, max, 1, Some(Duration::from_secs(600)), 0.0),
             max
         );
+    }
+
+    #[test]
+    fn calls_count_against_the_meter_of_the_future_polled() {
+        let (outer, inner) = (
+            Arc::new(CallMeter::default()),
+            Arc::new(CallMeter::default()),
+        );
+        let inner_work = metered(inner.clone(), async {
+            count_call();
+            count_call();
+        });
+        let work = metered(outer.clone(), async move {
+            count_call();
+            inner_work.await;
+            count_call();
+        });
+        let waker = std::task::Waker::noop();
+        let mut work = std::pin::pin!(work);
+        assert!(
+            work.as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_ready()
+        );
+        assert_eq!((outer.calls(), inner.calls()), (2, 2));
+        count_call();
+        assert_eq!(outer.calls(), 2, "nothing counts outside a metered future");
     }
 }

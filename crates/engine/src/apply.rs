@@ -7,11 +7,13 @@
 //! [`Failure`]: the cause, and whether the undo succeeded.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
-use switchboard_core::operation::{Step, StepAction};
+use switchboard_core::operation::StepAction;
 use switchboard_core::{Error, NativePlan, ProviderAdapter, SubscriptionSpec, UpstreamErrorKind};
 use switchboard_store::{NativeRecord, Store};
 
+use crate::progress::Unwritten;
 use crate::step::{self, Planned, StepError, StepPolicy, created_from, find_created};
 
 /// Why a change's upstream work stopped.
@@ -86,33 +88,11 @@ pub(crate) struct Target<'a> {
     /// The spec the change moves to (the same as `before` for a delete
     /// or a reconciliation).
     pub after: &'a SubscriptionSpec,
+    /// What the change did and has not written yet (`progress.rs`).
+    pub unwritten: Mutex<Unwritten>,
 }
 
 impl Target<'_> {
-    /// Records a native resource the moment it exists upstream.
-    pub(crate) async fn record(&self, rec: &NativeRecord) -> Result<(), Error> {
-        self.store
-            .record_native(self.tenant, self.sub_id, rec)
-            .await
-    }
-
-    /// Forgets a native resource once it is deleted upstream.
-    async fn forget(&self, key: &str) -> Result<(), Error> {
-        self.store
-            .forget_native(self.tenant, self.sub_id, key)
-            .await
-    }
-
-    /// Journals one native step. The native record itself is already
-    /// written; a journal failure only loses history, so it is logged
-    /// rather than failing the change.
-    pub(crate) async fn step(&self, action: StepAction, key: &str, native_id: &str) {
-        let step = Step::now(action, key, native_id);
-        if let Err(e) = self.store.add_step(self.op_id, &step).await {
-            tracing::warn!(op = self.op_id, error = %e, "journal step not written");
-        }
-    }
-
     /// A plan of the spec the change moves to.
     pub(crate) fn forward<'p>(&'p self, plan: &'p NativePlan) -> Planned<'p> {
         Planned {
@@ -240,7 +220,7 @@ impl Run<'_> {
             // new plan rather than fail the change.
             Err(StepError::Failed(Error::Upstream(e))) if e.kind == UpstreamErrorKind::NotFound => {
                 tracing::warn!(sub = target.sub_id, key = %plan.key, "native resource vanished; recreating");
-                target.forget(&plan.key).await?;
+                target.forget(&plan.key);
                 return self.create(plan).await;
             }
             Err(StepError::Unknown(e)) => {
@@ -257,10 +237,8 @@ impl Run<'_> {
             created_at: existing.created_at,
             ..NativeRecord::created(plan, native)
         };
-        target.record(&rec).await?;
-        target
-            .step(StepAction::Update, &rec.key, &rec.native_id)
-            .await;
+        target.record(&rec);
+        target.step(StepAction::Update, &rec.key, &rec.native_id);
         self.done.push(Done::Updated {
             key: plan.key.clone(),
             native_id: rec.native_id.clone(),
@@ -282,10 +260,8 @@ impl Run<'_> {
             }
             Err(StepError::Failed(e)) => return Err(e),
         }
-        target.forget(&rec.key).await?;
-        target
-            .step(StepAction::Delete, &rec.key, &rec.native_id)
-            .await;
+        target.forget(&rec.key);
+        target.step(StepAction::Delete, &rec.key, &rec.native_id);
         self.done.push(Done::Deleted {
             key: rec.key.clone(),
         });
@@ -310,8 +286,8 @@ impl Run<'_> {
                 step::delete(adapter, target, &key, &native_id)
                     .await
                     .map_err(StepError::into_error)?;
-                target.forget(&key).await?;
-                target.step(StepAction::UndoCreate, &key, &native_id).await;
+                target.forget(&key);
+                target.step(StepAction::UndoCreate, &key, &native_id);
             }
             Done::MaybeCreated { key } => {
                 let Some(plan) = self.new.get(key.as_str()).copied() else {
@@ -321,7 +297,7 @@ impl Run<'_> {
                     step::delete(adapter, target, &key, &found.id)
                         .await
                         .map_err(StepError::into_error)?;
-                    target.step(StepAction::UndoCreate, &key, &found.id).await;
+                    target.step(StepAction::UndoCreate, &key, &found.id);
                 }
             }
             Done::Updated { key, native_id } => {
@@ -335,10 +311,8 @@ impl Run<'_> {
                     .await
                     .map_err(StepError::into_error)?;
                 let rec = NativeRecord::created(old_plan, native);
-                target.record(&rec).await?;
-                target
-                    .step(StepAction::UndoUpdate, &rec.key, &rec.native_id)
-                    .await;
+                target.record(&rec);
+                target.step(StepAction::UndoUpdate, &rec.key, &rec.native_id);
             }
             Done::Deleted { key } => {
                 if let Some(old_plan) = self.old.get(key.as_str()).copied() {
@@ -354,7 +328,7 @@ impl Run<'_> {
                     Err(e) => return Err(e),
                 };
                 if gone {
-                    target.forget(&key).await?;
+                    target.forget(&key);
                     if let Some(old_plan) = self.old.get(key.as_str()).copied() {
                         create(adapter, target, target.backward(old_plan))
                             .await
@@ -375,15 +349,8 @@ pub(crate) async fn create(
 ) -> Result<NativeRecord, StepError> {
     let native = step::create(adapter, target, p).await?;
     let rec = NativeRecord::created(p.plan, native);
-    if let Err(e) = target.record(&rec).await {
-        // The resource exists upstream but could not be recorded: remove it
-        // now rather than leave an orphan the database does not know about.
-        let _ = step::delete(adapter, target, &rec.key, &rec.native_id).await;
-        return Err(StepError::Failed(e));
-    }
-    target
-        .step(StepAction::Create, &rec.key, &rec.native_id)
-        .await;
+    target.record(&rec);
+    target.step(StepAction::Create, &rec.key, &rec.native_id);
     Ok(rec)
 }
 
@@ -421,16 +388,12 @@ pub(crate) async fn adopt_orphans(
             }
             if candidate.enabled != target.after.enabled {
                 adapter.delete(target.account, &candidate.id).await?;
-                target
-                    .step(StepAction::RemoveLate, &plan.key, &candidate.id)
-                    .await;
+                target.step(StepAction::RemoveLate, &plan.key, &candidate.id);
                 continue;
             }
             let rec = NativeRecord::created(plan, candidate.clone());
-            target.record(&rec).await?;
-            target
-                .step(StepAction::Adopt, &rec.key, &rec.native_id)
-                .await;
+            target.record(&rec);
+            target.step(StepAction::Adopt, &rec.key, &rec.native_id);
             out.push(rec);
             break;
         }
@@ -479,10 +442,8 @@ pub(crate) async fn adopt_replacements(
         }
         adapter.delete(target.account, &original).await?;
         let rec = NativeRecord::created(plan, replacement.clone());
-        target.record(&rec).await?;
-        target
-            .step(StepAction::AdoptReplacement, &rec.key, &rec.native_id)
-            .await;
+        target.record(&rec);
+        target.step(StepAction::AdoptReplacement, &rec.key, &rec.native_id);
         out[current] = rec;
         replaced.push(plan.key.clone());
     }

@@ -17,12 +17,19 @@
 //! 5. store the result, or leave the subscription as the [`Failure`] says;
 //! 6. close the journal entry.
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 use switchboard_core::operation::{Finding, OperationKind, OperationState};
 use switchboard_core::{Error, NativePlan, SubscriptionSpec, SubscriptionStatus};
-use switchboard_store::{AccountLock, NativeRecord, NewOperation, SubscriptionRecord};
+use switchboard_store::{
+    AccountLock, Claim, Close, NativeRecord, NewOperation, SubscriptionRecord,
+};
 
 use crate::apply::{Failure, Target, adopt_orphans, adopt_replacements, apply};
 use crate::engine::{Detached, Engine, Prepared, ProviderInstance, status_for};
+use crate::progress::{Unwritten, settle_with_slack};
+use crate::reconcile::Snapshot;
 
 /// How a change's subscription row becomes `pending`.
 pub(crate) enum Entry {
@@ -62,6 +69,9 @@ pub(crate) enum Work {
         wanted: Vec<NativePlan>,
         /// Also delete lookalike resources nobody recorded.
         remove_unknown: bool,
+        /// A pass's listing of the account to compare with; `None` lists
+        /// the account for this change alone.
+        snapshot: Option<Arc<Snapshot>>,
     },
 }
 
@@ -170,7 +180,7 @@ impl Engine {
         &self,
         change: Change<'_>,
     ) -> Result<Option<SubscriptionRecord>, Error> {
-        let op_id = self.open(&change).await?;
+        let (op_id, settle_at) = self.open(&change).await?;
         let target = Target {
             store: &self.store,
             tenant: &change.current.tenant,
@@ -180,42 +190,45 @@ impl Engine {
             policy: &self.steps,
             before: &change.current.spec,
             after: change.after().unwrap_or(&change.current.spec),
+            unwritten: Unwritten::new(settle_at, !matches!(change.entry, Entry::Resume { .. })),
         };
         let worked = self.work_locked(&change, &target).await;
+        let unwritten = target.take_unwritten();
         match worked {
-            Ok(applied) => self.record(change, &op_id, applied).await,
-            Err(failure) => Err(self.leave(change, &op_id, failure).await),
+            Ok(applied) => self.record(change, &op_id, applied, unwritten).await,
+            Err(failure) => Err(self.leave(change, &op_id, failure, unwritten).await),
         }
     }
 
-    /// Journals the change and claims (or inserts) its row; returns the
-    /// journal entry.
-    async fn open(&self, c: &Change<'_>) -> Result<String, Error> {
+    /// Journals the change and claims (or inserts) its row, in one
+    /// transaction that also marks the first request in flight; returns
+    /// the journal entry and the mark.
+    async fn open(&self, c: &Change<'_>) -> Result<(String, Option<DateTime<Utc>>), Error> {
         let (tenant, id) = (c.current.tenant.as_str(), c.current.id.as_str());
         if let Entry::Resume { op_id, .. } = &c.entry {
-            return Ok(op_id.clone());
+            return Ok((op_id.clone(), None));
         }
-        let op_id = self
-            .begin(NewOperation {
-                tenant,
-                subscription_id: id,
-                kind: c.kind,
-                actor: c.actor,
-                before: (!matches!(c.entry, Entry::Insert)).then_some(&c.current.spec),
-                after: c.after(),
-            })
-            .await?;
-        let claimed = match c.entry {
+        let op = NewOperation {
+            tenant,
+            subscription_id: id,
+            kind: c.kind,
+            actor: c.actor,
+            before: (!matches!(c.entry, Entry::Insert)).then_some(&c.current.spec),
+            after: c.after(),
+        };
+        let claim = match c.entry {
             // Written before the first upstream call, so every native
             // resource created is recorded against a row that exists.
-            Entry::Insert => self.store.insert(&c.current).await,
-            _ => self.store.claim(tenant, id, c.current.version).await,
+            Entry::Insert => Claim::Insert(&c.current),
+            _ => Claim::Version(c.current.version),
         };
-        if let Err(e) = claimed {
-            self.end(&op_id, OperationState::Failed, Some(&e)).await;
-            return Err(e);
-        }
-        Ok(op_id)
+        let settle_at = settle_with_slack(&self.steps);
+        let op_id = self
+            .store
+            .open_change(&op, self.lease, claim, Some(settle_at))
+            .await?;
+        self.track(&op_id);
+        Ok((op_id, Some(settle_at)))
     }
 
     /// Does the work, under the account lock when the kind keeps one
@@ -254,9 +267,17 @@ impl Engine {
             Work::Reconcile {
                 wanted,
                 remove_unknown,
+                snapshot,
             } => {
                 let (natives, findings) = self
-                    .compare_and_repair(&c.provider, target, &c.current, wanted, *remove_unknown)
+                    .compare_and_repair(
+                        &c.provider,
+                        target,
+                        &c.current,
+                        wanted,
+                        *remove_unknown,
+                        snapshot.as_deref(),
+                    )
                     .await
                     .map_err(Failure::Stopped)?;
                 Ok(Applied { natives, findings })
@@ -322,59 +343,77 @@ impl Engine {
         Ok((old, recorded))
     }
 
-    /// Stores what a successful change produced and closes its entry. A
-    /// final write that fails leaves the subscription `failed`.
+    /// Stores what a successful change produced and closes its entry, in
+    /// one transaction. A final write that fails leaves the subscription
+    /// `failed`, with the natives it made recorded.
     async fn record(
         &self,
         c: Change<'_>,
         op_id: &str,
         applied: Applied,
+        unwritten: Unwritten,
     ) -> Result<Option<SubscriptionRecord>, Error> {
         let success = c.success();
         let (tenant, id) = (c.current.tenant.clone(), c.current.id.clone());
-        let saved = match c.work {
+        let next;
+        let close = match c.work {
             Work::Reconcile { .. } => {
                 let status = if applied.findings.iter().any(Finding::degrades) {
                     SubscriptionStatus::Degraded
                 } else {
                     status_for(&c.current.spec)
                 };
-                self.store
-                    .finish_reconciliation(&tenant, &id, status, &applied.findings)
-                    .await
-                    .map(|()| None)
+                Close::Reconciled {
+                    status,
+                    findings: &applied.findings,
+                }
             }
             Work::Apply {
                 then: Then::Delete, ..
-            } => self.store.delete(&tenant, &id).await.map(|()| None),
+            } => Close::Delete,
             Work::Apply {
                 then: Then::Store(prepared),
                 ..
             } => {
                 let prepared = *prepared;
-                let mut next = c.current;
-                next.status = status_for(&prepared.spec);
-                next.spec = prepared.spec;
-                next.warnings = prepared.warnings;
-                next.last_error = None;
-                next.natives = applied.natives;
-                self.store.update(&next).await.map(Some)
+                let mut rec = c.current;
+                rec.status = status_for(&prepared.spec);
+                rec.spec = prepared.spec;
+                rec.warnings = prepared.warnings;
+                rec.last_error = None;
+                rec.natives = applied.natives;
+                next = rec;
+                Close::Store(&next)
             }
         };
-        match saved {
+        let progress = unwritten.progress();
+        let closed = self
+            .store
+            .close_change(op_id, &tenant, &id, &progress, close, success, None)
+            .await;
+        match closed {
             Ok(rec) => {
-                self.end(op_id, success, None).await;
+                self.untrack(op_id);
                 Ok(rec)
             }
             Err(e) => {
-                self.release(
+                // What exists upstream must stay known: when even that
+                // cannot be written the entry stays running, for recovery.
+                if let Err(again) = self.store.progress(op_id, &tenant, &id, &progress).await {
+                    tracing::error!(op = op_id, error = %again, "change result not written; recovery will finish it");
+                    return Err(e);
+                }
+                let msg = Some(e.to_string());
+                self.release_and_end(
+                    op_id,
                     &tenant,
                     &id,
                     SubscriptionStatus::Failed,
-                    Some(e.to_string()),
+                    msg,
+                    OperationState::Failed,
+                    &e,
                 )
                 .await;
-                self.end(op_id, OperationState::Failed, Some(&e)).await;
                 Err(e)
             }
         }
@@ -382,49 +421,75 @@ impl Engine {
 
     /// Leaves the subscription of a failed change as [`on_failure`] says,
     /// closes its entry and returns the caller's error.
-    async fn leave(&self, c: Change<'_>, op_id: &str, failure: Failure) -> Error {
+    async fn leave(
+        &self,
+        c: Change<'_>,
+        op_id: &str,
+        failure: Failure,
+        unwritten: Unwritten,
+    ) -> Error {
         let (leave, state) = on_failure(&c.entry, &failure, c.detached.is_set());
         let err = failure.into_error();
         let (tenant, id) = (c.current.tenant.as_str(), c.current.id.as_str());
+        let progress = unwritten.progress();
+        if let Err(e) = self.store.progress(op_id, tenant, id, &progress).await {
+            // What exists upstream is not recorded: the entry stays
+            // running, and once its lease lapses recovery finds it all by
+            // looking.
+            tracing::error!(op = op_id, error = %e, "failed change's steps not written; recovery will finish it");
+            self.untrack(op_id);
+            return err;
+        }
         match (leave, &c.entry) {
             (Leave::Gone, _) => {
                 if let Err(e) = self.store.delete(tenant, id).await {
                     // The entry stays running: recovery undoes the create.
                     return e;
                 }
+                self.end(op_id, state, Some(&err)).await;
             }
             (Leave::Previous, _) => {
                 let last_error = c.current.last_error.clone();
-                self.release(tenant, id, c.current.status, last_error).await;
+                self.release_and_end(op_id, tenant, id, c.current.status, last_error, state, &err)
+                    .await;
             }
             // A create's row was never visible at a version: it becomes
             // version 1, `failed`.
-            (Leave::Failed, Entry::Insert) => self.mark_failed(tenant, id, &err).await,
+            (Leave::Failed, Entry::Insert) => {
+                self.mark_failed(tenant, id, &err).await;
+                self.end(op_id, state, Some(&err)).await;
+            }
             (Leave::Failed, _) => {
-                self.release(
-                    tenant,
-                    id,
-                    SubscriptionStatus::Failed,
-                    Some(err.to_string()),
-                )
-                .await;
+                let failed = SubscriptionStatus::Failed;
+                let msg = Some(err.to_string());
+                self.release_and_end(op_id, tenant, id, failed, msg, state, &err)
+                    .await;
             }
         }
-        self.end(op_id, state, Some(&err)).await;
         err
     }
 
-    /// Ends a claim without a new spec: sets the status (and last error)
-    /// of the pending row.
-    async fn release(
+    /// Ends a claim without a new spec (the status and last error of the
+    /// pending row) and closes the change's entry, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn release_and_end(
         &self,
+        op_id: &str,
         tenant: &str,
         id: &str,
         status: SubscriptionStatus,
         last_error: Option<String>,
+        state: OperationState,
+        err: &Error,
     ) {
-        if let Err(e) = self.store.release(tenant, id, status, last_error).await {
-            tracing::error!(sub = %id, error = %e, "cannot release a claimed subscription");
+        self.untrack(op_id);
+        let error = Some(err.to_string());
+        let released = self
+            .store
+            .release_change(op_id, tenant, id, status, last_error, state, error)
+            .await;
+        if let Err(e) = released {
+            tracing::error!(sub = %id, op = op_id, error = %e, "cannot release a claimed subscription; recovery will");
         }
     }
 
@@ -438,20 +503,9 @@ impl Engine {
         }
     }
 
-    /// Journals a change before its first upstream call and adds it to the
-    /// entries whose leases this process renews.
-    async fn begin(&self, op: NewOperation<'_>) -> Result<String, Error> {
-        let id = self.store.start_operation(&op, self.lease).await?;
-        self.track(&id);
-        Ok(id)
-    }
-
     /// Closes a journal entry.
     pub(crate) async fn end(&self, op_id: &str, state: OperationState, error: Option<&Error>) {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(op_id);
+        self.untrack(op_id);
         if let Err(e) = self
             .store
             .finish_operation(op_id, state, error.map(ToString::to_string))
@@ -459,6 +513,15 @@ impl Engine {
         {
             tracing::error!(op = op_id, error = %e, "journal entry not closed; recovery will close it");
         }
+    }
+
+    /// Stops renewing a journal entry's lease: it is closed, or left for
+    /// recovery.
+    fn untrack(&self, op_id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(op_id);
     }
 
     /// Marks a journal entry as run by this process.

@@ -384,30 +384,24 @@ impl Engine {
         new_spec: SubscriptionSpec,
         if_version: Option<i64>,
     ) -> Result<SubscriptionRecord, Error> {
-        self.update_with(
-            tenant,
-            actor,
-            id,
-            new_spec,
-            if_version,
-            &Detached::default(),
-        )
-        .await
+        let current = self.store.get(tenant, id).await?;
+        self.update_with(actor, current, new_spec, if_version, &Detached::default())
+            .await
     }
 
-    /// [`Engine::update`] whose caller may be answered `202` before it ends
-    /// (see [`Detached`]): a failure after that leaves the subscription
-    /// `failed` with the error (at its previous, undone state).
+    /// [`Engine::update`] of `current` (as the caller read it: the claim
+    /// refuses it if it has moved on since) whose caller may be answered
+    /// `202` before it ends (see [`Detached`]): a failure after that leaves
+    /// the subscription `failed` with the error (at its previous, undone
+    /// state).
     pub async fn update_with(
         &self,
-        tenant: &str,
         actor: &str,
-        id: &str,
+        current: SubscriptionRecord,
         new_spec: SubscriptionSpec,
         if_version: Option<i64>,
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
-        let current = self.store.get(tenant, id).await?;
         if let Some(v) = if_version
             && v != current.version
         {
@@ -435,7 +429,7 @@ impl Engine {
         if !immutable.is_empty() {
             return Err(Error::Invalid(immutable));
         }
-        let prepared = self.prepare(id, new_spec)?;
+        let prepared = self.prepare(&current.id, new_spec)?;
         self.transition(current, prepared, OperationKind::Update, actor, detached)
             .await
     }
@@ -448,22 +442,22 @@ impl Engine {
         id: &str,
         enabled: bool,
     ) -> Result<SubscriptionRecord, Error> {
-        self.set_enabled_with(tenant, actor, id, enabled, &Detached::default())
+        let current = self.store.get(tenant, id).await?;
+        self.set_enabled_with(actor, current, enabled, &Detached::default())
             .await
     }
 
-    /// [`Engine::set_enabled`] whose caller may be answered `202` first.
+    /// [`Engine::set_enabled`] of `current` (as the caller read it) whose
+    /// caller may be answered `202` first.
     pub async fn set_enabled_with(
         &self,
-        tenant: &str,
         actor: &str,
-        id: &str,
+        current: SubscriptionRecord,
         enabled: bool,
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
-        let current = self.store.get(tenant, id).await?;
         let spec = current.spec.clone().with(|d| d.enabled = enabled)?;
-        let prepared = self.prepare(id, spec)?;
+        let prepared = self.prepare(&current.id, spec)?;
         let kind = if enabled {
             OperationKind::Enable
         } else {
@@ -525,19 +519,18 @@ impl Engine {
 
     /// Deletes every native resource, then the subscription.
     pub async fn delete(&self, tenant: &str, actor: &str, id: &str) -> Result<(), Error> {
-        self.delete_with(tenant, actor, id, &Detached::default())
-            .await
+        let current = self.store.get(tenant, id).await?;
+        self.delete_with(actor, current, &Detached::default()).await
     }
 
-    /// [`Engine::delete`] whose caller may be answered `202` first.
+    /// [`Engine::delete`] of `current` (as the caller read it) whose
+    /// caller may be answered `202` first.
     pub async fn delete_with(
         &self,
-        tenant: &str,
         actor: &str,
-        id: &str,
+        current: SubscriptionRecord,
         detached: &Detached,
     ) -> Result<(), Error> {
-        let current = self.store.get(tenant, id).await?;
         self.claimed(current, None, OperationKind::Delete, actor, detached)
             .await
             .map(drop)

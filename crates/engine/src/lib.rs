@@ -5,8 +5,9 @@
 //! apply → record or undo → close); the use cases (`engine.rs`) differ only
 //! in the plans they want. `apply` (`apply.rs`) diffs the recorded native
 //! resources against the wanted plans and creates, updates and deletes only
-//! what differs. Each completed native step is recorded at once, and a
-//! failure undoes the steps this change already made, so the caller gets
+//! what differs. Each completed native step is written before the next
+//! request that may change the provider, or with the change's result
+//! (`progress.rs`: a create is two transactions), and a failure undoes the steps this change already made, so the caller gets
 //! the error and neither side keeps a half-applied change.
 //!
 //! Every change is journalled, then claimed in the store (status `pending`
@@ -14,7 +15,9 @@
 //! upstream call: a second writer, in this process or another replica, gets
 //! a 409 instead of interleaving upstream calls, and a change whose process
 //! dies is finished or undone by recovery (`recovery.rs`). Reconciliation
-//! (`reconcile.rs`) compares the recorded state with the provider's.
+//! (`reconcile.rs`) compares the recorded state with the provider's, one
+//! subscription on request or, in the background pass (`pass.rs`), every
+//! subscription of an account against one listing of it.
 //!
 //! An upstream request whose answer never came may still have been
 //! applied: `step.rs` journals such a step as `unknown` and resolves it by
@@ -25,10 +28,13 @@
 mod apply;
 mod change;
 mod engine;
+mod pass;
+mod progress;
 mod reconcile;
 mod recovery;
 mod step;
 mod sweep;
 
 pub use engine::{Detached, Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};
+pub use pass::{ReconcilePolicy, TickReport};
 pub use step::StepPolicy;

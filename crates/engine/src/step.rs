@@ -32,7 +32,7 @@ use switchboard_core::{
     Error, NativePlan, NativeResource, ProviderAdapter, SubscriptionSpec, UpstreamError,
     UpstreamErrorKind,
 };
-use switchboard_store::NewVerification;
+use switchboard_store::{NewVerification, Settle};
 use tokio::time::Instant;
 
 use crate::apply::Target;
@@ -245,19 +245,6 @@ fn unknown(e: &Error) -> Option<&UpstreamError> {
 }
 
 impl Target<'_> {
-    /// Notes in the journal when a request sent now can no longer land.
-    async fn in_flight(&self) {
-        let p = self.policy;
-        let settle = Utc::now()
-            + chrono::Duration::from_std(p.call_bound + p.margin)
-                .unwrap_or(chrono::Duration::minutes(5));
-        if let Err(e) = self.store.mark_in_flight(self.op_id, settle).await {
-            // Recovery then relies on the lease alone; the sweep still
-            // catches a late landing.
-            tracing::warn!(op = self.op_id, error = %e, "in-flight mark not written");
-        }
-    }
-
     /// Journals an unknown outcome and, once per step, hands it to the
     /// sweep, which looks from `settles_in` on until the window closes.
     async fn unknown(&self, attempts: &mut Attempts<'_>, who: &Watch<'_>, settles_in: Duration) {
@@ -267,8 +254,10 @@ impl Target<'_> {
             native_id,
             from_before,
         } = *who;
-        self.step(StepAction::Unknown, key, native_id.unwrap_or_default())
-            .await;
+        self.step(StepAction::Unknown, key, native_id.unwrap_or_default());
+        // Written at once, with its in-flight mark kept: the request may
+        // still land, and the sweep needs the entry to say so.
+        self.write_progress(Settle::Keep).await;
         if attempts.watched {
             return;
         }
@@ -345,7 +334,7 @@ async fn verify_create(
             Ok(found) => {
                 let mut found = found.into_iter();
                 let Some(first) = found.next() else {
-                    target.step(StepAction::Absent, key, "").await;
+                    target.step(StepAction::Absent, key, "");
                     return Ok(None);
                 };
                 // More than one can only be lookalikes made by hand; the
@@ -355,10 +344,10 @@ async fn verify_create(
                         .delete(target.account, &first.id)
                         .await
                         .map_err(StepError::Unknown)?;
-                    target.step(StepAction::RemoveLate, key, &first.id).await;
+                    target.step(StepAction::RemoveLate, key, &first.id);
                     return Ok(None);
                 }
-                target.step(StepAction::Adopt, key, &first.id).await;
+                target.step(StepAction::Adopt, key, &first.id);
                 return Ok(Some(first));
             }
             Err(e) => {
@@ -430,7 +419,7 @@ pub(crate) async fn update(
     match adapter.get(target.account, id).await {
         Ok(found) if looks_like(&found, to) && !looks_like(&found, from) => Ok(found),
         Ok(found) if looks_like(&found, from) && !looks_like(&found, to) => {
-            target.step(StepAction::Absent, who.key, id).await;
+            target.step(StepAction::Absent, who.key, id);
             Err(StepError::Failed(e))
         }
         _ => Err(StepError::Unknown(e)),
@@ -472,7 +461,7 @@ pub(crate) async fn delete(
     match adapter.get(target.account, id).await {
         Err(Error::Upstream(u)) if u.kind == UpstreamErrorKind::NotFound => Ok(()),
         Ok(_) => {
-            target.step(StepAction::Absent, key, id).await;
+            target.step(StepAction::Absent, key, id);
             Err(StepError::Failed(e))
         }
         Err(_) => Err(StepError::Unknown(e)),

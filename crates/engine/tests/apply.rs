@@ -64,6 +64,7 @@ fn caps() -> Capabilities {
         filters: false,
         native_disable: false,
         serialize_account: false,
+        list_is_complete: true,
         provider_options: vec![],
         unsigned_events: vec![],
     }

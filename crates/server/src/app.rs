@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use switchboard_api::{AppState, TokenEntry};
 use switchboard_core::{EventCatalog, Transport};
-use switchboard_engine::{Engine, StepPolicy};
+use switchboard_engine::{Engine, ReconcilePolicy, StepPolicy};
 use switchboard_store::{Cipher, SecretKey, Store, StoreOptions};
 use switchboard_transport::{HttpTransport, TransportConfig};
 use tokio::net::TcpListener;
@@ -85,6 +85,12 @@ impl App {
         })
     }
 
+    /// The engine this application serves (for tools and tests that drive
+    /// background work, such as a reconciliation tick, themselves).
+    pub fn engine(&self) -> Engine {
+        self.state.engine.clone()
+    }
+
     /// Base URLs of the running simulators, by provider key.
     pub fn simulated_providers(&self) -> Vec<(String, String)> {
         self.simulators.providers()
@@ -100,9 +106,10 @@ impl App {
             self.config.reliability.maintenance_interval_ms,
         ));
         let reconciler = (self.config.reliability.reconcile_interval_ms > 0).then(|| {
-            self.state.engine.spawn_reconciler(Duration::from_millis(
-                self.config.reliability.reconcile_interval_ms,
-            ))
+            self.state.engine.spawn_reconciler(
+                Duration::from_millis(self.config.reliability.reconcile_interval_ms),
+                reconcile_policy(&self.config),
+            )
         });
         let router = switchboard_api::router(self.state);
         let result = crate::listen::serve(listener, router, shutdown).await;
@@ -199,6 +206,29 @@ fn step_policy(config: &Config) -> StepPolicy {
             config.limits.upstream_attempts,
             TransportConfig::default().max_backoff,
         )
+    }
+}
+
+/// How the reconciliation pass spends upstream calls: per tick, each
+/// provider instance with a rate limit may use
+/// `reliability.reconcile_budget_share` of what that limit allows over one
+/// `reliability.reconcile_interval_ms` (at least one call); the others are
+/// unlimited.
+pub fn reconcile_policy(config: &Config) -> ReconcilePolicy {
+    let r = &config.reliability;
+    let minutes = r.reconcile_interval_ms as f64 / 60_000.0;
+    let budgets = config
+        .providers
+        .iter()
+        .filter_map(|(key, p)| {
+            let per_minute = f64::from(providers::rate_limit(p)?);
+            let calls = (per_minute * minutes * r.reconcile_budget_share).floor() as u64;
+            Some((key.clone(), calls.max(1)))
+        })
+        .collect();
+    ReconcilePolicy {
+        budgets,
+        ..ReconcilePolicy::default()
     }
 }
 
@@ -328,4 +358,38 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 fn hex_to_32(h: &str) -> Option<[u8; 32]> {
     hex::decode(h).ok()?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tick_spends_its_share_of_each_rate_limit() {
+        let mut config = Config::default();
+        config.reliability.reconcile_interval_ms = 300_000;
+        config.reliability.reconcile_budget_share = 0.5;
+        let table = |kind: &str, limit: Option<u32>| crate::config::ProviderConfig {
+            kind: kind.into(),
+            rate_limit_per_minute: limit,
+            max_concurrent_requests: None,
+            settings: Default::default(),
+        };
+        config
+            .providers
+            .insert("tg".into(), table("telegent", None));
+        config
+            .providers
+            .insert("tk".into(), table("talkover", Some(600)));
+        config
+            .providers
+            .insert("open".into(), table("talkover", None));
+        let policy = reconcile_policy(&config);
+        // Telegent's documented 50/min over 5 minutes, half of it.
+        assert_eq!(policy.budgets.get("tg"), Some(&125));
+        assert_eq!(policy.budgets.get("tk"), Some(&1500));
+        assert_eq!(policy.budgets.get("open"), None, "no limit, no budget");
+        config.reliability.reconcile_interval_ms = 100;
+        assert_eq!(reconcile_policy(&config).budgets.get("tg"), Some(&1));
+    }
 }

@@ -225,9 +225,16 @@ pub struct ReliabilityConfig {
     pub operation_lease_ms: u64,
     /// How often leases are renewed and abandoned changes are looked for.
     pub maintenance_interval_ms: u64,
-    /// How often every subscription is compared with its provider and
-    /// repaired (one replica at a time); 0 turns the background pass off.
+    /// How often a tick of the reconciliation pass runs (one replica at a
+    /// time): each tick goes on with the pass, which compares every
+    /// subscription with one listing of its account and repairs drift; 0
+    /// turns the background pass off.
     pub reconcile_interval_ms: u64,
+    /// The share of each provider instance's rate limit a tick may spend:
+    /// `rate_limit_per_minute` × the interval in minutes × this share
+    /// upstream calls (at least one); the rest is left to API traffic. An
+    /// instance without a rate limit is not limited.
+    pub reconcile_budget_share: f64,
     /// Added to every wait for an upstream request to settle: a provider
     /// may apply a request a little after Switchboard's attempt timed out.
     /// A request whose answer was lost is verified only after its
@@ -330,6 +337,7 @@ impl Default for Config {
                 operation_lease_ms: 30_000,
                 maintenance_interval_ms: 5_000,
                 reconcile_interval_ms: 300_000,
+                reconcile_budget_share: 0.5,
                 unknown_outcome_margin_ms: 5_000,
                 step_deadline_ms: 60_000,
                 verify_window_ms: 900_000,
@@ -456,6 +464,9 @@ impl Config {
             return Err("limits.upstream_attempts: must be at least 1".into());
         }
         let r = &self.reliability;
+        if !(r.reconcile_budget_share > 0.0 && r.reconcile_budget_share <= 1.0) {
+            return Err("reliability.reconcile_budget_share: must be above 0 and at most 1".into());
+        }
         if r.verify_window_ms < r.unknown_outcome_margin_ms.max(1) {
             // The window would close before the first look.
             return Err(
@@ -637,6 +648,13 @@ mod tests {
         let e = parse("[reliability]\nverify_window_ms = 100\nunknown_outcome_margin_ms = 200")
             .unwrap_err();
         assert!(e.starts_with("reliability.verify_window_ms"), "{e}");
+        for share in ["0", "1.5", "-0.1"] {
+            let e = parse(&format!("[reliability]\nreconcile_budget_share = {share}")).unwrap_err();
+            assert!(
+                e.starts_with("reliability.reconcile_budget_share"),
+                "{share}: {e}"
+            );
+        }
     }
 
     #[cfg(feature = "demo")]

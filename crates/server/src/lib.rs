@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 mod listen;
 pub mod providers;
+pub mod simulate;
 
 pub use app::{App, Running, StartError};
 pub use config::Config;

@@ -1,5 +1,5 @@
 //! The `switchboard` command line: `serve` (default), `migrate`,
-//! `config check`.
+//! `config check`, `secrets`, `simulate`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchboard::{App, Config, StartError};
 use tracing_subscriber::EnvFilter;
+
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// many small buffers on several threads (runtime workers, SQLite's), and
+/// glibc's arenas spent a fifth of the server's time in malloc, free and
+/// their locks under load (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +45,18 @@ enum Command {
         #[command(subcommand)]
         action: SecretsAction,
     },
+    /// Serve the built-in provider simulators on their own (needs the
+    /// `demo` feature), one per configured provider kind, until Ctrl-C or
+    /// SIGTERM; prints `<provider key> <base_url>` for each provider.
+    Simulate {
+        /// Address of the simulators; port 0 gives each kind a free port
+        /// (default: `simulators.listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Also write `{"<provider key>": "<base_url>"}` to this file.
+        #[arg(long)]
+        urls_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,11 +78,20 @@ enum ConfigAction {
 }
 
 fn init_tracing(cfg: &Config) {
+    init_tracing_to(cfg, std::io::stdout);
+}
+
+/// Logs to `writer`: `simulate` keeps stdout for its provider lines.
+fn init_tracing_to<W>(cfg: &Config, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(writer);
     if cfg.log.format == "json" {
         builder.json().init();
     } else {
@@ -139,7 +167,44 @@ fn main() -> ExitCode {
             init_tracing(&config);
             runtime.block_on(serve(config))
         }
+        Command::Simulate { listen, urls_file } => {
+            init_tracing_to(&config, std::io::stderr);
+            runtime.block_on(simulate(config, listen, urls_file))
+        }
     }
+}
+
+/// `simulate`: the simulators alone, until a shutdown signal.
+async fn simulate(
+    config: Config,
+    listen: Option<std::net::SocketAddr>,
+    urls_file: Option<PathBuf>,
+) -> ExitCode {
+    let listen = listen.unwrap_or(config.simulators.listen);
+    let served = match switchboard::simulate::start(config, listen).await {
+        Ok(s) => s,
+        Err(e @ StartError::Config(_)) => {
+            eprintln!("switchboard: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &urls_file
+        && let Err(e) = served.write_urls(path)
+    {
+        eprintln!("switchboard: --urls-file {}: {e}", path.display());
+        served.shutdown().await;
+        return ExitCode::FAILURE;
+    }
+    for line in served.lines() {
+        println!("{line}");
+    }
+    shutdown_signal().await;
+    served.shutdown().await;
+    ExitCode::SUCCESS
 }
 
 /// Connects (running migrations) with the configured keys.

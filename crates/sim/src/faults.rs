@@ -37,6 +37,11 @@ pub const CONTROL_PREFIX: &str = "/_sim";
 /// request comes anywhere near it.
 pub const MAX_LOGGED_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// Requests the log keeps: the newest this many. A simulator serving a
+/// load run (`switchboard simulate`) sees millions of requests, and an
+/// unbounded log would grow with every one of them.
+pub const MAX_LOGGED_REQUESTS: usize = 10_000;
+
 /// Value stored in the log in place of a secret header's value.
 pub const REDACTED: &str = "***";
 
@@ -305,10 +310,12 @@ fn logged_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
     out
 }
 
-/// Everything the simulators were sent, in arrival order. Clones share the log.
+/// What the simulators were sent, in arrival order: the newest
+/// [`MAX_LOGGED_REQUESTS`] requests, older ones dropped first. Clones share
+/// the log.
 #[derive(Debug, Clone, Default)]
 pub struct RequestLog {
-    entries: Arc<Mutex<Vec<LoggedRequest>>>,
+    entries: Arc<Mutex<VecDeque<LoggedRequest>>>,
     next_seq: Arc<AtomicU64>,
 }
 
@@ -318,7 +325,8 @@ impl RequestLog {
         Self::default()
     }
 
-    /// Appends a request and returns its sequence number.
+    /// Appends a request and returns its sequence number (which keeps
+    /// counting when old entries are dropped).
     pub fn record(&self, parts: &Parts, body: &[u8]) -> u64 {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (json, raw) = if body.is_empty() {
@@ -329,7 +337,11 @@ impl RequestLog {
                 Err(_) => (None, Some(String::from_utf8_lossy(body).into_owned())),
             }
         };
-        lock(&self.entries).push(LoggedRequest {
+        let mut entries = lock(&self.entries);
+        if entries.len() >= MAX_LOGGED_REQUESTS {
+            entries.pop_front();
+        }
+        entries.push_back(LoggedRequest {
             seq,
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
@@ -351,9 +363,9 @@ impl RequestLog {
         }
     }
 
-    /// A snapshot of the log.
+    /// A snapshot of the log, oldest first.
     pub fn entries(&self) -> Vec<LoggedRequest> {
-        lock(&self.entries).clone()
+        lock(&self.entries).iter().cloned().collect()
     }
 
     /// Empties the log (sequence numbers keep increasing).
@@ -664,6 +676,38 @@ mod tests {
         assert_eq!(logged["x-webhook-secret"], REDACTED);
         assert_eq!(logged["content-type"], "application/json");
         assert_eq!(logged["accept"], "a, b");
+    }
+
+    #[test]
+    fn the_log_keeps_the_newest_entries() {
+        let log = RequestLog::new();
+        let extra = 5;
+        for _ in 0..MAX_LOGGED_REQUESTS + extra {
+            let (parts, ()) = axum::http::Request::builder()
+                .uri("/x")
+                .body(())
+                .expect("a valid request")
+                .into_parts();
+            let seq = log.record(&parts, b"");
+            log.complete(seq, Some(200), false);
+        }
+        let entries = log.entries();
+        assert_eq!(entries.len(), MAX_LOGGED_REQUESTS);
+        assert_eq!(entries[0].seq, extra as u64);
+        assert_eq!(
+            entries.last().map(|e| (e.seq, e.status)),
+            Some(((MAX_LOGGED_REQUESTS + extra - 1) as u64, Some(200)))
+        );
+        log.clear();
+        let (parts, ()) = axum::http::Request::builder()
+            .uri("/y")
+            .body(())
+            .expect("a valid request")
+            .into_parts();
+        assert_eq!(
+            log.record(&parts, b""),
+            (MAX_LOGGED_REQUESTS + extra) as u64
+        );
     }
 
     #[test]

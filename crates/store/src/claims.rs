@@ -3,6 +3,9 @@
 //! never apply upstream changes to one subscription at once; the change
 //! ends its claim by writing the new state (`Store::update`, in
 //! `subscriptions`), by releasing it, or with a reconciliation's findings.
+//! Each write has an `*_into` form adding it to a [`Script`], so a change's
+//! opening and closing transactions (`changes`) carry it with the
+//! journal's.
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
@@ -11,32 +14,17 @@ use switchboard_core::operation::Finding;
 use switchboard_core::{Error, SubscriptionStatus};
 
 use crate::entity::subscription;
-use crate::store::{Store, db_err, json_err};
+use crate::script::Script;
+use crate::store::{Store, json_err};
 
 impl Store {
     /// Marks a subscription `pending` if it is at `version` and not already
     /// pending, without changing its version: the claim that keeps two
     /// writers (in any replica) from applying upstream changes at once.
     pub async fn claim(&self, tenant: &str, id: &str, version: i64) -> Result<(), Error> {
-        let res = subscription::Entity::update_many()
-            .col_expr(
-                subscription::Column::Status,
-                Expr::value(SubscriptionStatus::Pending.as_str()),
-            )
-            .filter(subscription::Column::Tenant.eq(tenant))
-            .filter(subscription::Column::Id.eq(id))
-            .filter(subscription::Column::Version.eq(version))
-            .filter(subscription::Column::Status.ne(SubscriptionStatus::Pending.as_str()))
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected == 1 {
-            Ok(())
-        } else {
-            Err(Error::Conflict(format!(
-                "subscription `{id}` has a change in progress or was just changed; retry with its current state"
-            )))
-        }
+        let mut script = self.script();
+        claim_into(&mut script, tenant, id, version);
+        self.run(script).await
     }
 
     /// Ends a claim whose change was abandoned: sets `status` (and
@@ -48,13 +36,9 @@ impl Store {
         status: SubscriptionStatus,
         last_error: Option<String>,
     ) -> Result<(), Error> {
-        claimed(tenant, id)
-            .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
-            .col_expr(subscription::Column::LastError, Expr::value(last_error))
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let mut script = self.script();
+        release_into(&mut script, tenant, id, status, last_error);
+        self.run(script).await
     }
 
     /// Ends a reconciliation's claim with what it found, without changing
@@ -67,7 +51,56 @@ impl Store {
         status: SubscriptionStatus,
         findings: &[Finding],
     ) -> Result<(), Error> {
-        claimed(tenant, id)
+        let mut script = self.script();
+        finish_reconciliation_into(&mut script, tenant, id, status, findings)?;
+        self.run(script).await
+    }
+}
+
+/// Adds [`Store::claim`] to `script`: a refused claim is a 409.
+pub(crate) fn claim_into(script: &mut Script, tenant: &str, id: &str, version: i64) {
+    let claim = subscription::Entity::update_many()
+        .col_expr(
+            subscription::Column::Status,
+            Expr::value(SubscriptionStatus::Pending.as_str()),
+        )
+        .filter(subscription::Column::Tenant.eq(tenant))
+        .filter(subscription::Column::Id.eq(id))
+        .filter(subscription::Column::Version.eq(version))
+        .filter(subscription::Column::Status.ne(SubscriptionStatus::Pending.as_str()));
+    script.guard(
+        &claim,
+        Error::Conflict(format!(
+            "subscription `{id}` has a change in progress or was just changed; retry with its current state"
+        )),
+    );
+}
+
+/// Adds [`Store::release`] to `script`.
+pub(crate) fn release_into(
+    script: &mut Script,
+    tenant: &str,
+    id: &str,
+    status: SubscriptionStatus,
+    last_error: Option<String>,
+) {
+    script.push(
+        &claimed(tenant, id)
+            .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
+            .col_expr(subscription::Column::LastError, Expr::value(last_error)),
+    );
+}
+
+/// Adds [`Store::finish_reconciliation`] to `script`.
+pub(crate) fn finish_reconciliation_into(
+    script: &mut Script,
+    tenant: &str,
+    id: &str,
+    status: SubscriptionStatus,
+    findings: &[Finding],
+) -> Result<(), Error> {
+    script.push(
+        &claimed(tenant, id)
             .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
             .col_expr(
                 subscription::Column::Findings,
@@ -76,12 +109,9 @@ impl Store {
             .col_expr(
                 subscription::Column::LastReconciledAt,
                 Expr::value(Some(Utc::now())),
-            )
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
+            ),
+    );
+    Ok(())
 }
 
 /// An update of `tenant`'s subscription `id` that applies only while it is

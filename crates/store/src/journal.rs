@@ -12,6 +12,7 @@ use switchboard_core::{Error, SubscriptionSpec};
 
 use crate::entity::operation;
 use crate::keyset::Direction;
+use crate::script::Script;
 use crate::store::{Store, db_err};
 
 /// A journal entry.
@@ -74,7 +75,131 @@ fn unknown(what: &str, value: &str) -> Error {
     Error::Internal(format!("unknown journal {what} `{value}`"))
 }
 
-fn lease_end(lease: std::time::Duration) -> DateTime<Utc> {
+/// A new journal entry id, `op_<ulid>`.
+pub(crate) fn new_operation_id() -> String {
+    format!("op_{}", ulid::Ulid::new())
+}
+
+/// What a journal write does to the entry's in-flight mark (`settle_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Leaves it as it is.
+    Keep,
+    /// Sets it: a request that may change the provider is about to be
+    /// sent, and can be applied until then.
+    At(DateTime<Utc>),
+    /// Clears it: nothing of the change is in flight.
+    Clear,
+}
+
+/// One write to a journal entry: steps to append, its in-flight mark and,
+/// when the change is over, its close. Made with one `UPDATE` (and, when
+/// the entry may hold steps already, one read of them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryWrite<'a> {
+    /// Completed steps to append.
+    pub steps: &'a [Step],
+    /// The entry holds no steps yet (this process opened it and has
+    /// written none): `steps` become its list without reading it.
+    pub first_steps: bool,
+    /// The in-flight mark.
+    pub settle: Settle,
+    /// The state (and error) the entry closes with.
+    pub close: Option<(OperationState, Option<&'a str>)>,
+}
+
+impl EntryWrite<'_> {
+    fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.settle == Settle::Keep && self.close.is_none()
+    }
+}
+
+impl Store {
+    /// Adds `w` to entry `op_id` to `script`. Steps are appended as JSON
+    /// values, so a step this version cannot read is kept as it was
+    /// written; unless `w.first_steps`, the entry's steps are read first
+    /// (only the change that owns a running entry writes its steps, so
+    /// reading before the script runs loses none).
+    pub(crate) async fn entry_write_into(
+        &self,
+        script: &mut Script,
+        op_id: &str,
+        w: EntryWrite<'_>,
+    ) -> Result<(), Error> {
+        if w.is_empty() {
+            return Ok(());
+        }
+        let mut update = operation::Entity::update_many();
+        if !w.steps.is_empty() {
+            let mut all: Vec<serde_json::Value> = if w.first_steps {
+                Vec::with_capacity(w.steps.len())
+            } else {
+                let Some(row) = operation::Entity::find_by_id(op_id.to_owned())
+                    .select_only()
+                    .column(operation::Column::Steps)
+                    .into_tuple::<String>()
+                    .one(&self.db)
+                    .await
+                    .map_err(db_err)?
+                else {
+                    return Ok(());
+                };
+                serde_json::from_str(&row).unwrap_or_default()
+            };
+            for step in w.steps {
+                all.push(serde_json::to_value(step).map_err(|e| Error::Internal(e.to_string()))?);
+            }
+            update = update.col_expr(
+                operation::Column::Steps,
+                Expr::value(serde_json::Value::Array(all).to_string()),
+            );
+        }
+        match w.settle {
+            Settle::Keep => {}
+            Settle::At(at) => {
+                update = update.col_expr(operation::Column::SettleAt, Expr::value(Some(at)))
+            }
+            Settle::Clear => {
+                update = update.col_expr(
+                    operation::Column::SettleAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+            }
+        }
+        if let Some((state, error)) = w.close {
+            update = update
+                .col_expr(operation::Column::State, Expr::value(state.as_str()))
+                .col_expr(
+                    operation::Column::Error,
+                    Expr::value(error.map(str::to_owned)),
+                )
+                .col_expr(operation::Column::FinishedAt, Expr::value(Some(Utc::now())));
+        }
+        script.push(&update.filter(operation::Column::Id.eq(op_id)));
+        Ok(())
+    }
+
+    /// Adds the close of entry `op_id` in `state` to `script`.
+    pub(crate) fn finish_operation_into(
+        script: &mut Script,
+        op_id: &str,
+        state: OperationState,
+        error: Option<&str>,
+    ) {
+        script.push(
+            &operation::Entity::update_many()
+                .col_expr(operation::Column::State, Expr::value(state.as_str()))
+                .col_expr(
+                    operation::Column::Error,
+                    Expr::value(error.map(str::to_owned)),
+                )
+                .col_expr(operation::Column::FinishedAt, Expr::value(Some(Utc::now())))
+                .filter(operation::Column::Id.eq(op_id)),
+        );
+    }
+}
+
+pub(crate) fn lease_end(lease: std::time::Duration) -> DateTime<Utc> {
     Utc::now() + Duration::from_std(lease).unwrap_or(Duration::seconds(60))
 }
 
@@ -146,43 +271,45 @@ impl Store {
         steps: &[Step],
         lease_until: DateTime<Utc>,
     ) -> Result<String, Error> {
-        let id = format!("op_{}", ulid::Ulid::new());
+        let id = new_operation_id();
+        let mut script = self.script();
+        self.insert_operation_into(&mut script, &id, op, state, steps, lease_until, None)?;
+        self.run(script).await?;
+        Ok(id)
+    }
+
+    /// Adds journal row `id` to `script`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_operation_into(
+        &self,
+        script: &mut Script,
+        id: &str,
+        op: &NewOperation<'_>,
+        state: OperationState,
+        steps: &[Step],
+        lease_until: DateTime<Utc>,
+        settle_at: Option<DateTime<Utc>>,
+    ) -> Result<(), Error> {
         let now = Utc::now();
         let steps = serde_json::to_string(steps).map_err(|e| Error::Internal(e.to_string()))?;
         let am = operation::ActiveModel {
-            id: Set(id.clone()),
+            id: Set(id.to_owned()),
             tenant: Set(op.tenant.to_owned()),
             subscription_id: Set(op.subscription_id.to_owned()),
             kind: Set(op.kind.as_str().to_owned()),
             actor: Set(op.actor.to_owned()),
             state: Set(state.as_str().to_owned()),
-            before_spec: Set(self.seal_opt(&id, op.before)?),
-            after_spec: Set(self.seal_opt(&id, op.after)?),
+            before_spec: Set(self.seal_opt(id, op.before)?),
+            after_spec: Set(self.seal_opt(id, op.after)?),
             steps: Set(steps),
             error: Set(None),
             started_at: Set(now),
             finished_at: Set((state != OperationState::Running).then_some(now)),
             lease_until: Set(lease_until),
             owner: Set(self.replica_id.clone()),
-            settle_at: Set(None),
+            settle_at: Set(settle_at),
         };
-        operation::Entity::insert(am)
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(id)
-    }
-
-    /// Notes, before a change sends a request that may change the
-    /// provider, the latest moment that request can still be applied.
-    /// Recovery does not look at the change's resources before then.
-    pub async fn mark_in_flight(&self, op_id: &str, settle_at: DateTime<Utc>) -> Result<(), Error> {
-        operation::Entity::update_many()
-            .col_expr(operation::Column::SettleAt, Expr::value(Some(settle_at)))
-            .filter(operation::Column::Id.eq(op_id))
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
+        script.push(&operation::Entity::insert(am));
         Ok(())
     }
 
@@ -198,38 +325,24 @@ impl Store {
 
     /// Appends one completed native step.
     pub async fn add_step(&self, op_id: &str, step: &Step) -> Result<(), Error> {
-        let Some(row) = operation::Entity::find_by_id(op_id.to_owned())
-            .one(&self.db)
-            .await
-            .map_err(db_err)?
-        else {
-            return Ok(());
-        };
-        // Appended as JSON values, so a step this version cannot read is
-        // kept as it was written.
-        let mut steps: Vec<serde_json::Value> =
-            serde_json::from_str(&row.steps).unwrap_or_default();
-        steps.push(serde_json::to_value(step).map_err(|e| Error::Internal(e.to_string()))?);
-        let mut update = operation::Entity::update_many().col_expr(
-            operation::Column::Steps,
-            Expr::value(serde_json::Value::Array(steps).to_string()),
-        );
         // A completed step means nothing of this change is in flight any
         // more (an unknown one may be: its request can still land), so a
         // crash from here on is recovered without waiting; the next change
         // request marks itself in flight again.
-        if step.action != StepAction::Unknown {
-            update = update.col_expr(
-                operation::Column::SettleAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            );
-        }
-        update
-            .filter(operation::Column::Id.eq(op_id))
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let settle = if step.action == StepAction::Unknown {
+            Settle::Keep
+        } else {
+            Settle::Clear
+        };
+        let w = EntryWrite {
+            steps: std::slice::from_ref(step),
+            first_steps: false,
+            settle,
+            close: None,
+        };
+        let mut script = self.script();
+        self.entry_write_into(&mut script, op_id, w).await?;
+        self.run(script).await
     }
 
     /// Closes an operation.
@@ -239,15 +352,9 @@ impl Store {
         state: OperationState,
         error: Option<String>,
     ) -> Result<(), Error> {
-        operation::Entity::update_many()
-            .col_expr(operation::Column::State, Expr::value(state.as_str()))
-            .col_expr(operation::Column::Error, Expr::value(error))
-            .col_expr(operation::Column::FinishedAt, Expr::value(Some(Utc::now())))
-            .filter(operation::Column::Id.eq(op_id))
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let mut script = self.script();
+        Self::finish_operation_into(&mut script, op_id, state, error.as_deref());
+        self.run(script).await
     }
 
     /// Extends the leases of operations this process is running.

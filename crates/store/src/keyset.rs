@@ -60,28 +60,43 @@ impl Store {
         limit: u64,
         direction: Direction,
     ) -> Result<Rows<E::Model>, Error> {
-        let column = E::ID;
-        let select = match (direction, cursor) {
-            (Direction::Ascending, Some(c)) => select.filter(column.gt(c)),
-            (Direction::Descending, Some(c)) => select.filter(column.lt(c)),
-            (_, None) => select,
-        };
-        let select = match direction {
-            Direction::Ascending => select.order_by_asc(column),
-            Direction::Descending => select.order_by_desc(column),
-        };
-        let mut rows = select
-            .limit(limit + 1)
-            .all(&self.db)
+        let rows = page_select(select, cursor, limit, direction)
+            .all(&self.read)
             .await
             .map_err(db_err)?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        let next = if more {
-            rows.last().map(|r| E::id(r).to_owned())
-        } else {
-            None
-        };
-        Ok((rows, next))
+        Ok(page_of(rows, limit, E::id))
     }
+}
+
+/// `select` narrowed to the page past `cursor`: ordered by id, one row
+/// more than `limit` (see [`page_of`]).
+pub(crate) fn page_select<E: Keyed>(
+    select: Select<E>,
+    cursor: Option<&str>,
+    limit: u64,
+    direction: Direction,
+) -> Select<E> {
+    let column = E::ID;
+    let select = match (direction, cursor) {
+        (Direction::Ascending, Some(c)) => select.filter(column.gt(c)),
+        (Direction::Descending, Some(c)) => select.filter(column.lt(c)),
+        (_, None) => select,
+    };
+    match direction {
+        Direction::Ascending => select.order_by_asc(column),
+        Direction::Descending => select.order_by_desc(column),
+    }
+    .limit(limit + 1)
+}
+
+/// The page of `rows` (read by [`page_select`]) and the next cursor.
+pub(crate) fn page_of<T>(mut rows: Vec<T>, limit: u64, id: fn(&T) -> &str) -> Rows<T> {
+    let more = rows.len() as u64 > limit;
+    rows.truncate(limit as usize);
+    let next = if more {
+        rows.last().map(|r| id(r).to_owned())
+    } else {
+        None
+    };
+    (rows, next)
 }

@@ -6,6 +6,8 @@
 //! another's rows through this crate.
 
 mod audit;
+mod bulk;
+mod changes;
 pub mod cipher;
 mod claims;
 mod entity;
@@ -15,16 +17,20 @@ mod keys;
 mod keyset;
 mod locks;
 mod natives;
+pub mod reconciliation;
 mod records;
+mod script;
 mod store;
 mod subscriptions;
 pub mod testing;
 mod verifications;
 
+pub use changes::{Claim, Close, NativeWrite, Progress};
 pub use cipher::{Cipher, SecretKey};
 pub use idempotency::Begin;
-pub use journal::{NewOperation, Operation};
+pub use journal::{NewOperation, Operation, Settle};
 pub use locks::{AccountLock, lock_key};
+pub use reconciliation::{AccountCheck, Pass, PassCursor, ReconciliationStatus};
 pub use records::{AuditEntry, ListQuery, Page};
 pub use store::{Store, StoreOptions};
 /// The domain records, defined in core; re-exported so the store's callers

@@ -4,11 +4,12 @@
 //! reconciliation whether anybody owns a resource they found.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use switchboard_core::Error;
 
 use crate::NativeRecord;
 use crate::entity::native_resource;
+use crate::script::Script;
 use crate::store::{Store, db_err, json_err};
 
 impl Store {
@@ -20,14 +21,16 @@ impl Store {
         sub_id: &str,
         n: &NativeRecord,
     ) -> Result<(), Error> {
-        upsert_native(&self.db, tenant, sub_id, n).await
+        let mut script = self.script();
+        upsert_native_into(&mut script, tenant, sub_id, n)?;
+        self.run(script).await
     }
 
     /// Whether any subscription has recorded native resource `native_id`.
     pub async fn native_is_recorded(&self, native_id: &str) -> Result<bool, Error> {
         Ok(native_resource::Entity::find()
             .filter(native_resource::Column::NativeId.eq(native_id))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_err)?
             .is_some())
@@ -35,35 +38,32 @@ impl Store {
 
     /// Forgets one native resource after it was deleted upstream.
     pub async fn forget_native(&self, tenant: &str, sub_id: &str, key: &str) -> Result<(), Error> {
-        native_resource::Entity::delete_many()
-            .filter(native_resource::Column::Tenant.eq(tenant))
-            .filter(native_resource::Column::SubscriptionId.eq(sub_id))
-            .filter(native_resource::Column::Key.eq(key))
-            .exec(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let mut script = self.script();
+        forget_native_into(&mut script, tenant, sub_id, key);
+        self.run(script).await
     }
 }
 
-/// Inserts or replaces the record of `n` (one per subscription and key).
-pub(crate) async fn upsert_native<C: ConnectionTrait>(
-    conn: &C,
+/// Adds [`Store::forget_native`] to `script`.
+pub(crate) fn forget_native_into(script: &mut Script, tenant: &str, sub_id: &str, key: &str) {
+    script.push(
+        &native_resource::Entity::delete_many()
+            .filter(native_resource::Column::Tenant.eq(tenant))
+            .filter(native_resource::Column::SubscriptionId.eq(sub_id))
+            .filter(native_resource::Column::Key.eq(key)),
+    );
+}
+
+/// Adds the insert (or replacement) of the record of `n` (one per
+/// subscription and key) to `script`.
+pub(crate) fn upsert_native_into(
+    script: &mut Script,
     tenant: &str,
     sub_id: &str,
     n: &NativeRecord,
 ) -> Result<(), Error> {
-    let am = native_resource::ActiveModel {
-        subscription_id: Set(sub_id.to_owned()),
-        key: Set(n.key.clone()),
-        tenant: Set(tenant.to_owned()),
-        native_id: Set(n.native_id.clone()),
-        events: Set(serde_json::to_string(&n.events).map_err(json_err)?),
-        status: Set(if n.enabled { "active" } else { "disabled" }.to_owned()),
-        created_at: Set(n.created_at),
-    };
-    native_resource::Entity::insert(am)
-        .on_conflict(
+    script.push(
+        &native_resource::Entity::insert(native_active(tenant, sub_id, n)?).on_conflict(
             OnConflict::columns([
                 native_resource::Column::SubscriptionId,
                 native_resource::Column::Key,
@@ -74,11 +74,26 @@ pub(crate) async fn upsert_native<C: ConnectionTrait>(
                 native_resource::Column::Status,
             ])
             .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await
-        .map_err(db_err)?;
+        ),
+    );
     Ok(())
+}
+
+/// The row of native record `n` of subscription `sub_id`.
+pub(crate) fn native_active(
+    tenant: &str,
+    sub_id: &str,
+    n: &NativeRecord,
+) -> Result<native_resource::ActiveModel, Error> {
+    Ok(native_resource::ActiveModel {
+        subscription_id: Set(sub_id.to_owned()),
+        key: Set(n.key.clone()),
+        tenant: Set(tenant.to_owned()),
+        native_id: Set(n.native_id.clone()),
+        events: Set(serde_json::to_string(&n.events).map_err(json_err)?),
+        status: Set(if n.enabled { "active" } else { "disabled" }.to_owned()),
+        created_at: Set(n.created_at),
+    })
 }
 
 /// A native record as stored.

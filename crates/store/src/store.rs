@@ -17,6 +17,7 @@ use switchboard_core::Error;
 use switchboard_migration::{Migrator, MigratorTrait};
 
 use crate::Cipher;
+use crate::script::Batcher;
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -47,7 +48,19 @@ impl StoreOptions {
 /// Handle to the database; cheap to clone (it is a pool).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Where every write (and every read that decides a write) goes. On
+    /// SQLite this is one connection: SQLite admits one writer at a time,
+    /// and writers on several connections meet `SQLITE_BUSY` and sleep in
+    /// the busy handler, which is what made tail latency hundreds of ms.
+    /// Waiting for the pool instead is a fair FIFO queue.
     pub(crate) db: DatabaseConnection,
+    /// Commits unguarded scripts together (SQLite files only; see
+    /// `script.rs`).
+    pub(crate) batcher: Option<Arc<Batcher>>,
+    /// Read-only queries that serve the API (get, list, history). On
+    /// SQLite a pool beside the writer (WAL lets readers proceed while it
+    /// commits); on Postgres, and for in-memory SQLite, the same pool.
+    pub(crate) read: DatabaseConnection,
     pub(crate) cipher: Arc<Cipher>,
     /// This process's identity in the journal (`op.owner`).
     pub(crate) replica_id: String,
@@ -66,6 +79,15 @@ pub(crate) fn json_err(e: serde_json::Error) -> Error {
 const MIGRATION_LOCK_KEY: i64 = 0x5357_4954_4348_0001;
 
 static SQLITE_MIGRATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Size of SQLite's read pool: `max_connections`, but no more than two per
+/// core. A SQLite read runs on its connection's own thread and uses the CPU
+/// only, so connections beyond that add thread switches and no throughput
+/// (measured in docs/benchmarks.md).
+fn sqlite_readers(max_connections: u32) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    max_connections.clamp(1, (2 * cores).max(2))
+}
 
 impl Store {
     /// Connects, then runs pending migrations. On Postgres the migrations
@@ -104,20 +126,41 @@ impl Store {
                 .map_err(db_err)?;
             Ok(Self::from_db(db, opts))
         } else {
-            let db = Database::connect(Self::options(opts, opts.max_connections))
+            let db = Database::connect(Self::options(opts, 1))
                 .await
                 .map_err(db_err)?;
-            // SQLite is the single-process embedded store; this lock keeps
-            // two stores opened by one process (tests, tools) from racing.
-            let _guard = SQLITE_MIGRATIONS.lock().await;
-            Migrator::up(&db, None).await.map_err(db_err)?;
-            Ok(Self::from_db(db, opts))
+            {
+                // SQLite is the single-process embedded store; this lock
+                // keeps two stores opened by one process (tests, tools)
+                // from racing.
+                let _guard = SQLITE_MIGRATIONS.lock().await;
+                Migrator::up(&db, None).await.map_err(db_err)?;
+            }
+            // An in-memory database lives in its connections' pool: a
+            // second pool would open a second, empty database.
+            let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
+            if in_memory {
+                return Ok(Self::from_db(db, opts));
+            }
+            let readers = Self::options(opts, sqlite_readers(opts.max_connections));
+            let read = Database::connect(readers).await.map_err(db_err)?;
+            let batcher = Batcher::start(db.get_sqlite_connection_pool().clone());
+            Ok(Self {
+                batcher: Some(Arc::new(batcher)),
+                ..Self::from_pools(db, read, opts)
+            })
         }
     }
 
     fn from_db(db: DatabaseConnection, opts: &StoreOptions) -> Self {
+        Self::from_pools(db.clone(), db, opts)
+    }
+
+    fn from_pools(db: DatabaseConnection, read: DatabaseConnection, opts: &StoreOptions) -> Self {
         Self {
             db,
+            read,
+            batcher: None,
             cipher: Arc::new(opts.cipher.clone()),
             replica_id: format!("rep_{}", ulid::Ulid::new()),
         }
@@ -140,11 +183,20 @@ impl Store {
         }
         // WAL lets readers proceed while one writer commits; the busy
         // timeout makes a second writer wait instead of failing at once.
-        o.map_sqlx_sqlite_opts(|s| {
+        // WAL lets readers proceed while the writer commits; NORMAL
+        // synchronisation is durable across process crashes (a power loss
+        // may lose the last commits, never corrupt); the busy timeout only
+        // matters for another process (the CLI) opening the file. The
+        // writer's page cache keeps the hot index pages; readers keep the
+        // default, so memory stays flat however large the table grows.
+        let cache_kib = if max == 1 { "-16384" } else { "-2048" };
+        o.map_sqlx_sqlite_opts(move |s| {
             s.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                .pragma("cache_size", cache_kib)
+                .pragma("temp_store", "memory")
         });
         o
     }

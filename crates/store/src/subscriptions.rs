@@ -6,48 +6,54 @@
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use switchboard_core::{Error, SubscriptionSpec, SubscriptionStatus};
 
 use crate::entity::{native_resource, subscription};
-use crate::keyset::Direction;
-use crate::natives::{native_from_row, upsert_native};
+use crate::keyset::{Direction, page_of, page_select};
+use crate::natives::{native_from_row, upsert_native_into};
+use crate::script::Script;
 use crate::store::{Store, db_err, json_err};
 use crate::{ListQuery, Page, SubscriptionRecord};
 
 impl Store {
     /// Inserts a new subscription (with any natives it already has).
     pub async fn insert(&self, rec: &SubscriptionRecord) -> Result<(), Error> {
-        let txn = self.db.begin().await.map_err(db_err)?;
-        subscription::Entity::insert(self.to_active(rec)?)
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_err)?;
+        let mut script = self.script();
+        self.insert_into(&mut script, rec)?;
+        self.run(script).await
+    }
+
+    /// Adds the insert of `rec` and its natives to `script`.
+    pub(crate) fn insert_into(
+        &self,
+        script: &mut Script,
+        rec: &SubscriptionRecord,
+    ) -> Result<(), Error> {
+        script.push(&subscription::Entity::insert(self.to_active(rec)?));
         for n in &rec.natives {
-            upsert_native(&txn, &rec.tenant, &rec.id, n).await?;
+            upsert_native_into(script, &rec.tenant, &rec.id, n)?;
         }
-        txn.commit().await.map_err(db_err)
+        Ok(())
     }
 
     /// One subscription of `tenant`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<SubscriptionRecord, Error> {
-        let row = subscription::Entity::find_by_id(id.to_owned())
+        // One round trip: the row joined with its natives.
+        let (row, natives) = subscription::Entity::find_by_id(id.to_owned())
             .filter(subscription::Column::Tenant.eq(tenant))
-            .one(&self.db)
+            .find_with_related(native_resource::Entity)
+            .order_by_asc(native_resource::Column::Key)
+            .all(&self.read)
             .await
             .map_err(db_err)?
+            .into_iter()
+            .next()
             .ok_or_else(|| Error::NotFound {
                 what: "subscription",
                 id: id.to_owned(),
             })?;
-        let natives = native_resource::Entity::find()
-            .filter(native_resource::Column::Tenant.eq(tenant))
-            .filter(native_resource::Column::SubscriptionId.eq(id))
-            .order_by_asc(native_resource::Column::Key)
-            .all(&self.db)
-            .await
-            .map_err(db_err)?;
         self.record_from_rows(row, natives)
     }
 
@@ -64,29 +70,25 @@ impl Store {
         if let Some(s) = q.status {
             select = select.filter(subscription::Column::Status.eq(s.as_str()));
         }
-        let (rows, next_cursor) = self
-            .keyset_page(select, q.after.as_deref(), q.limit, Direction::Ascending)
-            .await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let mut natives = if ids.is_empty() {
-            Vec::new()
-        } else {
-            // The ids are already the tenant's (or any, for admins).
-            native_resource::Entity::find()
-                .filter(native_resource::Column::SubscriptionId.is_in(ids))
-                .order_by_asc(native_resource::Column::Key)
-                .all(&self.db)
-                .await
-                .map_err(db_err)?
-        };
-        let mut data = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (mine, rest): (Vec<_>, Vec<_>) = natives
-                .into_iter()
-                .partition(|n| n.subscription_id == row.id);
-            natives = rest;
-            data.push(self.record_from_rows(row, mine)?);
-        }
+        // One query: the page's ids in a subquery, joined with their
+        // natives (a second query per page cost as much as the first).
+        let ids = page_select(select, q.after.as_deref(), q.limit, Direction::Ascending)
+            .select_only()
+            .column(subscription::Column::Id)
+            .into_query();
+        let rows = subscription::Entity::find()
+            .filter(subscription::Column::Id.in_subquery(ids))
+            .find_with_related(native_resource::Entity)
+            .order_by_asc(subscription::Column::Id)
+            .order_by_asc(native_resource::Column::Key)
+            .all(&self.read)
+            .await
+            .map_err(db_err)?;
+        let (rows, next_cursor) = page_of(rows, q.limit, |(row, _)| &row.id);
+        let data = rows
+            .into_iter()
+            .map(|(row, natives)| self.record_from_rows(row, natives))
+            .collect::<Result<_, _>>()?;
         Ok(Page { data, next_cursor })
     }
 
@@ -94,11 +96,24 @@ impl Store {
     /// is still `rec.version`; returns the record with its new version.
     /// A concurrent writer makes this a 409 rather than a lost update.
     pub async fn update(&self, rec: &SubscriptionRecord) -> Result<SubscriptionRecord, Error> {
-        let txn = self.db.begin().await.map_err(db_err)?;
+        let mut script = self.script();
+        let out = self.update_into(&mut script, rec)?;
+        self.run(script).await?;
+        Ok(out)
+    }
+
+    /// Adds [`Store::update`] to `script`; returns the record as it will
+    /// be once the script ran.
+    pub(crate) fn update_into(
+        &self,
+        script: &mut Script,
+        rec: &SubscriptionRecord,
+    ) -> Result<SubscriptionRecord, Error> {
         let now = Utc::now();
         let spec = self.seal_spec(rec)?;
         let warnings = serde_json::to_string(&rec.warnings).map_err(json_err)?;
-        let result = subscription::Entity::update_many()
+        let findings = serde_json::to_string(&rec.findings).map_err(json_err)?;
+        let row = subscription::Entity::update_many()
             .col_expr(
                 subscription::Column::Status,
                 Expr::value(rec.status.as_str()),
@@ -115,32 +130,25 @@ impl Store {
                 subscription::Column::LastReconciledAt,
                 Expr::value(rec.last_reconciled_at),
             )
-            .col_expr(
-                subscription::Column::Findings,
-                Expr::value(serde_json::to_string(&rec.findings).map_err(json_err)?),
-            )
+            .col_expr(subscription::Column::Findings, Expr::value(findings))
             .filter(subscription::Column::Tenant.eq(rec.tenant.as_str()))
             .filter(subscription::Column::Id.eq(rec.id.as_str()))
-            .filter(subscription::Column::Version.eq(rec.version))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
-        if result.rows_affected != 1 {
-            return Err(Error::Conflict(format!(
+            .filter(subscription::Column::Version.eq(rec.version));
+        script.guard(
+            &row,
+            Error::Conflict(format!(
                 "subscription `{}` was changed concurrently; retry with its current state",
                 rec.id
-            )));
-        }
-        native_resource::Entity::delete_many()
-            .filter(native_resource::Column::Tenant.eq(rec.tenant.as_str()))
-            .filter(native_resource::Column::SubscriptionId.eq(rec.id.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
+            )),
+        );
+        script.push(
+            &native_resource::Entity::delete_many()
+                .filter(native_resource::Column::Tenant.eq(rec.tenant.as_str()))
+                .filter(native_resource::Column::SubscriptionId.eq(rec.id.as_str())),
+        );
         for n in &rec.natives {
-            upsert_native(&txn, &rec.tenant, &rec.id, n).await?;
+            upsert_native_into(script, &rec.tenant, &rec.id, n)?;
         }
-        txn.commit().await.map_err(db_err)?;
         let mut out = rec.clone();
         out.version += 1;
         out.updated_at = now;
@@ -149,34 +157,34 @@ impl Store {
 
     /// Deletes a subscription and its native records.
     pub async fn delete(&self, tenant: &str, id: &str) -> Result<(), Error> {
-        let txn = self.db.begin().await.map_err(db_err)?;
-        native_resource::Entity::delete_many()
-            .filter(native_resource::Column::Tenant.eq(tenant))
-            .filter(native_resource::Column::SubscriptionId.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
-        let res = subscription::Entity::delete_many()
-            .filter(subscription::Column::Tenant.eq(tenant))
-            .filter(subscription::Column::Id.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(db_err)?;
-        txn.commit().await.map_err(db_err)?;
-        if res.rows_affected == 0 {
-            return Err(Error::NotFound {
+        let mut script = self.script();
+        Self::delete_into(&mut script, tenant, id);
+        self.run(script).await
+    }
+
+    /// Adds [`Store::delete`] to `script`.
+    pub(crate) fn delete_into(script: &mut Script, tenant: &str, id: &str) {
+        script.push(
+            &native_resource::Entity::delete_many()
+                .filter(native_resource::Column::Tenant.eq(tenant))
+                .filter(native_resource::Column::SubscriptionId.eq(id)),
+        );
+        script.guard(
+            &subscription::Entity::delete_many()
+                .filter(subscription::Column::Tenant.eq(tenant))
+                .filter(subscription::Column::Id.eq(id)),
+            Error::NotFound {
                 what: "subscription",
                 id: id.to_owned(),
-            });
-        }
-        Ok(())
+            },
+        );
     }
 
     /// The tenant owning subscription `id`, for admin tokens that act
     /// across tenants.
     pub async fn tenant_of(&self, id: &str) -> Result<String, Error> {
         subscription::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(db_err)?
             .map(|r| r.tenant)
@@ -205,11 +213,15 @@ impl Store {
         serde_json::from_slice(&json).map_err(json_err)
     }
 
-    fn to_active(&self, rec: &SubscriptionRecord) -> Result<subscription::ActiveModel, Error> {
+    pub(crate) fn to_active(
+        &self,
+        rec: &SubscriptionRecord,
+    ) -> Result<subscription::ActiveModel, Error> {
         Ok(subscription::ActiveModel {
             id: Set(rec.id.clone()),
             tenant: Set(rec.tenant.clone()),
             provider: Set(rec.spec.provider.clone()),
+            account: Set(Some(rec.spec.account.clone().unwrap_or_default())),
             status: Set(rec.status.as_str().to_owned()),
             spec: Set(self.seal_spec(rec)?),
             warnings: Set(serde_json::to_string(&rec.warnings).map_err(json_err)?),
@@ -222,7 +234,7 @@ impl Store {
         })
     }
 
-    fn record_from_rows(
+    pub(crate) fn record_from_rows(
         &self,
         row: subscription::Model,
         natives: Vec<native_resource::Model>,

@@ -178,7 +178,7 @@ impl Store {
     pub async fn pending_verifications(&self, subscription_id: &str) -> Result<usize, Error> {
         let n = verification::Entity::find()
             .filter(verification::Column::SubscriptionId.eq(subscription_id))
-            .count(&self.db)
+            .count(&self.read)
             .await
             .map_err(db_err)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))

@@ -226,6 +226,7 @@ impl Transport for HttpTransport {
                 None => None,
             };
             let started = Instant::now();
+            switchboard_core::transport::count_call();
             let outcome = self.attempt(base_url, req).await;
             drop(permit);
             let status = outcome.as_ref().map(|r| r.status).ok();

@@ -3,4 +3,5 @@
 pub mod audit;
 pub mod catalog;
 pub mod health;
+pub mod reconciliation;
 pub mod subscriptions;

@@ -81,6 +81,9 @@ pub fn capabilities() -> Capabilities {
         // PATCH {"status": "inactive"} (providers.md §3.2, update page).
         native_disable: true,
         serialize_account: false,
+        // List's `results` are the subscription objects Get returns, `url`
+        // and `status` included (providers.md §3.2).
+        list_is_complete: true,
         provider_options: vec!["template"],
         unsigned_events: vec![],
     }

@@ -75,6 +75,9 @@ pub fn capabilities() -> Capabilities {
         native_disable: false,
         // Every change is read-check-write of one shared document.
         serialize_account: true,
+        // The account's one document is the only read; Get is a lookup in
+        // it (providers.md §4.2).
+        list_is_complete: true,
         provider_options: Vec::new(),
         unsigned_events: vec![URL_ONLY_BUCKET],
     }

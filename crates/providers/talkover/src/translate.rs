@@ -71,6 +71,9 @@ pub fn capabilities() -> Capabilities {
         filters: false,
         native_disable: true,
         serialize_account: false,
+        // List Agent Webhooks returns the same webhook objects as Get
+        // (providers.md §2.2).
+        list_is_complete: true,
         provider_options: vec!["payload_templates"],
         unsigned_events: vec![],
     }

@@ -153,6 +153,9 @@ pub fn capabilities() -> Capabilities {
         // providers.md §1.6: `Active` is read-only; no field switches it.
         native_disable: false,
         serialize_account: false,
+        // List returns an array of `Webhook_Result`, the schema Get returns
+        // (providers.md §1.2).
+        list_is_complete: true,
         provider_options: Vec::new(),
         unsigned_events: vec![],
     }

@@ -4,5 +4,7 @@ pub mod audit;
 pub mod idempotency;
 pub mod native_resource;
 pub mod operation;
+pub mod reconciliation_account;
+pub mod reconciliation_pass;
 pub mod subscription;
 pub mod verification;

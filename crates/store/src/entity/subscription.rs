@@ -15,6 +15,11 @@ pub struct Model {
     pub tenant: String,
     /// Provider instance key.
     pub provider: String,
+    /// The spec's account (immutable, like the provider), `''` for none;
+    /// `NULL` until known for rows written without it (the reconciliation
+    /// pass fills it in from the sealed spec).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub account: Option<String>,
     /// `SubscriptionStatus` wire name.
     pub status: String,
     /// `SubscriptionSpec` as JSON.

@@ -30,11 +30,11 @@ async fn set_enabled(
     } else {
         OperationKind::Disable
     };
-    let (change, _) = Change::existing(&state, &caller, &headers, kind, id).await?;
+    let (change, current) = Change::existing(&state, &caller, &headers, kind, id).await?;
     let ran = change
-        .run(Ok(enabled), |job, enabled| async move {
+        .run(Ok(current), |job, current| async move {
             job.engine
-                .set_enabled_with(&job.tenant, &job.actor, &job.id, enabled, &job.detached)
+                .set_enabled_with(&job.actor, current, enabled, &job.detached)
                 .await
         })
         .await?;

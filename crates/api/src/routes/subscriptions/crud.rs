@@ -186,18 +186,11 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let (change, current) =
         Change::existing(&state, &caller, &headers, OperationKind::Update, id).await?;
-    let input = patched(&current, &patch, &headers);
+    let input = patched(&current, &patch, &headers).map(|(spec, v)| (current, spec, v));
     let ran = change
-        .run(input, |job, (spec, version)| async move {
+        .run(input, |job, (current, spec, version)| async move {
             job.engine
-                .update_with(
-                    &job.tenant,
-                    &job.actor,
-                    &job.id,
-                    spec,
-                    version,
-                    &job.detached,
-                )
+                .update_with(&job.actor, current, spec, version, &job.detached)
                 .await
         })
         .await?;
@@ -238,12 +231,12 @@ pub async fn remove(
     headers: HeaderMap,
     id: SubscriptionId,
 ) -> ApiResult<Response> {
-    let (change, _) =
+    let (change, current) =
         Change::existing(&state, &caller, &headers, OperationKind::Delete, id).await?;
     let ran = change
-        .run(Ok(()), |job, ()| async move {
+        .run(Ok(current), |job, current| async move {
             job.engine
-                .delete_with(&job.tenant, &job.actor, &job.id, &job.detached)
+                .delete_with(&job.actor, current, &job.detached)
                 .await
         })
         .await?;

@@ -1,0 +1,228 @@
+//! One write transaction as a list of statements, run in as few round
+//! trips as the backend allows.
+//!
+//! On SQLite every statement sent through sqlx is a hand-off to the
+//! connection's own thread and back, and the one writer connection is held
+//! across all of them: under load a create spent its writer time in those
+//! hand-offs, not in SQLite (docs/benchmarks.md). A [`Script`] runs on
+//! SQLite as one multi-statement call, `BEGIN` and `COMMIT` included,
+//! split only after a guarded statement whose row count decides whether
+//! the rest may run. That call binds its arguments across the statements,
+//! which sqlx supports for SQLite alone and has marked deprecated; the
+//! store's tests run every script on every backend, so a sqlx that drops
+//! it fails them. On Postgres the same statements run one by one in a
+//! transaction, as sea-orm would run them.
+//!
+//! On SQLite, scripts without a guard (a create's opening, progress, audit
+//! entries, closed journal entries) are also committed together: while one
+//! commit runs, the scripts that arrive wait in a queue, and the next
+//! commit takes them all ([`Batcher`]). Each caller still returns only once
+//! its own statements are committed; a batch that fails is run again
+//! script by script, so one bad script fails alone.
+
+use futures_util::TryStreamExt;
+use sea_orm::sea_query::{Value, Values};
+use sea_orm::sqlx::{self, Either, SqliteConnection};
+use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
+use sea_query_sqlx::SqlxValues;
+use switchboard_core::Error;
+
+use crate::store::{Store, db_err};
+
+/// Most scripts one batched commit takes.
+const BATCH: usize = 64;
+
+/// The statements of one transaction, in order.
+pub(crate) struct Script {
+    backend: DbBackend,
+    steps: Vec<(Statement, Option<Error>)>,
+}
+
+impl Script {
+    /// Appends `query`.
+    pub(crate) fn push(&mut self, query: &impl QueryTrait) {
+        self.steps.push((query.build(self.backend), None));
+    }
+
+    /// Appends `query`, which must change exactly one row: otherwise the
+    /// transaction is rolled back and fails with `refusal`.
+    pub(crate) fn guard(&mut self, query: &impl QueryTrait, refusal: Error) {
+        self.steps.push((query.build(self.backend), Some(refusal)));
+    }
+}
+
+fn sqlx_err(e: sqlx::Error) -> Error {
+    Error::Store(e.to_string())
+}
+
+impl Script {
+    fn is_guarded(&self) -> bool {
+        self.steps.iter().any(|(_, guard)| guard.is_some())
+    }
+}
+
+/// A script waiting for the batched commit, and where its outcome goes.
+struct Job {
+    statements: Vec<Statement>,
+    done: tokio::sync::oneshot::Sender<Result<(), Error>>,
+}
+
+/// The queue of unguarded SQLite scripts, drained by one task that owns
+/// the turns of the writer connection they commit on. The task ends when
+/// the last store handle is dropped.
+#[derive(Debug)]
+pub(crate) struct Batcher {
+    queue: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+impl Batcher {
+    /// Starts the task committing on `pool`'s connection.
+    pub(crate) fn start(pool: sqlx::SqlitePool) -> Self {
+        let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(commit_batches(pool, jobs));
+        Self { queue }
+    }
+}
+
+async fn commit_batches(
+    pool: sqlx::SqlitePool,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                let e = sqlx_err(e);
+                for job in batch {
+                    let _ = job.done.send(Err(e.clone()));
+                }
+                continue;
+            }
+        };
+        let unguarded = |stmts: &[Statement]| stmts.iter().map(|s| (s.clone(), None)).collect();
+        let all: Vec<(Statement, Option<Error>)> = batch
+            .iter()
+            .flat_map(|job| job.statements.iter().map(|s| (s.clone(), None)))
+            .collect();
+        let together = batch.len() > 1 && run_or_roll_back(&mut conn, all).await.is_ok();
+        for job in batch {
+            let outcome = if together {
+                Ok(())
+            } else {
+                run_or_roll_back(&mut conn, unguarded(&job.statements)).await
+            };
+            let _ = job.done.send(outcome);
+        }
+    }
+}
+
+/// Runs `steps` as one transaction on `conn`, rolled back on error.
+async fn run_or_roll_back(
+    conn: &mut SqliteConnection,
+    steps: Vec<(Statement, Option<Error>)>,
+) -> Result<(), Error> {
+    let ran = run_sqlite(conn, steps).await;
+    if ran.is_err() {
+        // The transaction may still be open: end it, so the connection
+        // goes back to the pool clean.
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+    }
+    ran
+}
+
+impl Store {
+    /// An empty script for the writer's backend.
+    pub(crate) fn script(&self) -> Script {
+        Script {
+            backend: self.db.get_database_backend(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Runs `script` as one transaction on the writer.
+    pub(crate) async fn run(&self, script: Script) -> Result<(), Error> {
+        match script.backend {
+            DbBackend::Sqlite => match &self.batcher {
+                Some(batcher) if !script.is_guarded() => {
+                    let (done, outcome) = tokio::sync::oneshot::channel();
+                    let statements = script.steps.into_iter().map(|(s, _)| s).collect();
+                    batcher
+                        .queue
+                        .send(Job { statements, done })
+                        .map_err(|_| Error::Store("the store's writer has stopped".into()))?;
+                    outcome
+                        .await
+                        .map_err(|_| Error::Store("the store's writer has stopped".into()))?
+                }
+                _ => {
+                    let pool = self.db.get_sqlite_connection_pool();
+                    let mut conn = pool.acquire().await.map_err(sqlx_err)?;
+                    run_or_roll_back(&mut conn, script.steps).await
+                }
+            },
+            _ => self.run_statements(script.steps).await,
+        }
+    }
+
+    async fn run_statements(&self, steps: Vec<(Statement, Option<Error>)>) -> Result<(), Error> {
+        let txn = self.db.begin().await.map_err(db_err)?;
+        for (stmt, guard) in steps {
+            let done = txn.execute_raw(stmt).await.map_err(db_err)?;
+            if let Some(refusal) = guard
+                && done.rows_affected() != 1
+            {
+                return Err(refusal);
+            }
+        }
+        txn.commit().await.map_err(db_err)
+    }
+}
+
+async fn run_sqlite(
+    conn: &mut SqliteConnection,
+    steps: Vec<(Statement, Option<Error>)>,
+) -> Result<(), Error> {
+    let mut sql = String::from("BEGIN IMMEDIATE;");
+    let mut values: Vec<Value> = Vec::new();
+    for (stmt, guard) in steps {
+        sql.push('\n');
+        sql.push_str(&stmt.sql);
+        sql.push(';');
+        values.extend(stmt.values.map(|v| v.0).unwrap_or_default());
+        if let Some(refusal) = guard {
+            let changed =
+                run_segment(conn, std::mem::take(&mut sql), std::mem::take(&mut values)).await?;
+            if changed.last() != Some(&1) {
+                return Err(refusal);
+            }
+        }
+    }
+    sql.push_str("\nCOMMIT;");
+    run_segment(conn, sql, values).await.map(drop)
+}
+
+/// Runs `sql` (several statements) with `values` bound across them in one
+/// call; returns each statement's changed-row count.
+#[allow(deprecated)] // multi-statement binding; see the module doc
+async fn run_segment(
+    conn: &mut SqliteConnection,
+    sql: String,
+    values: Vec<Value>,
+) -> Result<Vec<u64>, Error> {
+    let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)));
+    let mut results = query.fetch_many(&mut *conn);
+    let mut changed = Vec::new();
+    while let Some(item) = results.try_next().await.map_err(sqlx_err)? {
+        if let Either::Left(done) = item {
+            changed.push(done.rows_affected());
+        }
+    }
+    Ok(changed)
+}
