@@ -7,7 +7,7 @@ use switchboard_core::Error;
 use crate::AuditEntry;
 use crate::entity::audit;
 use crate::keyset::Direction;
-use crate::store::{Store, db_err};
+use crate::store::Store;
 
 impl Store {
     /// Appends an audit entry.
@@ -23,11 +23,9 @@ impl Store {
             outcome: Set(e.outcome.clone()),
             request_id: Set(e.request_id.clone()),
         };
-        audit::Entity::insert(am)
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let mut script = self.script();
+        script.push(&audit::Entity::insert(am));
+        self.run(script).await
     }
 
     /// A page of the audit log, oldest first; `tenant` narrows it.

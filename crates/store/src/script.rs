@@ -13,12 +13,14 @@
 //! it fails them. On Postgres the same statements run one by one in a
 //! transaction, as sea-orm would run them.
 //!
-//! On SQLite, scripts without a guard (a create's opening, progress, audit
-//! entries, closed journal entries) are also committed together: while one
-//! commit runs, the scripts that arrive wait in a queue, and the next
-//! commit takes them all ([`Batcher`]). Each caller still returns only once
-//! its own statements are committed; a batch that fails is run again
-//! script by script, so one bad script fails alone.
+//! On SQLite, scripts run on a thread of their own ([`Writer`]), so the
+//! writer connection never waits for a turn on the request workers between
+//! two calls; and scripts without a guard (a create's opening, progress,
+//! audit entries, closed journal entries) are committed together: while
+//! one commit runs, the scripts that arrive wait in a queue, and the next
+//! commit takes them all. Each caller still returns only once its own
+//! statements are committed; a batch that fails is run again script by
+//! script, so one bad script fails alone.
 
 use futures_util::TryStreamExt;
 use sea_orm::sea_query::{Value, Values};
@@ -55,39 +57,59 @@ fn sqlx_err(e: sqlx::Error) -> Error {
     Error::Store(e.to_string())
 }
 
-impl Script {
-    fn is_guarded(&self) -> bool {
-        self.steps.iter().any(|(_, guard)| guard.is_some())
-    }
-}
-
-/// A script waiting for the batched commit, and where its outcome goes.
+/// A script waiting for the writer, and where its outcome goes.
 struct Job {
-    statements: Vec<Statement>,
+    steps: Vec<(Statement, Option<Error>)>,
     done: tokio::sync::oneshot::Sender<Result<(), Error>>,
 }
 
-/// The queue of unguarded SQLite scripts, drained by one task that owns
-/// the turns of the writer connection they commit on. The task ends when
-/// the last store handle is dropped.
-#[derive(Debug)]
-pub(crate) struct Batcher {
-    queue: tokio::sync::mpsc::UnboundedSender<Job>,
-}
+impl Job {
+    fn is_guarded(&self) -> bool {
+        self.steps.iter().any(|(_, guard)| guard.is_some())
+    }
 
-impl Batcher {
-    /// Starts the task committing on `pool`'s connection.
-    pub(crate) fn start(pool: sqlx::SqlitePool) -> Self {
-        let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(commit_batches(pool, jobs));
-        Self { queue }
+    fn unguarded(&self) -> impl Iterator<Item = (Statement, Option<Error>)> + '_ {
+        self.steps.iter().map(|(s, _)| (s.clone(), None))
     }
 }
 
-async fn commit_batches(
-    pool: sqlx::SqlitePool,
-    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
-) {
+/// The SQLite writer: a thread of its own, with a single-threaded runtime,
+/// that runs every script on the writer connection. Between the calls of a
+/// guarded script the connection waits for this thread only, never for a
+/// turn on the busy request workers; scripts that queue up while one runs
+/// are taken together. The thread ends when the last store handle is
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    queue: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    /// Starts the thread writing on `pool`'s connection.
+    pub(crate) fn start(pool: sqlx::SqlitePool) -> Result<Self, Error> {
+        let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Store(format!("cannot start the SQLite writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || runtime.block_on(write(pool, jobs)))
+            .map_err(|e| Error::Store(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(Self { queue })
+    }
+
+    async fn run(&self, steps: Vec<(Statement, Option<Error>)>) -> Result<(), Error> {
+        let stopped = || Error::Store("the SQLite writer has stopped".into());
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Job { steps, done })
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+}
+
+async fn write(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -106,17 +128,15 @@ async fn commit_batches(
                 continue;
             }
         };
-        let unguarded = |stmts: &[Statement]| stmts.iter().map(|s| (s.clone(), None)).collect();
-        let all: Vec<(Statement, Option<Error>)> = batch
-            .iter()
-            .flat_map(|job| job.statements.iter().map(|s| (s.clone(), None)))
-            .collect();
-        let together = batch.len() > 1 && run_or_roll_back(&mut conn, all).await.is_ok();
-        for job in batch {
-            let outcome = if together {
+        let (plain, guarded): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|j| !j.is_guarded());
+        let all: Vec<_> = plain.iter().flat_map(Job::unguarded).collect();
+        let together = plain.len() > 1 && run_or_roll_back(&mut conn, all).await.is_ok();
+        for job in plain.into_iter().chain(guarded) {
+            let outcome = if together && !job.is_guarded() {
                 Ok(())
             } else {
-                run_or_roll_back(&mut conn, unguarded(&job.statements)).await
+                run_or_roll_back(&mut conn, job.steps).await
             };
             let _ = job.done.send(outcome);
         }
@@ -149,19 +169,9 @@ impl Store {
     /// Runs `script` as one transaction on the writer.
     pub(crate) async fn run(&self, script: Script) -> Result<(), Error> {
         match script.backend {
-            DbBackend::Sqlite => match &self.batcher {
-                Some(batcher) if !script.is_guarded() => {
-                    let (done, outcome) = tokio::sync::oneshot::channel();
-                    let statements = script.steps.into_iter().map(|(s, _)| s).collect();
-                    batcher
-                        .queue
-                        .send(Job { statements, done })
-                        .map_err(|_| Error::Store("the store's writer has stopped".into()))?;
-                    outcome
-                        .await
-                        .map_err(|_| Error::Store("the store's writer has stopped".into()))?
-                }
-                _ => {
+            DbBackend::Sqlite => match &self.writer {
+                Some(writer) => writer.run(script.steps).await,
+                None => {
                     let pool = self.db.get_sqlite_connection_pool();
                     let mut conn = pool.acquire().await.map_err(sqlx_err)?;
                     run_or_roll_back(&mut conn, script.steps).await

@@ -17,7 +17,7 @@ use switchboard_core::Error;
 use switchboard_migration::{Migrator, MigratorTrait};
 
 use crate::Cipher;
-use crate::script::Batcher;
+use crate::script::Writer;
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -54,9 +54,9 @@ pub struct Store {
     /// the busy handler, which is what made tail latency hundreds of ms.
     /// Waiting for the pool instead is a fair FIFO queue.
     pub(crate) db: DatabaseConnection,
-    /// Commits unguarded scripts together (SQLite files only; see
+    /// Runs every script on a thread of its own (SQLite files only; see
     /// `script.rs`).
-    pub(crate) batcher: Option<Arc<Batcher>>,
+    pub(crate) writer: Option<Arc<Writer>>,
     /// Read-only queries that serve the API (get, list, history). On
     /// SQLite a pool beside the writer (WAL lets readers proceed while it
     /// commits); on Postgres, and for in-memory SQLite, the same pool.
@@ -144,9 +144,9 @@ impl Store {
             }
             let readers = Self::options(opts, sqlite_readers(opts.max_connections));
             let read = Database::connect(readers).await.map_err(db_err)?;
-            let batcher = Batcher::start(db.get_sqlite_connection_pool().clone());
+            let writer = Writer::start(db.get_sqlite_connection_pool().clone())?;
             Ok(Self {
-                batcher: Some(Arc::new(batcher)),
+                writer: Some(Arc::new(writer)),
                 ..Self::from_pools(db, read, opts)
             })
         }
@@ -160,7 +160,7 @@ impl Store {
         Self {
             db,
             read,
-            batcher: None,
+            writer: None,
             cipher: Arc::new(opts.cipher.clone()),
             replica_id: format!("rep_{}", ulid::Ulid::new()),
         }
