@@ -401,6 +401,8 @@ impl Engine {
                 // cannot be written the entry stays running, for recovery.
                 if let Err(again) = self.store.progress(op_id, &tenant, &id, &progress).await {
                     tracing::error!(op = op_id, error = %again, "change result not written; recovery will finish it");
+                    // Its lease must lapse for recovery to take it.
+                    self.untrack(op_id);
                     return Err(e);
                 }
                 let msg = Some(e.to_string());

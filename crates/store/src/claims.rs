@@ -18,15 +18,6 @@ use crate::script::Script;
 use crate::store::{Store, json_err};
 
 impl Store {
-    /// Marks a subscription `pending` if it is at `version` and not already
-    /// pending, without changing its version: the claim that keeps two
-    /// writers (in any replica) from applying upstream changes at once.
-    pub async fn claim(&self, tenant: &str, id: &str, version: i64) -> Result<(), Error> {
-        let mut script = self.script();
-        claim_into(&mut script, tenant, id, version);
-        self.run(script).await
-    }
-
     /// Ends a claim whose change was abandoned: sets `status` (and
     /// `last_error`) on a pending subscription, version untouched.
     pub async fn release(
@@ -40,24 +31,12 @@ impl Store {
         release_into(&mut script, tenant, id, status, last_error);
         self.run(script).await
     }
-
-    /// Ends a reconciliation's claim with what it found, without changing
-    /// the version: a pass that changed nothing the caller asked for must
-    /// not invalidate their ETag. Repaired natives were recorded already.
-    pub async fn finish_reconciliation(
-        &self,
-        tenant: &str,
-        id: &str,
-        status: SubscriptionStatus,
-        findings: &[Finding],
-    ) -> Result<(), Error> {
-        let mut script = self.script();
-        finish_reconciliation_into(&mut script, tenant, id, status, findings)?;
-        self.run(script).await
-    }
 }
 
-/// Adds [`Store::claim`] to `script`: a refused claim is a 409.
+/// Adds the claim to `script`: marks a subscription `pending` if it is at
+/// `version` and not already pending, without changing its version, so two
+/// writers (in any replica) never apply upstream changes at once. A refused
+/// claim is a 409.
 pub(crate) fn claim_into(script: &mut Script, tenant: &str, id: &str, version: i64) {
     let claim = subscription::Entity::update_many()
         .col_expr(
@@ -91,7 +70,9 @@ pub(crate) fn release_into(
     );
 }
 
-/// Adds [`Store::finish_reconciliation`] to `script`.
+/// Adds the end of a reconciliation's claim to `script`: its findings,
+/// without changing the version (a pass that changed nothing the caller
+/// asked for must not invalidate their ETag).
 pub(crate) fn finish_reconciliation_into(
     script: &mut Script,
     tenant: &str,
