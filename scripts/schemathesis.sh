@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Property-based API testing with Schemathesis: starts `switchboard serve`
 # on a free loopback port with a throw-away config (SQLite in a temp dir,
-# built-in simulators, one plain demo token), generates requests from the
-# served /openapi.json, and fails on any 5xx or any response that does not
+# built-in simulators, one plain demo token), validates the served
+# /openapi.json with openapi-spec-validator, generates requests from it,
+# and fails on an invalid document, any 5xx or any response that does not
 # match the documented schema. Meant for CI: bounded examples, a hard time
 # cap, the server is always stopped, and any finding exits non-zero.
 #
@@ -25,6 +26,8 @@ set -euo pipefail
 # Pinned: 4.x changed the CLI (check names, --max-examples, --report), and
 # a floating version would let a Schemathesis release break CI.
 SCHEMATHESIS_VERSION="4.32.5"
+# Pinned as in .ci/run (keep them equal).
+SPEC_VALIDATOR_VERSION="0.9.0"
 TOKEN="schemathesis-token-1"
 # The Talkover agent the simulator knows; seeded data and generated bodies
 # use it so that creates can succeed and the {id} operations see real rows.
@@ -45,6 +48,11 @@ log() { printf 'schemathesis.sh: %s\n' "$*" >&2; }
 if ! python3 -m schemathesis.cli --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
     log "installing schemathesis $SCHEMATHESIS_VERSION"
     python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+if ! python3 -m openapi_spec_validator --version 2>/dev/null | grep -qF "$SPEC_VALIDATOR_VERSION"; then
+    log "installing openapi-spec-validator $SPEC_VALIDATOR_VERSION"
+    python3 -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==$SPEC_VALIDATOR_VERSION"
 fi
 
 # (b) The server binary (normally already built by `cargo test`).
@@ -153,6 +161,14 @@ until curl -fs -o /dev/null --max-time 2 "$BASE/healthz"; do
     sleep 0.5
 done
 log "server is up"
+
+# The document must be valid OpenAPI before anything is generated from it
+# (an operationId used twice, a path parameter missing from its template).
+curl -fsS --max-time 10 -o "$WORK/openapi.json" "$BASE/openapi.json"
+if ! python3 -m openapi_spec_validator "$WORK/openapi.json" >&2; then
+    log "openapi-spec-validator refused $BASE/openapi.json"
+    exit 1
+fi
 
 # Seed a few subscriptions. Generated data rarely gets past validation, so
 # without these the {id} operations would only ever answer 404. A known-good

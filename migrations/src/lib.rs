@@ -10,6 +10,7 @@ mod m20261123_000004_operations;
 mod m20261123_000005_reconciliation;
 mod m20261129_000006_verifications;
 mod m20261129_000007_reconciliation_by_account;
+mod m20261129_000008_subscription_keys;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_reconciliation::Migration),
             Box::new(m20261129_000006_verifications::Migration),
             Box::new(m20261129_000007_reconciliation_by_account::Migration),
+            Box::new(m20261129_000008_subscription_keys::Migration),
         ]
     }
 }

@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use switchboard_core::operation::Finding;
+use switchboard_core::record::check_key;
 use switchboard_core::subscription::AuthKind;
 use switchboard_core::{
     CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, Error, EventName, FieldError,
     Filter, OnUnsupported, Secret, SpecDraft, SubscriptionSpec,
 };
+use switchboard_engine::{Action, NativeAction, NativeOperation, Preview};
 use switchboard_store::{NativeRecord, SubscriptionRecord};
 use utoipa::ToSchema;
 
@@ -50,11 +52,18 @@ pub struct FilterBody {
     pub value: String,
 }
 
-/// The body of `POST /v1/subscriptions` and `/v1/subscriptions/preview`
-/// (and, after a JSON merge patch, of `PATCH`).
+/// The body of `POST /v1/subscriptions`, `/v1/subscriptions/preview` and
+/// `PUT /v1/subscriptions/by-key/{key}` (and, after a JSON merge patch, of
+/// `PATCH`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionRequest {
+    /// The team's stable name for the subscription, unique within the
+    /// tenant: 1 to 128 characters of `A-Z a-z 0-9 . _ -`, starting with a
+    /// letter or digit. Not sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    pub key: Option<String>,
     /// A key under `[providers.*]` in config.
     pub provider: String,
     /// Telegent AccountId, Talkover agent_id or Bird workspace id; absent for account-v2.
@@ -226,7 +235,8 @@ fn parse_events(errors: &mut Vec<FieldError>, raw: &[String]) -> Vec<EventName> 
 }
 
 /// The request's top-level fields in the order problems are reported in.
-const FIELD_ORDER: [&str; 13] = [
+const FIELD_ORDER: [&str; 14] = [
+    "key",
     "provider",
     "account",
     "name",
@@ -270,9 +280,20 @@ fn report_order(auth: AuthKind, pointer: &str) -> (usize, i64) {
 impl SubscriptionRequest {
     /// Parses the wire shape (enum strings, the URL, event names, the auth
     /// variant) into a [`SpecDraft`] and validates it in core; the problems
-    /// of both steps are reported together, in the order of the body.
+    /// of both steps are reported together, in the order of the body. The
+    /// `key` is checked too, and dropped: see [`Self::into_keyed`].
     pub fn into_spec(self) -> Result<SubscriptionSpec, Error> {
+        self.into_keyed().map(|(_, spec)| spec)
+    }
+
+    /// [`Self::into_spec`], with the subscription's `key` (checked by
+    /// [`check_key`], its problem reported with the others).
+    pub fn into_keyed(self) -> Result<(Option<String>, SubscriptionSpec), Error> {
         let mut errors = Vec::new();
+        if let Some(Err(Error::Invalid(e))) = self.key.as_deref().map(check_key) {
+            errors.extend(e);
+        }
+        let key = self.key;
         let url = parse_url(&mut errors, &self.url);
         let events = parse_events(&mut errors, &self.events);
         let auth = self
@@ -334,7 +355,7 @@ impl SubscriptionRequest {
             on_unsupported,
         };
         match draft.validate() {
-            Ok(spec) if errors.is_empty() => return Ok(spec),
+            Ok(spec) if errors.is_empty() => return Ok((key, spec)),
             Ok(_) => {}
             Err(Error::Invalid(rules)) => errors.extend(rules),
             Err(other) => return Err(other),
@@ -367,6 +388,7 @@ impl SubscriptionRequest {
             }),
         };
         Self {
+            key: None,
             provider: spec.provider.clone(),
             account: spec.account.clone(),
             name: spec.name.clone(),
@@ -527,6 +549,9 @@ impl From<&NativeRecord> for NativeView {
 pub struct SubscriptionView {
     /// `sub_<ulid>`.
     pub id: String,
+    /// The team's stable name for it, unique within the tenant; null when
+    /// it has none.
+    pub key: Option<String>,
     /// `active`, `disabled`, `pending`, `degraded` or `failed`.
     pub status: &'static str,
     /// Provider instance key.
@@ -597,6 +622,7 @@ impl From<&SubscriptionRecord> for SubscriptionView {
         let auth = AuthView::from(&s.auth);
         Self {
             id: r.id.clone(),
+            key: r.key.clone(),
             status: r.status.as_str(),
             provider: s.provider.clone(),
             account: s.account.clone(),
@@ -633,6 +659,141 @@ impl From<&SubscriptionRecord> for SubscriptionView {
             version: r.version,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+/// What applying a preview's body by key would do to the subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanAction {
+    /// No key was given, or no subscription of the tenant has it.
+    Create,
+    /// The subscription with the key differs (or is `failed`).
+    Update,
+    /// The subscription with the key already is the desired state.
+    Unchanged,
+}
+
+/// What a previewed change does to one native resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NativeActionView {
+    /// Created at the provider.
+    Create,
+    /// Changed at the provider.
+    Update,
+    /// Deleted at the provider.
+    Delete,
+    /// Left as it is; nothing is sent.
+    Keep,
+}
+
+/// A native resource that would exist.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewNativeView {
+    /// Plan key (stable identity within the subscription).
+    pub key: String,
+    /// Native events.
+    pub events: Vec<String>,
+}
+
+/// One native resource's part of a previewed change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NativeOperationView {
+    /// Plan key.
+    pub key: String,
+    /// What happens to it.
+    pub action: NativeActionView,
+    /// The provider's id of the existing resource; null for a create.
+    pub native_id: Option<String>,
+    /// The native events it carries afterwards (a delete: before).
+    pub events: Vec<String>,
+    /// A create: the exact native requests, secrets redacted. Empty
+    /// otherwise: an update's requests depend on what the provider holds.
+    #[schema(value_type = Vec<Object>)]
+    pub requests: Vec<Value>,
+    /// An update: the native resource as it will be, secrets redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub desired: Option<Value>,
+}
+
+/// The answer of `POST /v1/subscriptions/preview`: what a create (or,
+/// with a `key`, a `PUT /v1/subscriptions/by-key/{key}` of the same body)
+/// would do. Nothing is sent; secrets are never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewView {
+    /// Provider instance key.
+    pub provider: String,
+    /// Provider kind.
+    pub kind: String,
+    /// Native resources that would exist afterwards.
+    pub native: Vec<PreviewNativeView>,
+    /// The exact native requests of the resources that would be created
+    /// (for a create, every request), secrets redacted.
+    #[schema(value_type = Vec<Object>)]
+    pub requests: Vec<Value>,
+    /// What `on_unsupported: ignore` would drop.
+    pub warnings: Vec<String>,
+    /// `create` without a key or when no subscription has it; otherwise
+    /// `update` or `unchanged`.
+    pub action: PlanAction,
+    /// The id of the subscription with the key; null for a create.
+    pub subscription: Option<String>,
+    /// Top-level request fields whose desired value differs from the
+    /// stored one, sorted; secrets are compared and named, never shown.
+    /// Empty for a create.
+    pub changes: Vec<String>,
+    /// What would happen to each native resource.
+    pub native_operations: Vec<NativeOperationView>,
+}
+
+impl From<Preview> for PreviewView {
+    fn from(p: Preview) -> Self {
+        Self {
+            provider: p.provider,
+            kind: p.kind,
+            native: p
+                .native
+                .into_iter()
+                .map(|n| PreviewNativeView {
+                    key: n.key,
+                    events: n.events,
+                })
+                .collect(),
+            requests: p.requests,
+            warnings: p.warnings,
+            action: match p.action {
+                Action::Create => PlanAction::Create,
+                Action::Update => PlanAction::Update,
+                Action::Unchanged => PlanAction::Unchanged,
+            },
+            subscription: p.subscription,
+            changes: p.changes,
+            native_operations: p
+                .native_operations
+                .into_iter()
+                .map(NativeOperationView::from)
+                .collect(),
+        }
+    }
+}
+
+impl From<NativeOperation> for NativeOperationView {
+    fn from(o: NativeOperation) -> Self {
+        Self {
+            key: o.key,
+            action: match o.action {
+                NativeAction::Create => NativeActionView::Create,
+                NativeAction::Update => NativeActionView::Update,
+                NativeAction::Delete => NativeActionView::Delete,
+                NativeAction::Keep => NativeActionView::Keep,
+            },
+            native_id: o.native_id,
+            events: o.events,
+            requests: o.requests,
+            desired: o.desired,
         }
     }
 }
@@ -731,6 +892,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_checked_with_the_rest_and_kept_apart_from_the_spec() {
+        let body = |key: &str, url: &str| {
+            serde_json::from_value::<SubscriptionRequest>(json!({
+                "key": key, "provider": "p", "url": url, "events": ["call.ended"]
+            }))
+            .unwrap()
+        };
+        let err = body("-x", "nope").into_keyed().unwrap_err();
+        assert_eq!(pointers(err), ["/key", "/url"]);
+        let (key, spec) = body("billing.v2", "https://x.io/h").into_keyed().unwrap();
+        assert_eq!(key.as_deref(), Some("billing.v2"));
+        assert_eq!(spec.url.as_str(), "https://x.io/h");
+    }
+
+    #[test]
     fn round_trips_through_from_spec() {
         let spec = req(json!({
             "provider": "p", "account": "a", "url": "https://x.io/h", "events": ["call.ended"],
@@ -766,6 +942,7 @@ mod tests {
         let rec = SubscriptionRecord {
             id: "sub_x".into(),
             tenant: "t".into(),
+            key: None,
             status: switchboard_core::SubscriptionStatus::Active,
             spec,
             warnings: vec![],

@@ -4,7 +4,7 @@
 //! response (status and body) for 24 h; the same key with a different
 //! request is 422; a second request while the first is still running is
 //! 409. Responses that ask the caller to retry (409, 429, 503) are not kept,
-//! so the retry runs.
+//! so the retry runs. Replays and both refusals are counted.
 
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::{Request, State};
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use switchboard_core::Error;
 use switchboard_store::Begin;
+use switchboard_telemetry::record::{self, Conflict};
 
 use crate::AppState;
 use crate::auth::authenticate;
@@ -108,8 +109,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let hold = state.limits.request_timeout * 2;
     match store.begin_idempotent(&tenant, &key, &hash, hold).await {
         Err(e) => return ApiError::Domain(e).into_response(),
-        Ok(Begin::Replay { status, body }) => return replay(status, body),
+        Ok(Begin::Replay { status, body }) => {
+            record::idempotency_replay();
+            return replay(status, body);
+        }
         Ok(Begin::Mismatch) => {
+            record::idempotency_conflict(Conflict::Mismatch);
             return ApiError::Domain(Error::field(
                 "/",
                 "this Idempotency-Key was used with a different request; use a new key",
@@ -117,6 +122,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .into_response();
         }
         Ok(Begin::InProgress) => {
+            record::idempotency_conflict(Conflict::InProgress);
             return ApiError::Domain(Error::Conflict(
                 "a request with this Idempotency-Key is still in progress; retry later".into(),
             ))

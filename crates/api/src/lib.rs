@@ -7,6 +7,7 @@ pub mod auth;
 pub mod dto;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 pub mod openapi;
 pub mod precondition;
 pub mod problem;
@@ -79,6 +80,9 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Per-token request rate.
     pub rate_limiter: Arc<auth::RateLimiter>,
+    /// What `GET /metrics` serves on this listener; `None` when metrics
+    /// are off or served on a listener of their own.
+    pub metrics: Option<Arc<metrics::Exposition>>,
 }
 
 impl AppState {
@@ -95,7 +99,14 @@ impl AppState {
                 limits.per_token_burst,
             )),
             limits: Arc::new(limits),
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` (admin tokens) on the API listener.
+    pub fn with_metrics(mut self, exposition: Arc<metrics::Exposition>) -> Self {
+        self.metrics = Some(exposition);
+        self
     }
 }
 
@@ -176,9 +187,12 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::catalog::router())
         .merge(routes::health::router())
         .merge(openapi::router())
+        .merge(metrics::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        // Outside the idempotency layer, so a replayed answer has its route.
+        .route_layer(axum::middleware::from_fn(metrics::mark_route))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(
@@ -189,6 +203,7 @@ pub fn router(state: AppState) -> Router {
                 .timeout(limits.request_timeout),
         )
         .layer(axum::middleware::from_fn_with_state(limits.header_bytes, header_limit))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()

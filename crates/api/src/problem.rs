@@ -27,7 +27,6 @@ pub struct Problem {
     pub detail: String,
     /// Field problems, each with a JSON pointer into the request body.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
     pub errors: Vec<FieldError>,
     /// Provider instance that answered, for upstream problems.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,6 +213,7 @@ pub fn to_problem(err: Error) -> (Problem, Option<u64>) {
         Error::Invalid(errors) => return (invalid(errors), None),
         Error::Malformed { detail, pointer } => return (malformed(detail, pointer), None),
         Error::Upstream(u) => return upstream(u),
+        Error::Taken(field) => return (taken(field), None),
         Error::Unauthenticated => (
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -283,6 +283,19 @@ fn invalid(errors: Vec<FieldError>) -> Problem {
     );
     p.provider = errors.iter().find_map(|e| e.provider.clone());
     p.errors = errors;
+    p
+}
+
+/// 409 for a value that must be unique and is already in use, naming its
+/// field.
+fn taken(field: FieldError) -> Problem {
+    let mut p = problem(
+        StatusCode::CONFLICT,
+        "taken",
+        "Already in use",
+        format!("{} {}", field.pointer, field.detail),
+    );
+    p.errors.push(field);
     p
 }
 

@@ -162,6 +162,7 @@ fn record(
     Ok(SubscriptionRecord {
         id,
         tenant: tenant.clone(),
+        key: None,
         status: SubscriptionStatus::Active,
         spec,
         warnings: t.warnings.clone(),

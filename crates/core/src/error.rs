@@ -8,6 +8,7 @@ use std::time::Duration;
 
 /// A problem with one field of the caller's request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// JSON pointer into the caller's request body (`/url`, `/events/1`).
     pub pointer: String,
@@ -170,6 +171,10 @@ pub enum Error {
     /// The request conflicts with current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// A field whose value must be unique (a subscription's `key` within
+    /// its tenant) names a value already taken (409, with the pointer).
+    #[error("{} {}", .0.pointer, .0.detail)]
+    Taken(FieldError),
     /// The caller's `If-Match` version is not the current one (412).
     #[error("{0}")]
     PreconditionFailed(String),

@@ -112,6 +112,49 @@ impl Target<'_> {
     }
 }
 
+/// What applying does to one native resource.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NativeStep<'a> {
+    /// No resource is recorded for the plan: it is created.
+    Create(&'a NativePlan),
+    /// The recorded resource's plan changed (or its old plan is unknown):
+    /// it is updated.
+    Update(&'a NativeRecord, &'a NativePlan),
+    /// The recorded resource's plan is unchanged: nothing is sent.
+    Keep(&'a NativeRecord, &'a NativePlan),
+    /// No plan wants the recorded resource: it is deleted.
+    Delete(&'a NativeRecord),
+}
+
+/// The steps that move `recorded` (made from the `old` plans, by key) to
+/// `new`, in the order [`apply`] takes them, which a preview reports
+/// without sending anything. Creates and updates come first, in plan
+/// order, deletes last: a failure then most often has only additions to
+/// undo, which cannot lose anything.
+pub(crate) fn diff<'a>(
+    old: &BTreeMap<&str, &NativePlan>,
+    recorded: &'a [NativeRecord],
+    new: &'a [NativePlan],
+) -> Vec<NativeStep<'a>> {
+    let mut steps: Vec<NativeStep<'a>> = new
+        .iter()
+        .map(|plan| match recorded.iter().find(|r| r.key == plan.key) {
+            None => NativeStep::Create(plan),
+            Some(rec) if old.get(plan.key.as_str()).is_some_and(|o| *o == plan) => {
+                NativeStep::Keep(rec, plan)
+            }
+            Some(rec) => NativeStep::Update(rec, plan),
+        })
+        .collect();
+    steps.extend(
+        recorded
+            .iter()
+            .filter(|r| !new.iter().any(|p| p.key == r.key))
+            .map(NativeStep::Delete),
+    );
+    steps
+}
+
 /// Moves the provider from `recorded` (made from `old` plans) to `new`.
 /// Returns the native records that now exist. On failure, every step this
 /// call made is undone; if the undo itself fails, the records of what
@@ -164,17 +207,12 @@ impl Run<'_> {
         recorded: &[NativeRecord],
         new: &[NativePlan],
     ) -> Result<(), Error> {
-        // Creates and updates first, deletes last: a failure then most
-        // often has only additions to undo, which cannot lose anything.
-        for plan in new {
-            match recorded.iter().find(|r| r.key == plan.key) {
-                None => self.create(plan).await?,
-                Some(existing) => self.update(existing, plan).await?,
-            }
-        }
-        for rec in recorded {
-            if !self.new.contains_key(rec.key.as_str()) {
-                self.delete(rec).await?;
+        for step in diff(&self.old, recorded, new) {
+            match step {
+                NativeStep::Create(plan) => self.create(plan).await?,
+                NativeStep::Update(existing, plan) => self.update(existing, plan).await?,
+                NativeStep::Keep(..) => {}
+                NativeStep::Delete(rec) => self.delete(rec).await?,
             }
         }
         Ok(())
@@ -200,7 +238,7 @@ impl Run<'_> {
         }
     }
 
-    /// Changes `existing` to `plan`; an equal plan is skipped.
+    /// Changes `existing` to `plan` ([`diff`] keeps an equal plan).
     async fn update(&mut self, existing: &NativeRecord, plan: &NativePlan) -> Result<(), Error> {
         let Some(old_plan) = self.old.get(plan.key.as_str()).copied() else {
             return Err(Error::Internal(format!(
@@ -208,9 +246,6 @@ impl Run<'_> {
                 plan.key
             )));
         };
-        if old_plan == plan {
-            return Ok(());
-        }
         let (adapter, target) = (self.adapter, self.target);
         let id = existing.native_id.as_str();
         let (from, to) = (target.backward(old_plan), target.forward(plan));
@@ -448,4 +483,48 @@ pub(crate) async fn adopt_replacements(
         replaced.push(plan.key.clone());
     }
     Ok((out, replaced))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn plan(key: &str, url: &str) -> NativePlan {
+        NativePlan {
+            key: key.into(),
+            events: vec![key.into()],
+            body: serde_json::json!({ "url": url }),
+            secret_pointers: Vec::new(),
+        }
+    }
+
+    fn record(key: &str) -> NativeRecord {
+        NativeRecord {
+            key: key.into(),
+            native_id: format!("n-{key}"),
+            events: vec![key.into()],
+            enabled: true,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_diff_keeps_equal_plans_and_deletes_last() {
+        let old = [plan("a", "u1"), plan("b", "u1"), plan("c", "u1")];
+        let recorded = [record("a"), record("b"), record("c")];
+        let new = [plan("d", "u1"), plan("b", "u2"), plan("a", "u1")];
+        let old: BTreeMap<&str, &NativePlan> = old.iter().map(|p| (p.key.as_str(), p)).collect();
+        let steps: Vec<String> = diff(&old, &recorded, &new)
+            .into_iter()
+            .map(|s| match s {
+                NativeStep::Create(p) => format!("create {}", p.key),
+                NativeStep::Update(r, _) => format!("update {}", r.native_id),
+                NativeStep::Keep(r, _) => format!("keep {}", r.native_id),
+                NativeStep::Delete(r) => format!("delete {}", r.native_id),
+            })
+            .collect();
+        assert_eq!(steps, ["create d", "update n-b", "keep n-a", "delete n-c"]);
+    }
 }

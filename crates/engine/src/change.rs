@@ -16,6 +16,8 @@
 //!    compare-and-repair, after recovery's adoption where asked;
 //! 5. store the result, or leave the subscription as the [`Failure`] says;
 //! 6. close the journal entry.
+//!
+//! Entries opened and the states they close with are counted.
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use switchboard_core::{Error, NativePlan, SubscriptionSpec, SubscriptionStatus};
 use switchboard_store::{
     AccountLock, Claim, Close, NativeRecord, NewOperation, SubscriptionRecord,
 };
+use switchboard_telemetry::record;
 
 use crate::apply::{Failure, Target, adopt_orphans, adopt_replacements, apply};
 use crate::engine::{Detached, Engine, Prepared, ProviderInstance, status_for};
@@ -108,6 +111,9 @@ pub(crate) struct Change<'a> {
     pub work: Work,
     /// Set once the caller was answered `202`.
     pub detached: Detached,
+    /// The key the subscription gets with the claim, when the change sets
+    /// another one (a create's key is in `current`); `None`: unchanged.
+    pub rekey: Option<Option<String>>,
 }
 
 impl Change<'_> {
@@ -125,6 +131,12 @@ impl Change<'_> {
         }
     }
 
+    /// The key a claim that did not complete gives back: the one read,
+    /// when the claim set another.
+    fn restored_key(&self) -> Option<Option<String>> {
+        self.rekey.as_ref().map(|_| self.current.key.clone())
+    }
+
     /// The state the journal entry closes with on success.
     pub(crate) fn success(&self) -> OperationState {
         match &self.entry {
@@ -133,6 +145,10 @@ impl Change<'_> {
         }
     }
 }
+
+/// How a released claim leaves its row: status, last error, and the key
+/// to give back (when the claim changed it).
+type Released = (SubscriptionStatus, Option<String>, Option<Option<String>>);
 
 /// What a successful piece of work produced.
 struct Applied {
@@ -194,9 +210,24 @@ impl Engine {
         };
         let worked = self.work_locked(&change, &target).await;
         let unwritten = target.take_unwritten();
+        let operation = change.kind.as_str();
         match worked {
-            Ok(applied) => self.record(change, &op_id, applied, unwritten).await,
-            Err(failure) => Err(self.leave(change, &op_id, failure, unwritten).await),
+            Ok(applied) => {
+                let success = change.success();
+                let stored = self.record(change, &op_id, applied, unwritten).await;
+                let state = if stored.is_ok() {
+                    success
+                } else {
+                    OperationState::Failed
+                };
+                record::journal_closed(operation, state.as_str());
+                stored
+            }
+            Err(failure) => {
+                let (_, state) = on_failure(&change.entry, &failure, change.detached.is_set());
+                record::journal_closed(operation, state.as_str());
+                Err(self.leave(change, &op_id, failure, unwritten).await)
+            }
         }
     }
 
@@ -216,11 +247,15 @@ impl Engine {
             before: (!matches!(c.entry, Entry::Insert)).then_some(&c.current.spec),
             after: c.after(),
         };
-        let claim = match c.entry {
+        let claim = match (&c.entry, &c.rekey) {
             // Written before the first upstream call, so every native
             // resource created is recorded against a row that exists.
-            Entry::Insert => Claim::Insert(&c.current),
-            _ => Claim::Version(c.current.version),
+            (Entry::Insert, _) => Claim::Insert(&c.current),
+            (_, Some(key)) => Claim::Rekey {
+                version: c.current.version,
+                key: key.as_deref(),
+            },
+            (_, None) => Claim::Version(c.current.version),
         };
         let settle_at = settle_with_slack(&self.steps);
         let op_id = self
@@ -228,6 +263,7 @@ impl Engine {
             .open_change(&op, self.lease, claim, Some(settle_at))
             .await?;
         self.track(&op_id);
+        record::journal_started(c.kind.as_str());
         Ok((op_id, Some(settle_at)))
     }
 
@@ -355,6 +391,7 @@ impl Engine {
     ) -> Result<Option<SubscriptionRecord>, Error> {
         let success = c.success();
         let (tenant, id) = (c.current.tenant.clone(), c.current.id.clone());
+        let old_key = c.restored_key();
         let next;
         let close = match c.work {
             Work::Reconcile { .. } => {
@@ -377,6 +414,9 @@ impl Engine {
             } => {
                 let prepared = *prepared;
                 let mut rec = c.current;
+                if let Some(key) = c.rekey {
+                    rec.key = key;
+                }
                 rec.status = status_for(&prepared.spec);
                 rec.spec = prepared.spec;
                 rec.warnings = prepared.warnings;
@@ -405,17 +445,9 @@ impl Engine {
                     self.untrack(op_id);
                     return Err(e);
                 }
-                let msg = Some(e.to_string());
-                self.release_and_end(
-                    op_id,
-                    &tenant,
-                    &id,
-                    SubscriptionStatus::Failed,
-                    msg,
-                    OperationState::Failed,
-                    &e,
-                )
-                .await;
+                let released = (SubscriptionStatus::Failed, Some(e.to_string()), old_key);
+                self.release_and_end(op_id, &tenant, &id, released, OperationState::Failed, &e)
+                    .await;
                 Err(e)
             }
         }
@@ -452,7 +484,8 @@ impl Engine {
             }
             (Leave::Previous, _) => {
                 let last_error = c.current.last_error.clone();
-                self.release_and_end(op_id, tenant, id, c.current.status, last_error, state, &err)
+                let released = (c.current.status, last_error, c.restored_key());
+                self.release_and_end(op_id, tenant, id, released, state, &err)
                     .await;
             }
             // A create's row was never visible at a version: it becomes
@@ -462,25 +495,24 @@ impl Engine {
                 self.end(op_id, state, Some(&err)).await;
             }
             (Leave::Failed, _) => {
-                let failed = SubscriptionStatus::Failed;
                 let msg = Some(err.to_string());
-                self.release_and_end(op_id, tenant, id, failed, msg, state, &err)
+                let released = (SubscriptionStatus::Failed, msg, c.restored_key());
+                self.release_and_end(op_id, tenant, id, released, state, &err)
                     .await;
             }
         }
         err
     }
 
-    /// Ends a claim without a new spec (the status and last error of the
-    /// pending row) and closes the change's entry, in one transaction.
-    #[allow(clippy::too_many_arguments)]
+    /// Ends a claim without a new spec (the status, last error and, when
+    /// the claim changed it, key of the pending row) and closes the
+    /// change's entry, in one transaction.
     async fn release_and_end(
         &self,
         op_id: &str,
         tenant: &str,
         id: &str,
-        status: SubscriptionStatus,
-        last_error: Option<String>,
+        (status, last_error, key): Released,
         state: OperationState,
         err: &Error,
     ) {
@@ -488,7 +520,16 @@ impl Engine {
         let error = Some(err.to_string());
         let released = self
             .store
-            .release_change(op_id, tenant, id, status, last_error, state, error)
+            .release_change(
+                op_id,
+                tenant,
+                id,
+                status,
+                last_error,
+                key.as_ref().map(|k| k.as_deref()),
+                state,
+                error,
+            )
             .await;
         if let Err(e) = released {
             tracing::error!(sub = %id, op = op_id, error = %e, "cannot release a claimed subscription; recovery will");

@@ -15,6 +15,8 @@ use switchboard_core::{
 use switchboard_store::{ListQuery, NativeRecord, Page, Store, SubscriptionRecord};
 
 use crate::change::{Change, Entry, Then, Work};
+use crate::keyed::{Action, NativeOperation, check_immutable};
+use crate::observe::{LastCall, Observed, UpstreamHealth};
 use crate::step::StepPolicy;
 
 /// One configured provider instance.
@@ -35,7 +37,8 @@ pub struct PreviewResource {
     pub events: Vec<String>,
 }
 
-/// What a create would do, with nothing sent.
+/// What a create, or a change of the subscription with the same key,
+/// would do, with nothing sent.
 #[derive(Debug, Clone, Serialize)]
 pub struct Preview {
     /// Provider instance key.
@@ -44,10 +47,20 @@ pub struct Preview {
     pub kind: String,
     /// Native resources that would exist.
     pub native: Vec<PreviewResource>,
-    /// The exact native HTTP requests, secrets redacted.
+    /// The exact native HTTP requests of the resources that would be
+    /// created (for a new subscription, every request), secrets redacted.
     pub requests: Vec<serde_json::Value>,
     /// What `on_unsupported: ignore` would drop.
     pub warnings: Vec<String>,
+    /// Whether the subscription would be created, updated or left as it is.
+    pub action: Action,
+    /// The subscription with the key, when one exists.
+    pub subscription: Option<String>,
+    /// Top-level fields whose desired value differs from the stored one
+    /// (secrets compared, named, never shown); empty for a create.
+    pub changes: Vec<String>,
+    /// What would happen to each native resource, by plan key.
+    pub native_operations: Vec<NativeOperation>,
 }
 
 /// A spec checked and translated for one provider.
@@ -75,6 +88,8 @@ pub struct Engine {
     /// then takes any other owner's running change without waiting for
     /// its lease.
     pub(crate) single_process: bool,
+    /// The last upstream outcome of each provider instance, by key.
+    health: Arc<BTreeMap<String, Arc<UpstreamHealth>>>,
 }
 
 /// Set once the caller has been answered `202 pending`: from then on a
@@ -99,13 +114,23 @@ impl Detached {
 pub const SYSTEM_ACTOR: &str = "switchboard";
 
 impl Engine {
-    /// Wires the engine.
+    /// Wires the engine. Every adapter is wrapped so that its calls are
+    /// traced, counted and remembered for readiness (`observe.rs`).
     pub fn new(store: Store, catalog: Arc<EventCatalog>, providers: Vec<ProviderInstance>) -> Self {
-        let providers = providers.into_iter().map(|p| (p.key.clone(), p)).collect();
+        let mut health = BTreeMap::new();
+        let providers = providers
+            .into_iter()
+            .map(|p| {
+                let (adapter, h) = Observed::wrap(&p.key, p.adapter);
+                health.insert(p.key.clone(), h);
+                (p.key.clone(), ProviderInstance { adapter, ..p })
+            })
+            .collect();
         Self {
             store,
             catalog,
             providers: Arc::new(providers),
+            health: Arc::new(health),
             lease: Duration::from_secs(30),
             running: Arc::default(),
             url_policy: Arc::default(),
@@ -137,7 +162,7 @@ impl Engine {
     /// Applies the URL policy to a new or changed callback URL. Stored
     /// subscriptions are not re-checked when they are enabled, disabled or
     /// deleted: a tightened policy must not strand them.
-    fn check_url(&self, spec: &SubscriptionSpec) -> Result<(), Error> {
+    pub(crate) fn check_url(&self, spec: &SubscriptionSpec) -> Result<(), Error> {
         self.url_policy
             .check(&spec.url)
             .map_err(|detail| Error::field("/url", detail))
@@ -191,6 +216,15 @@ impl Engine {
     /// Configured provider instances, by key.
     pub fn providers(&self) -> impl Iterator<Item = &ProviderInstance> {
         self.providers.values()
+    }
+
+    /// Each provider instance's last upstream call since start-up, by key
+    /// (`None`: no call yet).
+    pub fn upstream_health(&self) -> BTreeMap<String, Option<LastCall>> {
+        self.health
+            .iter()
+            .map(|(key, h)| (key.clone(), h.last()))
+            .collect()
     }
 
     pub(crate) fn provider(&self, key: &str) -> Result<&ProviderInstance, Error> {
@@ -280,24 +314,13 @@ impl Engine {
         let provider = self.provider(&spec.provider)?.clone();
         let prepared = self.prepare("sub_PREVIEW", spec)?;
         let wanted = self.wanted(&provider, &prepared);
-        let adapter = &provider.adapter;
-        Ok(Preview {
-            provider: provider.key.clone(),
-            kind: adapter.kind().to_owned(),
-            native: wanted
-                .iter()
-                .map(|p| PreviewResource {
-                    key: p.key.clone(),
-                    events: p.events.clone(),
-                })
-                .collect(),
-            requests: adapter
-                .preview(prepared.spec.account.as_deref(), &wanted)
-                .iter()
-                .map(|r| r.redacted(adapter.base_url()))
-                .collect(),
-            warnings: prepared.warnings,
-        })
+        Ok(crate::keyed::preview_of(
+            &provider,
+            prepared,
+            &wanted,
+            &BTreeMap::new(),
+            &[],
+        ))
     }
 
     /// Creates a subscription and its native resources. On any failure the
@@ -326,13 +349,36 @@ impl Engine {
         spec: SubscriptionSpec,
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
+        self.create_keyed(tenant, actor, id, None, spec, detached)
+            .await
+    }
+
+    /// [`Engine::create_with_id`] of a subscription with `key` (see
+    /// [`switchboard_core::record::check_key`]), which no other
+    /// subscription of `tenant` may have: checked before any upstream
+    /// call (409 at `/key`), and by the unique index when the row is
+    /// inserted, still before any.
+    pub async fn create_keyed(
+        &self,
+        tenant: &str,
+        actor: &str,
+        id: &str,
+        key: Option<String>,
+        spec: SubscriptionSpec,
+        detached: &Detached,
+    ) -> Result<SubscriptionRecord, Error> {
+        if let Some(key) = &key {
+            switchboard_core::record::check_key(key)?;
+        }
         self.check_url(&spec)?;
         let provider = self.provider(&spec.provider)?.clone();
         let prepared = self.prepare(id, spec)?;
+        self.check_key_free(tenant, key.as_deref(), None).await?;
         let now = Utc::now();
         let current = SubscriptionRecord {
             id: id.to_owned(),
             tenant: tenant.to_owned(),
+            key,
             status: SubscriptionStatus::Pending,
             spec: prepared.spec.clone(),
             warnings: prepared.warnings.clone(),
@@ -359,6 +405,7 @@ impl Engine {
                 then: Then::Store(Box::new(prepared)),
             },
             detached: detached.clone(),
+            rekey: None,
         };
         stored(self.run(change).await)
     }
@@ -402,6 +449,25 @@ impl Engine {
         if_version: Option<i64>,
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
+        let key = current.key.clone();
+        self.update_keyed(actor, current, key, new_spec, if_version, detached)
+            .await
+    }
+
+    /// [`Engine::update_with`] that also gives the subscription `key`
+    /// (`None`: no key). A new key no other subscription of the tenant may
+    /// have is checked before any upstream call and set with the claim,
+    /// where the unique index refuses a taken one (409 at `/key`); a
+    /// change that does not complete gives the old key back.
+    pub async fn update_keyed(
+        &self,
+        actor: &str,
+        current: SubscriptionRecord,
+        key: Option<String>,
+        new_spec: SubscriptionSpec,
+        if_version: Option<i64>,
+        detached: &Detached,
+    ) -> Result<SubscriptionRecord, Error> {
         if let Some(v) = if_version
             && v != current.version
         {
@@ -413,25 +479,19 @@ impl Engine {
         if new_spec.url != current.spec.url {
             self.check_url(&new_spec)?;
         }
-        let mut immutable = Vec::new();
-        if new_spec.provider != current.spec.provider {
-            immutable.push(FieldError::new(
-                "/provider",
-                "cannot change; create a new subscription",
-            ));
-        }
-        if new_spec.account != current.spec.account {
-            immutable.push(FieldError::new(
-                "/account",
-                "cannot change; create a new subscription",
-            ));
-        }
-        if !immutable.is_empty() {
-            return Err(Error::Invalid(immutable));
-        }
+        check_immutable(&current.spec, &new_spec)?;
         let prepared = self.prepare(&current.id, new_spec)?;
-        self.transition(current, prepared, OperationKind::Update, actor, detached)
-            .await
+        let rekey = (key != current.key).then_some(key);
+        if let Some(key) = &rekey {
+            if let Some(key) = key {
+                switchboard_core::record::check_key(key)?;
+            }
+            self.check_key_free(&current.tenant, key.as_deref(), Some(&current.id))
+                .await?;
+        }
+        let kind = OperationKind::Update;
+        let ran = self.claimed(current, Some(prepared), kind, actor, detached, rekey);
+        stored(ran.await)
     }
 
     /// Switches deliveries on or off.
@@ -531,7 +591,7 @@ impl Engine {
         current: SubscriptionRecord,
         detached: &Detached,
     ) -> Result<(), Error> {
-        self.claimed(current, None, OperationKind::Delete, actor, detached)
+        self.claimed(current, None, OperationKind::Delete, actor, detached, None)
             .await
             .map(drop)
     }
@@ -547,14 +607,15 @@ impl Engine {
         detached: &Detached,
     ) -> Result<SubscriptionRecord, Error> {
         stored(
-            self.claimed(current, Some(prepared), kind, actor, detached)
+            self.claimed(current, Some(prepared), kind, actor, detached, None)
                 .await,
         )
     }
 
     /// A change claimed at the version read that moves `current` to the
     /// `next` spec, or, with `None`, to nothing: every native resource is
-    /// deleted, then the row.
+    /// deleted, then the row. `rekey` is the key the subscription gets
+    /// with the claim, when it changes.
     async fn claimed(
         &self,
         current: SubscriptionRecord,
@@ -562,6 +623,7 @@ impl Engine {
         kind: OperationKind,
         actor: &str,
         detached: &Detached,
+        rekey: Option<Option<String>>,
     ) -> Result<Option<SubscriptionRecord>, Error> {
         let provider = self.provider(&current.spec.provider)?.clone();
         let old = self.plans_for(&current.id, &current.spec, &current.natives)?;
@@ -585,6 +647,7 @@ impl Engine {
                 then,
             },
             detached: detached.clone(),
+            rekey,
         };
         self.run(change).await
     }

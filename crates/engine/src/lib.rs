@@ -19,6 +19,13 @@
 //! subscription on request or, in the background pass (`pass.rs`), every
 //! subscription of an account against one listing of it.
 //!
+//! Subscriptions by key (`keyed.rs`) compare a desired state with the
+//! stored one through apply's own diff, nothing sent: what a `PUT` by key
+//! changes (or leaves alone) and what a keyed preview reports.
+//!
+//! Every adapter call goes through `observe.rs`, which traces, counts and
+//! remembers it (the metrics are named in `switchboard_telemetry`).
+//!
 //! An upstream request whose answer never came may still have been
 //! applied: `step.rs` journals such a step as `unknown` and resolves it by
 //! looking at the provider before it retries or undoes; the sweep
@@ -28,6 +35,8 @@
 mod apply;
 mod change;
 mod engine;
+mod keyed;
+mod observe;
 mod pass;
 mod progress;
 mod reconcile;
@@ -36,5 +45,7 @@ mod step;
 mod sweep;
 
 pub use engine::{Detached, Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};
+pub use keyed::{Action, NativeAction, NativeOperation};
+pub use observe::{LastCall, UpstreamHealth};
 pub use pass::{ReconcilePolicy, TickReport};
 pub use step::StepPolicy;

@@ -14,16 +14,19 @@
 //! that would overrun it waits for the next tick, where the pass resumes
 //! (its cursor is stored, so a restart or another replica resumes it too).
 //! One replica at a time runs ticks (the try-lock `switchboard/reconciler`).
+//! Ticks, completed passes and each account's check are counted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use switchboard_core::operation::FindingKind;
 use switchboard_core::transport::{CallMeter, metered};
 use switchboard_core::{Error, SubscriptionStatus};
 use switchboard_store::reconciliation::account_of;
 use switchboard_store::{AccountCheck, Pass, SubscriptionRecord};
+use switchboard_telemetry::record;
 
 use crate::engine::{Engine, ProviderInstance, SYSTEM_ACTOR};
 use crate::reconcile::{Snapshot, compare, read_recorded};
@@ -66,6 +69,8 @@ pub struct TickReport {
 struct Tally {
     checked: u64,
     findings: u64,
+    /// `findings` by kind, for metrics.
+    by_kind: HashMap<FindingKind, u64>,
     repairs: u64,
     list_calls: u64,
 }
@@ -102,8 +107,24 @@ impl Engine {
         let Some(lock) = self.store.try_lock(LOCK).await? else {
             return Ok(None);
         };
+        let started = tokio::time::Instant::now();
         let ran = self.tick(policy).await;
         lock.release().await;
+        record::reconcile_tick(started.elapsed());
+        if let Ok(TickReport {
+            pass:
+                Pass {
+                    started_at,
+                    finished_at: Some(finished_at),
+                    ..
+                },
+            ..
+        }) = &ran
+        {
+            // A tick resumes an unfinished pass: one that is finished now
+            // was finished by this tick.
+            record::reconcile_pass((*finished_at - *started_at).to_std().unwrap_or_default());
+        }
         ran.map(Some)
     }
 
@@ -198,6 +219,17 @@ impl Engine {
         if let Err(e) = &walked {
             tracing::warn!(provider = %provider.key, account, error = %e, "account not reconciled");
         }
+        let kind = |k| tally.by_kind.get(&k).copied().unwrap_or_default();
+        let counted = record::AccountTally {
+            checked: tally.checked,
+            missing: kind(FindingKind::Missing),
+            drifted: kind(FindingKind::Drifted),
+            unknown: kind(FindingKind::Unknown),
+            repairs: tally.repairs,
+            upstream_calls: meter.calls(),
+            failed: walked.is_err(),
+        };
+        record::reconcile_account(&provider.key, &counted);
         AccountCheck {
             provider: provider.key.clone(),
             account: account.to_owned(),
@@ -279,9 +311,12 @@ impl Engine {
             let wanted = self.wanted(provider, &prepared);
             let account = rec.spec.account.as_deref();
             let reads = read_recorded(adapter, account, snapshot, &rec.natives).await?;
-            let found = compare(snapshot, &reads, &rec, &wanted).len() as u64;
-            if found > 0 {
-                tally.findings += found;
+            let diffs = compare(snapshot, &reads, &rec, &wanted);
+            for d in &diffs {
+                *tally.by_kind.entry(d.kind()).or_default() += 1;
+            }
+            if !diffs.is_empty() {
+                tally.findings += diffs.len() as u64;
                 dirty.push(rec);
             } else if rec.spec.enabled {
                 active.push(rec.id);

@@ -160,6 +160,17 @@ pub(crate) enum Diff<'a> {
     Lookalike { found: &'a NativeResource },
 }
 
+impl Diff<'_> {
+    /// The kind of finding this difference is reported as.
+    pub(crate) fn kind(&self) -> FindingKind {
+        match self {
+            Self::Gone { .. } | Self::Unrecorded { .. } => FindingKind::Missing,
+            Self::Drifted { .. } => FindingKind::Drifted,
+            Self::Lookalike { .. } => FindingKind::Unknown,
+        }
+    }
+}
+
 /// Compares `current` (wanting `wanted`) with `snapshot`, in memory. A
 /// recorded resource whose key is no longer wanted is not looked at.
 pub(crate) fn compare<'a>(
@@ -270,6 +281,7 @@ impl Engine {
                 snapshot,
             },
             detached: Detached::default(),
+            rekey: None,
         };
         self.run(change).await.map(drop)
     }
@@ -421,6 +433,7 @@ mod tests {
         SubscriptionRecord {
             id: "sub_1".into(),
             tenant: "t".into(),
+            key: None,
             status: SubscriptionStatus::Active,
             spec: draft("p", URL, &["call.ended"]).validate().unwrap(),
             warnings: Vec::new(),

@@ -19,6 +19,7 @@ use std::time::Duration;
 use switchboard_core::operation::{OperationKind, OperationState, StepAction};
 use switchboard_core::{Error, SubscriptionStatus};
 use switchboard_store::{NewVerification, Operation, SubscriptionRecord};
+use switchboard_telemetry::record;
 
 use crate::change::{Adopt, Change, Entry, Then, Work};
 use crate::engine::{Detached, Engine, SYSTEM_ACTOR};
@@ -44,6 +45,7 @@ impl Engine {
             let outcome = match self.resume(&op).await {
                 Ok(Resume::Close(state)) => {
                     self.end(&op.id, state, None).await;
+                    record::journal_closed(op.kind.as_str(), state.as_str());
                     Ok(state)
                 }
                 Ok(Resume::Run(change)) => {
@@ -112,6 +114,7 @@ impl Engine {
             )
             .await;
         self.end(&op.id, OperationState::Failed, Some(e)).await;
+        record::journal_closed(op.kind.as_str(), OperationState::Failed.as_str());
     }
 
     /// What is left of `op`: a create is undone (its caller never saw it
@@ -165,6 +168,7 @@ impl Engine {
             },
             work,
             detached: Detached::default(),
+            rekey: None,
         })))
     }
 

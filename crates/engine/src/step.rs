@@ -23,6 +23,9 @@
 //! looks again for a while and removes or adopts what lands later still.
 //! Before each change request the journal entry notes when that request
 //! can no longer land, so recovery after a crash waits for it too.
+//!
+//! Steps whose outcome became unknown, how they ended, and the retries
+//! of every step are counted (`switchboard_telemetry::record`).
 
 use std::time::Duration;
 
@@ -33,6 +36,7 @@ use switchboard_core::{
     UpstreamErrorKind,
 };
 use switchboard_store::{NewVerification, Settle};
+use switchboard_telemetry::record::{self, Resolution, RetryLayer};
 use tokio::time::Instant;
 
 use crate::apply::Target;
@@ -195,20 +199,39 @@ struct Watch<'a> {
 /// The retry state of one step.
 struct Attempts<'a> {
     policy: &'a StepPolicy,
+    /// The provider instance, as metrics name it.
+    provider: &'a str,
     started: Instant,
     made: u32,
-    /// Whether this step was already written down for the sweep.
+    /// Whether this step was already written down for the sweep (its
+    /// outcome became unknown at least once).
     watched: bool,
 }
 
 impl<'a> Attempts<'a> {
-    fn new(policy: &'a StepPolicy) -> Self {
+    fn new(target: &'a Target<'_>) -> Self {
         Self {
-            policy,
+            policy: target.policy,
+            provider: &target.before.provider,
             started: Instant::now(),
             made: 0,
             watched: false,
         }
+    }
+
+    /// Counts how a step whose outcome became unknown ended: a success
+    /// took effect, a failure was verified not applied, an unknown error
+    /// is left to the sweep.
+    fn settle<T>(&self, ended: &Result<T, StepError>) {
+        if !self.watched {
+            return;
+        }
+        let resolution = match ended {
+            Ok(_) => Resolution::Applied,
+            Err(StepError::Failed(_)) => Resolution::NotApplied,
+            Err(StepError::Unknown(_)) => Resolution::Unresolved,
+        };
+        record::unknown_resolved(self.provider, resolution);
     }
 
     /// Waits before the next retry after `e`, or says there is no time
@@ -226,6 +249,7 @@ impl<'a> Attempts<'a> {
         if self.started.elapsed() + wait > self.policy.deadline {
             return false;
         }
+        record::upstream_retry(self.provider, RetryLayer::Step);
         tokio::time::sleep(wait).await;
         true
     }
@@ -262,6 +286,7 @@ impl Target<'_> {
             return;
         }
         attempts.watched = true;
+        record::unknown_opened(attempts.provider);
         let now = Utc::now();
         let not_before = now + chrono::Duration::from_std(settles_in).unwrap_or_default();
         let until = now + chrono::Duration::from_std(self.policy.window).unwrap_or_default();
@@ -291,13 +316,25 @@ pub(crate) async fn create(
     target: &Target<'_>,
     p: Planned<'_>,
 ) -> Result<NativeResource, StepError> {
+    let mut attempts = Attempts::new(target);
+    let created = create_with(adapter, target, p, &mut attempts).await;
+    attempts.settle(&created);
+    created
+}
+
+/// [`create`], with its retry state.
+async fn create_with(
+    adapter: &dyn ProviderAdapter,
+    target: &Target<'_>,
+    p: Planned<'_>,
+    attempts: &mut Attempts<'_>,
+) -> Result<NativeResource, StepError> {
     let who = Watch {
         action: StepAction::Create,
         key: &p.plan.key,
         native_id: None,
         from_before: p.from_before,
     };
-    let mut attempts = Attempts::new(target.policy);
     loop {
         target.in_flight().await;
         let e = match adapter.create(target.account, p.plan).await {
@@ -306,9 +343,9 @@ pub(crate) async fn create(
         };
         if let Some(u) = unknown(&e) {
             let settles_in = target.policy.settles_after(u);
-            target.unknown(&mut attempts, &who, settles_in).await;
+            target.unknown(attempts, &who, settles_in).await;
             tokio::time::sleep(settles_in).await;
-            if let Some(native) = verify_create(adapter, target, p, &mut attempts, &e).await? {
+            if let Some(native) = verify_create(adapter, target, p, attempts, &e).await? {
                 return Ok(native);
             }
         }
@@ -367,12 +404,12 @@ async fn verify_create(
 async fn repeat<T, Fut>(
     target: &Target<'_>,
     who: &Watch<'_>,
+    attempts: &mut Attempts<'_>,
     mut send: impl FnMut() -> Fut,
 ) -> Result<T, (Error, Option<Duration>)>
 where
     Fut: std::future::Future<Output = Result<T, Error>>,
 {
-    let mut attempts = Attempts::new(target.policy);
     loop {
         target.in_flight().await;
         let e = match send().await {
@@ -381,7 +418,7 @@ where
         };
         let maybe = unknown(&e).map(|u| target.policy.settles_after(u));
         if let Some(settles_in) = maybe {
-            target.unknown(&mut attempts, who, settles_in).await;
+            target.unknown(attempts, who, settles_in).await;
         }
         if !transient(&e) || !attempts.wait(&e).await {
             return Err((e, maybe));
@@ -407,23 +444,25 @@ pub(crate) async fn update(
         native_id: Some(id),
         from_before: to.from_before,
     };
+    let mut attempts = Attempts::new(target);
     let send = || adapter.update(target.account, id, from.plan, to.plan);
-    let (e, settles) = match repeat(target, &who, send).await {
-        Ok(native) => return Ok(native),
-        Err(failed) => failed,
-    };
-    let Some(settles_in) = settles else {
-        return Err(StepError::Failed(e));
-    };
-    tokio::time::sleep(settles_in).await;
-    match adapter.get(target.account, id).await {
-        Ok(found) if looks_like(&found, to) && !looks_like(&found, from) => Ok(found),
-        Ok(found) if looks_like(&found, from) && !looks_like(&found, to) => {
-            target.step(StepAction::Absent, who.key, id);
-            Err(StepError::Failed(e))
+    let updated = match repeat(target, &who, &mut attempts, send).await {
+        Ok(native) => Ok(native),
+        Err((e, None)) => Err(StepError::Failed(e)),
+        Err((e, Some(settles_in))) => {
+            tokio::time::sleep(settles_in).await;
+            match adapter.get(target.account, id).await {
+                Ok(found) if looks_like(&found, to) && !looks_like(&found, from) => Ok(found),
+                Ok(found) if looks_like(&found, from) && !looks_like(&found, to) => {
+                    target.step(StepAction::Absent, who.key, id);
+                    Err(StepError::Failed(e))
+                }
+                _ => Err(StepError::Unknown(e)),
+            }
         }
-        _ => Err(StepError::Unknown(e)),
-    }
+    };
+    attempts.settle(&updated);
+    updated
 }
 
 /// Whether what the provider shows of `found` is what `p` asks for: its
@@ -449,23 +488,25 @@ pub(crate) async fn delete(
         native_id: Some(id),
         from_before: false,
     };
+    let mut attempts = Attempts::new(target);
     let send = || adapter.delete(target.account, id);
-    let (e, settles) = match repeat(target, &who, send).await {
-        Ok(()) => return Ok(()),
-        Err(failed) => failed,
-    };
-    let Some(settles_in) = settles else {
-        return Err(StepError::Failed(e));
-    };
-    tokio::time::sleep(settles_in).await;
-    match adapter.get(target.account, id).await {
-        Err(Error::Upstream(u)) if u.kind == UpstreamErrorKind::NotFound => Ok(()),
-        Ok(_) => {
-            target.step(StepAction::Absent, key, id);
-            Err(StepError::Failed(e))
+    let deleted = match repeat(target, &who, &mut attempts, send).await {
+        Ok(()) => Ok(()),
+        Err((e, None)) => Err(StepError::Failed(e)),
+        Err((e, Some(settles_in))) => {
+            tokio::time::sleep(settles_in).await;
+            match adapter.get(target.account, id).await {
+                Err(Error::Upstream(u)) if u.kind == UpstreamErrorKind::NotFound => Ok(()),
+                Ok(_) => {
+                    target.step(StepAction::Absent, key, id);
+                    Err(StepError::Failed(e))
+                }
+                Err(_) => Err(StepError::Unknown(e)),
+            }
         }
-        Err(_) => Err(StepError::Unknown(e)),
-    }
+    };
+    attempts.settle(&deleted);
+    deleted
 }
 
 #[cfg(test)]

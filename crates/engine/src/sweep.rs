@@ -16,7 +16,8 @@
 //!   update or delete shows as drift and is repaired), or, when the
 //!   subscription is gone, makes sure the deleted resource stays gone.
 //!
-//! What it did is journalled on the subscription as a `verify` entry. A
+//! What it did is journalled on the subscription as a `verify` entry, and
+//! counted as a late landing. A
 //! step is checked with growing gaps until its window
 //! ([`crate::StepPolicy::window`], 15 minutes by default) closes.
 
@@ -26,6 +27,7 @@ use switchboard_core::{
     Error, NativePlan, SubscriptionSpec, SubscriptionStatus, UpstreamErrorKind,
 };
 use switchboard_store::{NativeRecord, NewOperation, SubscriptionRecord, Verification};
+use switchboard_telemetry::record;
 
 use crate::engine::{Engine, ProviderInstance, SYSTEM_ACTOR};
 use crate::step::created_from;
@@ -136,6 +138,10 @@ impl Engine {
             lock.release().await;
         }
         let steps = steps?;
+        for step in &steps {
+            let adopted = step.action == StepAction::Adopt;
+            record::late_landing(&subject.provider.key, adopted);
+        }
         if !steps.is_empty() {
             self.journal_verify(v, &subject.spec, &steps).await;
         }

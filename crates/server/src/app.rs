@@ -8,10 +8,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_api::metrics::Exposition;
 use switchboard_api::{AppState, TokenEntry};
 use switchboard_core::{EventCatalog, Transport};
 use switchboard_engine::{Engine, ReconcilePolicy, StepPolicy};
 use switchboard_store::{Cipher, SecretKey, Store, StoreOptions};
+use switchboard_telemetry::Metrics;
+use switchboard_telemetry::otlp::{OtlpSettings, TraceExport};
 use switchboard_transport::{HttpTransport, TransportConfig};
 use tokio::net::TcpListener;
 
@@ -43,6 +46,10 @@ pub struct App {
     pub config: Config,
     state: AppState,
     simulators: Simulators,
+    /// The metrics recorder, when `[metrics]` is enabled.
+    metrics: Option<Metrics>,
+    /// `[metrics] listen`, bound, with what it serves.
+    metrics_listener: Option<(TcpListener, Arc<Exposition>)>,
     /// This replica's liveness lock (Postgres): held while the process
     /// lives, so the others can tell at once when it has died.
     _liveness: Option<switchboard_store::AccountLock>,
@@ -77,12 +84,37 @@ impl App {
             .single_process(single_process)
             .with_url_policy(config.policy.to_policy().map_err(StartError::Config)?);
         recover_interrupted(&engine, single_process).await;
+        let mut state = AppState::new(engine, store, tokens, limits(&config));
+        let metrics = config.metrics.enabled.then(switchboard_telemetry::install);
+        let mut metrics_listener = None;
+        if let Some(m) = &metrics {
+            let exposition = Arc::new(exposition(&config, m, &state));
+            match config.metrics.listen {
+                Some(addr) => {
+                    let listener = TcpListener::bind(addr).await.map_err(|e| {
+                        StartError::Unavailable(format!("metrics.listen: cannot bind {addr}: {e}"))
+                    })?;
+                    metrics_listener = Some((listener, exposition));
+                }
+                None => state = state.with_metrics(exposition),
+            }
+        }
         Ok(Self {
-            state: AppState::new(engine, store, tokens, limits(&config)),
+            state,
             config,
             simulators,
+            metrics,
+            metrics_listener,
             _liveness: liveness,
         })
+    }
+
+    /// Where `/metrics` is served without authentication, when `[metrics]
+    /// listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The engine this application serves (for tools and tests that drive
@@ -111,11 +143,28 @@ impl App {
                 reconcile_policy(&self.config),
             )
         });
+        let upkeep = self.metrics.map(|m| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(METRICS_UPKEEP);
+                loop {
+                    tick.tick().await;
+                    m.run_upkeep();
+                }
+            })
+        });
+        let metrics_server = self.metrics_listener.map(|(l, exposition)| {
+            tracing::info!(addr = ?l.local_addr().ok(), "serving /metrics on its own listener");
+            let router = switchboard_api::metrics::open_router(exposition);
+            tokio::spawn(crate::listen::serve(l, router, std::future::pending()))
+        });
         let router = switchboard_api::router(self.state);
         let result = crate::listen::serve(listener, router, shutdown).await;
         maintenance.abort();
         if let Some(r) = reconciler {
             r.abort();
+        }
+        for task in [upkeep, metrics_server].into_iter().flatten() {
+            task.abort();
         }
         self.simulators.shutdown().await;
         result
@@ -125,12 +174,14 @@ impl App {
     pub async fn spawn(self) -> std::io::Result<Running> {
         let listener = TcpListener::bind(self.config.server.listen).await?;
         let addr = listener.local_addr()?;
+        let metrics_url = self.metrics_addr().map(|a| format!("http://{a}"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
         }));
         Ok(Running {
             base_url: format!("http://{addr}"),
+            metrics_url,
             stop,
             task,
         })
@@ -141,6 +192,9 @@ impl App {
 pub struct Running {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when `[metrics]
+    /// listen` is set.
+    pub metrics_url: Option<String>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -283,6 +337,39 @@ async fn recover_interrupted(engine: &Engine, single_process: bool) {
             tracing::warn!(error = %e, "start-up recovery failed; the maintenance task retries")
         }
     }
+}
+
+/// The OTLP trace export `[telemetry]` asks for, started; `None` when no
+/// endpoint is set, or (with a notice) when the exporter cannot be built:
+/// traces are an aid, and their loss must not stop the gateway. Call it
+/// before the async runtime starts (see `switchboard_telemetry::otlp`).
+pub fn trace_export(config: &Config) -> Option<TraceExport> {
+    let t = &config.telemetry;
+    let settings = OtlpSettings {
+        endpoint: t.otlp_endpoint.clone()?,
+        service_name: t.service_name.clone(),
+        sample_ratio: t.sample_ratio,
+    };
+    TraceExport::start(&settings)
+        .map_err(|e| {
+            eprintln!("switchboard: telemetry.otlp_endpoint: traces are not exported: {e}")
+        })
+        .ok()
+}
+
+/// How often histogram samples are folded into their buckets when
+/// nobody scrapes (rendering folds them too).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// What `/metrics` serves: the recorder and the subscription counts,
+/// every configured provider instance included.
+fn exposition(config: &Config, metrics: &Metrics, state: &AppState) -> Exposition {
+    Exposition::new(
+        metrics.clone(),
+        state.store.clone(),
+        Duration::from_millis(config.metrics.subscriptions_refresh_ms),
+        config.providers.keys().cloned().collect(),
+    )
 }
 
 /// The API's request limits from `[limits]`.

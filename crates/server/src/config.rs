@@ -249,6 +249,36 @@ pub struct ReliabilityConfig {
     pub verify_window_ms: u64,
 }
 
+/// `[metrics]`: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Record and serve metrics.
+    pub enabled: bool,
+    /// A listener of their own, served without authentication (bind it
+    /// where only the scraper reaches); unset: the API listener serves
+    /// them to admin tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// The stored-subscription counts are read again at a scrape at most
+    /// this often.
+    pub subscriptions_refresh_ms: u64,
+}
+
+/// `[telemetry]`: the optional OTLP trace export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`;
+    /// spans go to its `/v1/traces`); unset: no export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+    /// Share of traces exported, 0 to 1.
+    pub sample_ratio: f64,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -287,6 +317,10 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
+    /// `[telemetry]`.
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for Config {
@@ -346,13 +380,23 @@ impl Default for Config {
                 format: "text".into(),
                 level: "info".into(),
             },
+            metrics: MetricsConfig {
+                enabled: true,
+                listen: None,
+                subscriptions_refresh_ms: 15_000,
+            },
+            telemetry: TelemetryConfig {
+                otlp_endpoint: None,
+                service_name: "switchboard".into(),
+                sample_ratio: 1.0,
+            },
         }
     }
 }
 
 /// The top-level config sections. Other `SWITCHBOARD_…` variables
 /// (`SWITCHBOARD_CONFIG`, test switches) are not configuration.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 13] = [
     "server",
     "database",
     "events",
@@ -364,6 +408,8 @@ const SECTIONS: [&str; 11] = [
     "reliability",
     "policy",
     "log",
+    "metrics",
+    "telemetry",
 ];
 
 impl Config {
@@ -418,6 +464,7 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         self.validate_limits()?;
         self.validate_log_and_database()?;
+        self.validate_observability()?;
         let demo = self.simulators.enabled;
         self.validate_simulators(demo)?;
         self.validate_secrets(demo)?;
@@ -493,6 +540,40 @@ impl Config {
                     .all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
             return Err("database.schema: letters, digits and `_` only".into());
+        }
+        Ok(())
+    }
+
+    /// `[metrics]` and `[telemetry]`: a metrics listener apart from the
+    /// API's, an http(s) collector URL without credentials, a ratio.
+    fn validate_observability(&self) -> Result<(), String> {
+        if let Some(listen) = self.metrics.listen
+            && listen.port() != 0
+            && listen == self.server.listen
+        {
+            return Err("metrics.listen: must differ from server.listen (unset it to serve /metrics on the API listener)".into());
+        }
+        let t = &self.telemetry;
+        if let Some(endpoint) = &t.otlp_endpoint {
+            let authority = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"))
+                .map(|rest| rest.split('/').next().unwrap_or_default());
+            match authority {
+                Some(a) if !a.is_empty() && !a.contains('@') => {}
+                _ => {
+                    return Err(
+                        "telemetry.otlp_endpoint: must be an http:// or https:// URL without credentials (`http://collector:4318`)"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if t.service_name.is_empty() {
+            return Err("telemetry.service_name: must not be empty".into());
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return Err("telemetry.sample_ratio: must be between 0 and 1".into());
         }
         Ok(())
     }
@@ -654,6 +735,38 @@ mod tests {
                 e.starts_with("reliability.reconcile_budget_share"),
                 "{share}: {e}"
             );
+        }
+    }
+
+    #[cfg(feature = "demo")]
+    #[test]
+    fn observability_keys_are_checked() {
+        let c = parse("").unwrap();
+        assert!(c.metrics.enabled && c.metrics.listen.is_none());
+        assert_eq!(c.telemetry.otlp_endpoint, None, "no export by default");
+        let c = parse(
+            "[metrics]\nlisten = \"127.0.0.1:9464\"\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25",
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.telemetry.sample_ratio, 0.25);
+        for (toml, key) in [
+            ("[metrics]\nlisten = \"nope\"", "metrics.listen"),
+            ("[metrics]\nlisten = \"127.0.0.1:8080\"", "metrics.listen"),
+            ("[metrics]\nbogus = 1", "metrics"),
+            (
+                "[telemetry]\notlp_endpoint = \"collector:4318\"",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "[telemetry]\notlp_endpoint = \"https://u:p@collector\"",
+                "telemetry.otlp_endpoint",
+            ),
+            ("[telemetry]\nsample_ratio = 1.5", "telemetry.sample_ratio"),
+            ("[telemetry]\nservice_name = \"\"", "telemetry.service_name"),
+        ] {
+            let e = parse(toml).unwrap_err();
+            assert!(e.starts_with(key), "{toml}: {e}");
         }
     }
 

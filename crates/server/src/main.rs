@@ -1,11 +1,14 @@
 //! The `switchboard` command line: `serve` (default), `migrate`,
-//! `config check`, `secrets`, `simulate`.
+//! `config check`, `secrets`, `simulate`, and the client commands of
+//! `switchboard-client` (`subscriptions`, `providers`, `events`,
+//! `healthcheck`, `plan`, `apply`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchboard::{App, Config, StartError};
+use switchboard_telemetry::otlp::TraceExport;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: a request allocates and frees
@@ -57,6 +60,9 @@ enum Command {
         #[arg(long)]
         urls_file: Option<PathBuf>,
     },
+    /// Client commands against a running server (no config needed).
+    #[command(flatten)]
+    Client(switchboard_client::Command),
 }
 
 #[derive(Subcommand)]
@@ -77,30 +83,43 @@ enum ConfigAction {
     Check,
 }
 
-fn init_tracing(cfg: &Config) {
-    init_tracing_to(cfg, std::io::stdout);
+fn init_tracing(cfg: &Config) -> Option<TraceExport> {
+    init_tracing_to(cfg, std::io::stdout)
 }
 
-/// Logs to `writer`: `simulate` keeps stdout for its provider lines.
-fn init_tracing_to<W>(cfg: &Config, writer: W)
+/// Logs to `writer` (`simulate` keeps stdout for its provider lines) and,
+/// with `[telemetry] otlp_endpoint`, exports spans; the export is returned
+/// to be shut down (flushed) once the runtime's work is done.
+fn init_tracing_to<W>(cfg: &Config, writer: W) -> Option<TraceExport>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(writer);
+    let export = switchboard::app::trace_export(cfg);
     if cfg.log.format == "json" {
-        builder.json().init();
+        let logs = builder.json().finish();
+        logs.with(export.as_ref().map(TraceExport::layer)).init();
     } else {
-        builder.init();
+        let logs = builder.finish();
+        logs.with(export.as_ref().map(TraceExport::layer)).init();
     }
+    export
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Client commands run anywhere (a CI job, a container probe): they
+    // read no server configuration.
+    if let Some(Command::Client(command)) = cli.command {
+        return switchboard_client::run(command);
+    }
     if let Some(Command::Secrets {
         action: SecretsAction::GenerateKey { id },
     }) = &cli.command
@@ -143,33 +162,41 @@ fn main() -> ExitCode {
             action: SecretsAction::Rotate,
         } => {
             init_tracing(&config);
-            runtime.block_on(async {
-                let store = match open_store(&config).await {
-                    Ok(s) => s,
-                    Err(code) => return code,
-                };
-                match store.rotate_keys().await {
-                    Ok(n) => {
-                        println!("re-sealed {n} subscription(s) with the first configured key");
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("switchboard: rotation failed: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            })
+            runtime.block_on(rotate_keys(config))
         }
         Command::Secrets {
             action: SecretsAction::GenerateKey { .. },
         } => ExitCode::SUCCESS,
+        Command::Client(_) => ExitCode::SUCCESS,
         Command::Serve => {
-            init_tracing(&config);
-            runtime.block_on(serve(config))
+            let traces = init_tracing(&config);
+            let code = runtime.block_on(serve(config));
+            if let Some(t) = traces {
+                t.shutdown();
+            }
+            code
         }
         Command::Simulate { listen, urls_file } => {
             init_tracing_to(&config, std::io::stderr);
             runtime.block_on(simulate(config, listen, urls_file))
+        }
+    }
+}
+
+/// `secrets rotate`: every stored secret re-sealed with the first key.
+async fn rotate_keys(config: Config) -> ExitCode {
+    let store = match open_store(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match store.rotate_keys().await {
+        Ok(n) => {
+            println!("re-sealed {n} subscription(s) with the first configured key");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard: rotation failed: {e}");
+            ExitCode::FAILURE
         }
     }
 }

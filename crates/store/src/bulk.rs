@@ -14,7 +14,7 @@ use crate::natives::native_active;
 use crate::store::{Store, db_err};
 
 /// Rows per `INSERT`: well below SQLite's 32,766 bound parameters and
-/// Postgres's 65,535 at 12 columns a row, and large enough that the
+/// Postgres's 65,535 at 14 columns a row, and large enough that the
 /// per-statement cost no longer shows.
 const ROWS_PER_STATEMENT: usize = 1_000;
 

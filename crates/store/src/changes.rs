@@ -33,6 +33,16 @@ pub enum Claim<'a> {
     Insert(&'a SubscriptionRecord),
     /// The row is claimed at this version; a moved-on row is a 409.
     Version(i64),
+    /// The row is claimed at `version` and given `key` in the same
+    /// statement (a change of the key), so a key another subscription of
+    /// the tenant has is refused by the unique index (409 at `/key`)
+    /// before any upstream call.
+    Rekey {
+        /// The version read.
+        version: i64,
+        /// The key the subscription has from now on.
+        key: Option<&'a str>,
+    },
 }
 
 /// One native-record write a change has not made yet.
@@ -122,7 +132,14 @@ impl Store {
         )?;
         match claim {
             Claim::Insert(rec) => self.insert_into(&mut script, rec)?,
-            Claim::Version(v) => claim_into(&mut script, op.tenant, op.subscription_id, v),
+            Claim::Version(v) => claim_into(&mut script, op.tenant, op.subscription_id, v, None),
+            Claim::Rekey { version, key } => claim_into(
+                &mut script,
+                op.tenant,
+                op.subscription_id,
+                version,
+                Some(key),
+            ),
         }
         if let Err(e) = self.run(script).await {
             let mut failed = self.script();
@@ -188,8 +205,9 @@ impl Store {
         Ok(stored)
     }
 
-    /// Ends a claim without a new spec (`status`, `last_error`) and closes
-    /// the change's entry, in one transaction.
+    /// Ends a claim without a new spec (`status`, `last_error`; `key`,
+    /// when the claim had changed it, is the key the row gets back) and
+    /// closes the change's entry, in one transaction.
     #[allow(clippy::too_many_arguments)]
     pub async fn release_change(
         &self,
@@ -198,11 +216,12 @@ impl Store {
         sub_id: &str,
         status: SubscriptionStatus,
         last_error: Option<String>,
+        key: Option<Option<&str>>,
         state: OperationState,
         error: Option<String>,
     ) -> Result<(), Error> {
         let mut script = self.script();
-        release_into(&mut script, tenant, sub_id, status, last_error);
+        release_into(&mut script, tenant, sub_id, status, last_error, key);
         Self::finish_operation_into(&mut script, op_id, state, error.as_deref());
         self.run(script).await
     }

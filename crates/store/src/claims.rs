@@ -28,7 +28,7 @@ impl Store {
         last_error: Option<String>,
     ) -> Result<(), Error> {
         let mut script = self.script();
-        release_into(&mut script, tenant, id, status, last_error);
+        release_into(&mut script, tenant, id, status, last_error, None);
         self.run(script).await
     }
 }
@@ -36,13 +36,27 @@ impl Store {
 /// Adds the claim to `script`: marks a subscription `pending` if it is at
 /// `version` and not already pending, without changing its version, so two
 /// writers (in any replica) never apply upstream changes at once. A refused
-/// claim is a 409.
-pub(crate) fn claim_into(script: &mut Script, tenant: &str, id: &str, version: i64) {
-    let claim = subscription::Entity::update_many()
-        .col_expr(
-            subscription::Column::Status,
-            Expr::value(SubscriptionStatus::Pending.as_str()),
-        )
+/// claim is a 409. With `key`, the claim also sets the subscription's key
+/// (the unique index refuses a taken one here, before any upstream call);
+/// a change that does not complete gives the old one back on release.
+pub(crate) fn claim_into(
+    script: &mut Script,
+    tenant: &str,
+    id: &str,
+    version: i64,
+    key: Option<Option<&str>>,
+) {
+    let mut claim = subscription::Entity::update_many().col_expr(
+        subscription::Column::Status,
+        Expr::value(SubscriptionStatus::Pending.as_str()),
+    );
+    if let Some(key) = key {
+        claim = claim.col_expr(
+            subscription::Column::Key,
+            Expr::value(key.map(str::to_owned)),
+        );
+    }
+    let claim = claim
         .filter(subscription::Column::Tenant.eq(tenant))
         .filter(subscription::Column::Id.eq(id))
         .filter(subscription::Column::Version.eq(version))
@@ -55,19 +69,26 @@ pub(crate) fn claim_into(script: &mut Script, tenant: &str, id: &str, version: i
     );
 }
 
-/// Adds [`Store::release`] to `script`.
+/// Adds [`Store::release`] to `script`; with `key`, the subscription's
+/// key is set back to it too.
 pub(crate) fn release_into(
     script: &mut Script,
     tenant: &str,
     id: &str,
     status: SubscriptionStatus,
     last_error: Option<String>,
+    key: Option<Option<&str>>,
 ) {
-    script.push(
-        &claimed(tenant, id)
-            .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
-            .col_expr(subscription::Column::LastError, Expr::value(last_error)),
-    );
+    let mut release = claimed(tenant, id)
+        .col_expr(subscription::Column::Status, Expr::value(status.as_str()))
+        .col_expr(subscription::Column::LastError, Expr::value(last_error));
+    if let Some(key) = key {
+        release = release.col_expr(
+            subscription::Column::Key,
+            Expr::value(key.map(str::to_owned)),
+        );
+    }
+    script.push(&release);
 }
 
 /// Adds the end of a reconciliation's claim to `script`: its findings,

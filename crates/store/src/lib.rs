@@ -10,6 +10,7 @@ mod bulk;
 mod changes;
 pub mod cipher;
 mod claims;
+mod counts;
 mod entity;
 pub mod idempotency;
 pub mod journal;

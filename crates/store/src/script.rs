@@ -29,7 +29,7 @@ use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrai
 use sea_query_sqlx::SqlxValues;
 use switchboard_core::Error;
 
-use crate::store::{Store, db_err};
+use crate::store::{Store, db_err, key_taken, violates_key_index};
 
 /// Most scripts one batched commit takes.
 const BATCH: usize = 64;
@@ -54,6 +54,12 @@ impl Script {
 }
 
 fn sqlx_err(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(d) = &e
+        && d.is_unique_violation()
+        && violates_key_index(d.message())
+    {
+        return key_taken();
+    }
     Error::Store(e.to_string())
 }
 

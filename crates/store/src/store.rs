@@ -67,7 +67,27 @@ pub struct Store {
 }
 
 pub(crate) fn db_err(e: DbErr) -> Error {
+    if let Some(sea_orm::SqlErr::UniqueConstraintViolation(message)) = e.sql_err()
+        && violates_key_index(&message)
+    {
+        return key_taken();
+    }
     Error::Store(e.to_string())
+}
+
+/// Whether a unique violation's message is about a subscription's key:
+/// Postgres names the index, SQLite the columns.
+pub(crate) fn violates_key_index(message: &str) -> bool {
+    message.contains("idx_subscriptions_tenant_key") || message.contains("subscriptions.key")
+}
+
+/// A key another subscription of the tenant has: the unique index refused
+/// it (a concurrent writer got there between the check and the write).
+pub(crate) fn key_taken() -> Error {
+    Error::Taken(switchboard_core::FieldError::new(
+        "/key",
+        "is already the key of another subscription of this tenant",
+    ))
 }
 
 pub(crate) fn json_err(e: serde_json::Error) -> Error {

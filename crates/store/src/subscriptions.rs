@@ -1,5 +1,6 @@
-//! Subscription rows: insert, read, list, the versioned write of a
-//! change's result, delete, and the admin lookup of a row's tenant. The
+//! Subscription rows: insert, read (by id or by key), list, the versioned
+//! write of a change's result, delete, and the admin lookup of a row's
+//! tenant. The
 //! spec is sealed with the row's tenant and id as associated data, so it
 //! opens only on that row.
 
@@ -40,21 +41,47 @@ impl Store {
 
     /// One subscription of `tenant`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<SubscriptionRecord, Error> {
-        // One round trip: the row joined with its natives.
-        let (row, natives) = subscription::Entity::find_by_id(id.to_owned())
+        let select = subscription::Entity::find_by_id(id.to_owned())
+            .filter(subscription::Column::Tenant.eq(tenant));
+        self.one_with_natives(select)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "subscription",
+                id: id.to_owned(),
+            })
+    }
+
+    /// The subscription of `tenant` whose key is `key`, if there is one.
+    /// On the read pool: a caller that decides a write on it (whether a
+    /// key is free) has the unique index as its final guard.
+    pub async fn find_by_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<SubscriptionRecord>, Error> {
+        let select = subscription::Entity::find()
             .filter(subscription::Column::Tenant.eq(tenant))
+            .filter(subscription::Column::Key.eq(key));
+        self.one_with_natives(select).await
+    }
+
+    /// The first row `select` finds, with its natives, in one round trip
+    /// (the row joined with them).
+    async fn one_with_natives(
+        &self,
+        select: sea_orm::Select<subscription::Entity>,
+    ) -> Result<Option<SubscriptionRecord>, Error> {
+        let found = select
             .find_with_related(native_resource::Entity)
             .order_by_asc(native_resource::Column::Key)
             .all(&self.read)
             .await
             .map_err(db_err)?
             .into_iter()
-            .next()
-            .ok_or_else(|| Error::NotFound {
-                what: "subscription",
-                id: id.to_owned(),
-            })?;
-        self.record_from_rows(row, natives)
+            .next();
+        found
+            .map(|(row, natives)| self.record_from_rows(row, natives))
+            .transpose()
     }
 
     /// A page of `tenant`'s subscriptions ordered by id (creation time);
@@ -131,6 +158,7 @@ impl Store {
                 Expr::value(rec.last_reconciled_at),
             )
             .col_expr(subscription::Column::Findings, Expr::value(findings))
+            .col_expr(subscription::Column::Key, Expr::value(rec.key.clone()))
             .filter(subscription::Column::Tenant.eq(rec.tenant.as_str()))
             .filter(subscription::Column::Id.eq(rec.id.as_str()))
             .filter(subscription::Column::Version.eq(rec.version));
@@ -231,6 +259,7 @@ impl Store {
             updated_at: Set(rec.updated_at),
             last_reconciled_at: Set(rec.last_reconciled_at),
             findings: Set(serde_json::to_string(&rec.findings).map_err(json_err)?),
+            key: Set(rec.key.clone()),
         })
     }
 
@@ -251,6 +280,7 @@ impl Store {
             warnings: serde_json::from_str(&row.warnings).map_err(json_err)?,
             id: row.id,
             tenant: row.tenant,
+            key: row.key,
             last_error: row.last_error,
             version: row.version,
             created_at: row.created_at,

@@ -13,6 +13,7 @@ fn record(tenant: &str, n: usize) -> SubscriptionRecord {
     SubscriptionRecord {
         id: switchboard_core::ids::subscription_id(),
         tenant: tenant.into(),
+        key: None,
         status: SubscriptionStatus::Active,
         spec: SpecDraft {
             account: Some("9fbef0b7-8d4e-4a08-9207-66c22155721d".into()),

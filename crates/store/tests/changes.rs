@@ -15,6 +15,7 @@ fn pending(tenant: &str) -> SubscriptionRecord {
     SubscriptionRecord {
         id: switchboard_core::ids::subscription_id(),
         tenant: tenant.into(),
+        key: None,
         status: SubscriptionStatus::Pending,
         spec: draft("talkover", "https://example.com/h", &["call.ended"])
             .validate()
@@ -205,6 +206,79 @@ async fn a_close_that_fails_writes_nothing_of_it() {
         assert_eq!(entry.state, OperationState::Running);
         assert!(entry.steps.is_empty());
         assert_eq!(store.get("t", &rec.id).await.unwrap().version, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rekeying_claim_meets_the_unique_index_and_its_release_gives_the_key_back() {
+    each_backend(|store| async move {
+        let mut taken = pending("t");
+        taken.key = Some("billing".into());
+        taken.status = SubscriptionStatus::Active;
+        taken.version = 1;
+        store.insert(&taken).await.unwrap();
+        let mut rec = pending("t");
+        rec.key = Some("old".into());
+        rec.status = SubscriptionStatus::Active;
+        rec.version = 1;
+        store.insert(&rec).await.unwrap();
+
+        let update = op(&rec, OperationKind::Update);
+        let refused = store
+            .open_change(
+                &update,
+                LEASE,
+                Claim::Rekey {
+                    version: 1,
+                    key: Some("billing"),
+                },
+                None,
+            )
+            .await;
+        let Err(Error::Taken(field)) = refused else {
+            panic!("a taken key was claimed: {refused:?}");
+        };
+        assert_eq!(field.pointer, "/key");
+        let row = store.get("t", &rec.id).await.unwrap();
+        assert_eq!(
+            (row.status, row.key.as_deref()),
+            (SubscriptionStatus::Active, Some("old"))
+        );
+
+        let op_id = store
+            .open_change(
+                &update,
+                LEASE,
+                Claim::Rekey {
+                    version: 1,
+                    key: Some("new"),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let claimed = store.find_by_key("t", "new").await.unwrap().unwrap();
+        assert_eq!(
+            (claimed.id.as_str(), claimed.status),
+            (rec.id.as_str(), SubscriptionStatus::Pending)
+        );
+        store
+            .release_change(
+                &op_id,
+                "t",
+                &rec.id,
+                SubscriptionStatus::Active,
+                None,
+                Some(Some("old")),
+                OperationState::Undone,
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(store.find_by_key("t", "new").await.unwrap().is_none());
+        let row = store.find_by_key("t", "old").await.unwrap().unwrap();
+        assert_eq!((row.id, row.status), (rec.id, SubscriptionStatus::Active));
     })
     .await;
 }

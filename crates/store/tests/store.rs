@@ -10,6 +10,7 @@ fn record(tenant: &str, provider: &str) -> SubscriptionRecord {
     SubscriptionRecord {
         id: switchboard_core::ids::subscription_id(),
         tenant: tenant.into(),
+        key: None,
         status: SubscriptionStatus::Active,
         spec: SpecDraft {
             account: Some("9fbef0b7-8d4e-4a08-9207-66c22155721d".into()),
@@ -401,4 +402,66 @@ async fn key_rotation_crosses_page_boundaries() {
                 .unwrap_or_else(|e| panic!("{name}: {id} does not open with the new key: {e}"));
         }
     }
+}
+
+#[tokio::test]
+async fn keys_are_unique_within_a_tenant_only() {
+    each_backend(|store| async move {
+        let mut first = record("billing", "talkover");
+        first.key = Some("calls".into());
+        store.insert(&first).await.unwrap();
+        // Any number of subscriptions without a key.
+        store.insert(&record("billing", "talkover")).await.unwrap();
+        store.insert(&record("billing", "talkover")).await.unwrap();
+
+        let mut second = record("billing", "talkover");
+        second.key = Some("calls".into());
+        let refused = store.insert(&second).await;
+        let Err(Error::Taken(field)) = refused else {
+            panic!("a second subscription got the key: {refused:?}");
+        };
+        assert_eq!(field.pointer, "/key");
+
+        let mut other_tenant = record("support", "talkover");
+        other_tenant.key = Some("calls".into());
+        store.insert(&other_tenant).await.unwrap();
+
+        let found = store
+            .find_by_key("billing", "calls")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.id.as_str(), found.key.as_deref()),
+            (first.id.as_str(), Some("calls"))
+        );
+        let theirs = store
+            .find_by_key("support", "calls")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(theirs.id, other_tenant.id);
+        assert!(
+            store
+                .find_by_key("billing", "nope")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // The key is written with the rest of the record.
+        let mut renamed = found;
+        renamed.key = Some("calls-v2".into());
+        store.update(&renamed).await.unwrap();
+        assert!(
+            store
+                .find_by_key("billing", "calls")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let row = store.get("billing", &first.id).await.unwrap();
+        assert_eq!(row.key.as_deref(), Some("calls-v2"));
+    })
+    .await;
 }

@@ -12,6 +12,9 @@
 //! engine, which verifies at the provider before it retries
 //! (`engine/src/step.rs`).
 //!
+//! Every attempt, retry and wait for a rate limit or concurrency cap is
+//! counted (`switchboard_telemetry::record`), per provider instance.
+//!
 //! Redirects are never followed: a provider's management credentials and
 //! the signing secrets in a body must not reach another origin, and a 3xx
 //! from a management API is an error the adapter classifies.
@@ -23,6 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::Method;
 use switchboard_core::{NativeRequest, NativeResponse, Transport, TransportError};
+use switchboard_telemetry::record::{self, Limit, RetryLayer};
 use tokio::time::Instant;
 
 /// Retry and timeout settings.
@@ -195,6 +199,30 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     )
 }
 
+/// A permit of `provider`'s concurrency cap; a wait for one is counted.
+async fn acquire(
+    provider: &str,
+    sem: &Arc<tokio::sync::Semaphore>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = sem.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    let started = Instant::now();
+    let permit = sem.clone().acquire_owned().await.ok();
+    record::upstream_wait(provider, Limit::Concurrency, started.elapsed());
+    permit
+}
+
+/// What an attempt got, as the request counter labels it.
+fn answer(outcome: &Result<NativeResponse, TransportError>) -> Result<u16, &'static str> {
+    match outcome {
+        Ok(r) => Ok(r.status),
+        Err(TransportError::Timeout) => Err("timeout"),
+        Err(TransportError::Connect(_)) => Err("connect_error"),
+        Err(TransportError::Interrupted(_)) => Err("interrupted"),
+    }
+}
+
 /// Whether an outcome may be retried for this method (see the module doc).
 pub fn retryable(method: &Method, outcome: &Result<NativeResponse, TransportError>) -> bool {
     let idempotent = matches!(
@@ -219,16 +247,22 @@ impl Transport for HttpTransport {
         let mut attempt = 0;
         loop {
             if let Some(limit) = self.limits.get(provider) {
-                tokio::time::sleep_until(limit.reserve()).await;
+                let slot = limit.reserve();
+                let waited = slot.saturating_duration_since(Instant::now());
+                if !waited.is_zero() {
+                    record::upstream_wait(provider, Limit::Rate, waited);
+                    tokio::time::sleep_until(slot).await;
+                }
             }
             let permit = match self.in_flight.get(provider) {
-                Some(sem) => sem.clone().acquire_owned().await.ok(),
+                Some(sem) => acquire(provider, sem).await,
                 None => None,
             };
             let started = Instant::now();
             switchboard_core::transport::count_call();
             let outcome = self.attempt(base_url, req).await;
             drop(permit);
+            record::upstream_request(provider, answer(&outcome));
             let status = outcome.as_ref().map(|r| r.status).ok();
             tracing::debug!(
                 provider,
@@ -245,6 +279,7 @@ impl Transport for HttpTransport {
             }
             let retry_after = outcome.as_ref().ok().and_then(|r| r.retry_after);
             let wait = self.backoff(attempt, retry_after);
+            record::upstream_retry(provider, RetryLayer::Transport);
             tracing::info!(
                 provider,
                 status,
@@ -340,6 +375,48 @@ mod tests {
         assert_eq!(sem.available_permits(), 0, "a third request would wait");
         drop(held);
         assert_eq!(sem.available_permits(), 2);
+    }
+
+    #[tokio::test]
+    async fn attempts_and_waits_are_counted_per_provider() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // The runtime of this test has one thread: every record lands here.
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let config = TransportConfig {
+            max_attempts: 1,
+            ..TransportConfig::default()
+        };
+        // `r` is rate limited (one request per 100 ms), `c` capped at one
+        // request in flight.
+        let t = Arc::new(
+            HttpTransport::new(config, HashMap::from([("r".to_owned(), 600)]))
+                .unwrap()
+                .with_concurrency(HashMap::from([("c".to_owned(), 1)])),
+        );
+        // Nothing listens on port 1: each attempt fails to connect at once.
+        let base = "http://127.0.0.1:1";
+        let req = NativeRequest::new(Method::GET, "/x");
+        t.send("r", base, &req).await.unwrap_err();
+        t.send("r", base, &req).await.unwrap_err();
+        let held = t.in_flight["c"].clone().acquire_owned().await.unwrap();
+        let waiting = tokio::spawn({
+            let t = t.clone();
+            async move { t.send("c", base, &req).await }
+        });
+        // The spawned request runs until it waits for the permit.
+        tokio::task::yield_now().await;
+        drop(held);
+        waiting.await.unwrap().unwrap_err();
+        let text = handle.render();
+        for line in [
+            "switchboard_upstream_requests_total{provider=\"r\",status_class=\"connect_error\"} 2",
+            "switchboard_upstream_waits_total{provider=\"r\",limit=\"rate\"} 1",
+            "switchboard_upstream_waits_total{provider=\"c\",limit=\"concurrency\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("provider=\"c\",limit=\"rate\""));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use switchboard_store::AuditEntry;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::{ADMIN, Caller};
@@ -29,14 +29,12 @@ pub struct AuditPage {
 
 /// Who changed what, when, with which outcome (admin tokens only).
 #[utoipa::path(get, path = "/v1/audit", tag = "audit",
-    params(
-        ("limit" = Option<u64>, Query, description = "1..=200, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("tenant" = Option<String>, Query, description = "only this tenant"),
-    ),
+    operation_id = "listAuditEntries",
+    params(AuditParams),
     responses(
         (status = 200, description = "A page", body = AuditPage),
         (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list(
@@ -58,12 +56,15 @@ pub async fn list(
 }
 
 /// Query of `GET /v1/audit`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// 1..=200, default 50.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
     pub limit: Option<Limit>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>)]
     pub cursor: Option<Cursor<AuditCursors>>,
     /// Only this tenant.
     pub tenant: Option<String>,

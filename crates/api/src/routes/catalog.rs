@@ -43,6 +43,7 @@ pub struct ProviderList {
 
 /// Configured provider instances with capabilities and event mapping.
 #[utoipa::path(get, path = "/v1/providers", tag = "catalog",
+    operation_id = "listProviders",
     responses((status = 200, description = "Providers", body = ProviderList)),
     security(("bearer" = [])))]
 pub async fn providers(
@@ -93,6 +94,7 @@ pub struct EventList {
 
 /// The normalized event catalog and each kind's native names.
 #[utoipa::path(get, path = "/v1/events", tag = "catalog",
+    operation_id = "listEvents",
     responses((status = 200, description = "Events", body = EventList)),
     security(("bearer" = [])))]
 pub async fn events(

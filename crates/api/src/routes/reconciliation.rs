@@ -155,6 +155,7 @@ pub struct ReconciliationView {
 
 /// Progress of the background reconciliation pass (admin tokens only).
 #[utoipa::path(get, path = "/v1/reconciliation", tag = "reconciliation",
+    operation_id = "getReconciliation",
     responses(
         (status = 200, description = "The reconciler's state", body = ReconciliationView),
         (status = 403, description = "Not an admin token", body = Problem, content_type = "application/problem+json"),

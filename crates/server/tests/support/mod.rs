@@ -269,6 +269,19 @@ impl Drop for Process {
     }
 }
 
+impl Process {
+    /// Stops the server as an orchestrator does (SIGTERM) and waits for
+    /// it to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "SIGTERM was delivered");
+        self.child.wait().unwrap()
+    }
+}
+
 /// Starts the binary with `cfg` and waits for it to listen.
 pub fn spawn_process(cfg: &std::path::Path) -> Process {
     use std::io::{BufRead, BufReader};

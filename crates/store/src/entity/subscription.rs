@@ -42,6 +42,9 @@ pub struct Model {
     /// JSON array of what that comparison found.
     #[sea_orm(column_type = "Text")]
     pub findings: String,
+    /// The team's name for the subscription, unique per tenant
+    /// (`idx_subscriptions_tenant_key`); `NULL` for none.
+    pub key: Option<String>,
 }
 
 /// Relations.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::operation::OperationKind;
 use switchboard_core::subscription::MAX_SECRET_LEN;
 use switchboard_core::{Error, Secret};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::change::Change;
 use super::{ApiResult, with_etag};
@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::auth::{Caller, WRITE};
 use crate::dto::SubscriptionView;
 use crate::extract::{ApiQuery, QueryParams, SubscriptionId, parse_json};
+use crate::openapi::ChangeProblems;
 use crate::problem::{ApiError, Problem};
 
 async fn set_enabled(
@@ -44,8 +45,10 @@ async fn set_enabled(
 /// Switch deliveries on (recreating native resources where the provider
 /// has no native switch).
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/enable", tag = "subscriptions",
+    operation_id = "enableSubscription",
     params(("id" = String, Path, description = "Subscription id")),
-    responses((status = 200, description = "Enabled", body = SubscriptionView),
+    responses(ChangeProblems,
+              (status = 200, description = "Enabled", body = SubscriptionView),
               (status = 202, description = "Still applying upstream after the budget", body = SubscriptionView),
               (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -60,8 +63,10 @@ pub async fn enable(
 
 /// Switch deliveries off, keeping the subscription.
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/disable", tag = "subscriptions",
+    operation_id = "disableSubscription",
     params(("id" = String, Path, description = "Subscription id")),
-    responses((status = 200, description = "Disabled", body = SubscriptionView),
+    responses(ChangeProblems,
+              (status = 200, description = "Disabled", body = SubscriptionView),
               (status = 202, description = "Still applying upstream after the budget", body = SubscriptionView),
               (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -94,12 +99,18 @@ pub struct RotatedSecret {
 /// Replace the signing secret at every native resource and return the new
 /// secret once. On failure nothing changes.
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/rotate-secret", tag = "subscriptions",
+    operation_id = "rotateSubscriptionSecret",
     params(("id" = String, Path, description = "Subscription id")),
-    request_body(content = Option<RotateRequest>, content_type = "application/json"),
+    request_body(content = Option<RotateRequest>, content_type = "application/json",
+        description = "Optional: an empty body has a secret generated"),
     responses(
-        (status = 200, description = "Rotated; the secret is shown once", body = RotatedSecret),
+        ChangeProblems,
+        (status = 200, description = "Rotated; the secret is shown once", body = RotatedSecret,
+            headers(("Cache-Control" = String, description = "`no-store`: the body carries a secret"))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The provider does not sign deliveries", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An invalid secret, or the provider does not sign deliveries", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Provider failed; nothing changed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -169,13 +180,13 @@ fn given_secret(body: &[u8]) -> Result<Option<Secret>, Error> {
 /// recreated. Lookalike resources nobody recorded are reported, and
 /// removed with `?remove_unknown=true`.
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/reconcile", tag = "subscriptions",
-    params(("id" = String, Path, description = "Subscription id"),
-           ("remove_unknown" = Option<bool>, Query, description = "also delete unrecorded lookalikes")),
+    operation_id = "reconcileSubscription",
+    params(("id" = String, Path, description = "Subscription id"), ReconcileParams),
     responses(
+        ChangeProblems,
         (status = 200, description = "Compared; `findings` says what differed", body = SubscriptionView),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A change is in progress", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Provider failed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown query parameter or value, or the provider rejected a repair", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn reconcile(
@@ -206,10 +217,12 @@ const RECONCILE_UNKNOWN: &str =
     "unknown query parameter or value; known: remove_unknown=true|false";
 
 /// Query of `reconcile`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReconcileParams {
     /// Also delete unrecorded lookalikes.
+    #[param(value_type = Option<bool>)]
     pub remove_unknown: Option<Flag>,
 }
 

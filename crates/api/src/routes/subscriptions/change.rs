@@ -13,6 +13,7 @@ use switchboard_core::operation::OperationKind;
 use switchboard_core::{Error, Secret};
 use switchboard_engine::{Detached, Engine};
 use switchboard_store::SubscriptionRecord;
+use tracing::Instrument as _;
 
 use super::{ApiResult, view_json};
 use crate::auth::{Caller, WRITE};
@@ -125,16 +126,29 @@ impl<'a> Change<'a> {
         let id = id.get()?;
         let tenant = caller.tenant_for(state, &id).await?;
         let current = state.engine.get(&tenant, &id).await?;
-        let change = Self {
+        let change = Self::of(state, caller, headers, kind, &current)?;
+        Ok((change, current))
+    }
+
+    /// A change of `current`, a subscription the caller may act on that
+    /// was already read (by key): needs the write scope.
+    pub fn of(
+        state: &'a AppState,
+        caller: &'a Caller,
+        headers: &'a HeaderMap,
+        kind: OperationKind,
+        current: &SubscriptionRecord,
+    ) -> ApiResult<Self> {
+        caller.require(WRITE)?;
+        Ok(Self {
             state,
             caller,
             headers,
             kind,
-            tenant,
-            id,
-            before: Some(view_json(&current)),
-        };
-        Ok((change, current))
+            tenant: current.tenant.clone(),
+            id: current.id.clone(),
+            before: Some(view_json(current)),
+        })
     }
 
     /// The creation of a new subscription in the caller's tenant.
@@ -177,7 +191,7 @@ impl<'a> Change<'a> {
                 let work = work(job, input);
                 match wait(self.kind) {
                     Wait::Budget => within_budget(self.state, &flag, work).await,
-                    Wait::Completion => Some(joined(tokio::spawn(work).await)),
+                    Wait::Completion => Some(joined(tokio::spawn(work.in_current_span()).await)),
                 }
             }
             Err(e) => Some(Err(e)),
@@ -250,7 +264,8 @@ async fn within_budget<T: Send + 'static>(
     flag: &Detached,
     work: impl Future<Output = Result<T, Error>> + Send + 'static,
 ) -> Option<Result<T, Error>> {
-    let mut handle = tokio::spawn(work);
+    // In the request's span, so the change's upstream calls are its children.
+    let mut handle = tokio::spawn(work.in_current_span());
     match tokio::time::timeout(state.limits.upstream_budget, &mut handle).await {
         Ok(done) => Some(joined(done)),
         Err(_) => {

@@ -6,30 +6,31 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_core::operation::OperationKind;
-use switchboard_core::{Error, SubscriptionStatus};
-use switchboard_engine::Preview;
-use switchboard_store::ListQuery;
+use switchboard_core::{Error, SubscriptionSpec, SubscriptionStatus};
+use switchboard_store::{ListQuery, SubscriptionRecord};
 use utoipa::IntoParams;
 
-use super::change::Change;
+use super::change::{Change, Job};
 use super::{ApiResult, SubscriptionCursors, with_etag};
 use crate::AppState;
 use crate::auth::{Caller, READ};
-use crate::dto::{SubscriptionPage, SubscriptionRequest, SubscriptionView, merge_patch};
+use crate::dto::{
+    PreviewView, SubscriptionPage, SubscriptionRequest, SubscriptionView, merge_patch,
+};
 use crate::extract::{ApiJson, ApiQuery, Cursor, Limit, QueryParams, SubscriptionId, parse_json};
+use crate::openapi::ChangeProblems;
 use crate::problem::{ApiError, Problem};
 
 /// Create a subscription and its native resources.
 #[utoipa::path(post, path = "/v1/subscriptions", tag = "subscriptions",
+    operation_id = "createSubscription",
     request_body = SubscriptionRequest,
     responses(
+        ChangeProblems,
         (status = 201, description = "Created", body = SubscriptionView),
         (status = 202, description = "Still applying upstream after the budget; finishes in the background", body = SubscriptionView),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid or unsupported field", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Provider failed or refused Switchboard's credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Provider timed out", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or unsupported field, or the provider rejected the subscription", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create(
@@ -39,50 +40,65 @@ pub async fn create(
     ApiJson(body): ApiJson<SubscriptionRequest>,
 ) -> ApiResult<Response> {
     let change = Change::create(&state, &caller, &headers)?;
-    let ran = change
-        .run(body.into_spec(), |job, spec| async move {
-            job.engine
-                .create_with_id(&job.tenant, &job.actor, &job.id, spec, &job.detached)
-                .await
-        })
-        .await?;
+    let ran = change.run(body.into_keyed(), created).await?;
     Ok(ran.answer(|rec| with_etag(StatusCode::CREATED, &rec, true)))
 }
 
-/// Dry run: the exact native requests a create would send, secrets redacted.
+/// The engine work of a create: the subscription with its key.
+pub(super) async fn created(job: Job, (key, spec): Keyed) -> Result<SubscriptionRecord, Error> {
+    job.engine
+        .create_keyed(&job.tenant, &job.actor, &job.id, key, spec, &job.detached)
+        .await
+}
+
+/// Dry run: the exact native requests a create would send, secrets
+/// redacted. With a `key`, what `PUT /v1/subscriptions/by-key/{key}` of
+/// the same body would do: create, update (which fields, which native
+/// resources) or leave unchanged.
 #[utoipa::path(post, path = "/v1/subscriptions/preview", tag = "subscriptions",
+    operation_id = "previewSubscription",
     request_body = SubscriptionRequest,
     responses(
-        (status = 200, description = "What would be sent", body = Object),
-        (status = 422, description = "Invalid or unsupported field", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "What would be done; nothing was sent", body = PreviewView),
+        (status = 422, description = "Invalid or unsupported field, or a `provider` or `account` other than those of the subscription with the key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<SubscriptionRequest>,
-) -> ApiResult<axum::Json<Preview>> {
+) -> ApiResult<axum::Json<PreviewView>> {
     caller.require(READ)?;
-    Ok(axum::Json(state.engine.preview(body.into_spec()?)?))
+    let (key, spec) = body.into_keyed()?;
+    let current = match &key {
+        Some(key) => state.engine.find_by_key(&caller.tenant, key).await?,
+        None => None,
+    };
+    let preview = match &current {
+        Some(current) => state.engine.preview_change(current, spec)?,
+        None => state.engine.preview(spec)?,
+    };
+    Ok(axum::Json(preview.into()))
 }
 
 /// List filters and paging.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only this provider instance.
     pub provider: Option<String>,
     /// Only this status.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<SubscriptionStatus>, inline)]
     pub status: Option<StatusParam>,
     /// 1..=200, default 50.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
     pub limit: Option<Limit>,
     /// `next_cursor` of the previous page.
     #[param(value_type = Option<String>)]
     pub cursor: Option<Cursor<SubscriptionCursors>>,
     /// Admin tokens only: only this tenant (others' lists are their own).
-    #[param(value_type = Option<String>)]
     pub tenant: Option<String>,
 }
 
@@ -108,7 +124,9 @@ impl<'de> Deserialize<'de> for StatusParam {
 }
 
 /// List the tenant's subscriptions, oldest first.
-#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions", params(ListParams),
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
+    operation_id = "listSubscriptions",
+    params(ListParams),
     responses(
         (status = 200, description = "A page", body = SubscriptionPage),
         (status = 422, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
@@ -143,6 +161,7 @@ pub async fn list(
 
 /// Read one subscription.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    operation_id = "getSubscription",
     params(("id" = String, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "The subscription", body = SubscriptionView),
@@ -162,19 +181,21 @@ pub async fn fetch(
 }
 
 /// Change mutable fields with a JSON merge patch (RFC 7386; `auth` is
-/// replaced as a whole). `provider` and `account` cannot change.
+/// replaced as a whole), `key` included (`null` removes it). `provider`
+/// and `account` cannot change.
 #[utoipa::path(patch, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    operation_id = "updateSubscription",
     params(("id" = String, Path, description = "Subscription id"),
            ("If-Match" = Option<String>, Header, description = "`*` or the ETags the change may be based on (RFC 9110 §13.1.1, strong comparison)")),
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses(
+        ChangeProblems,
         (status = 200, description = "Updated", body = SubscriptionView),
         (status = 400, description = "Malformed JSON, or an If-Match outside RFC 9110's grammar", body = Problem, content_type = "application/problem+json"),
         (status = 202, description = "Still applying upstream after the budget; finishes in the background", body = SubscriptionView),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A change is in progress", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match lists no current strong ETag", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid, or the provider rejected the change", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn patch(
@@ -186,39 +207,53 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let (change, current) =
         Change::existing(&state, &caller, &headers, OperationKind::Update, id).await?;
-    let input = patched(&current, &patch, &headers).map(|(spec, v)| (current, spec, v));
-    let ran = change
-        .run(input, |job, (current, spec, version)| async move {
-            job.engine
-                .update_with(&job.actor, current, spec, version, &job.detached)
-                .await
-        })
-        .await?;
+    let input = patched(&current, &patch, &headers).map(|(desired, v)| (current, desired, v));
+    let ran = change.run(input, updated).await?;
     Ok(ran.answer(|rec| with_etag(StatusCode::OK, &rec, false)))
 }
 
-/// The spec `patch` makes of `current`, and the version it is based on.
+/// The engine work of an update: `current` (as read) to the desired key
+/// and spec, based on the `If-Match` version when one was given.
+pub(super) async fn updated(
+    job: Job,
+    (current, (key, spec), version): (SubscriptionRecord, Keyed, Option<i64>),
+) -> Result<SubscriptionRecord, Error> {
+    job.engine
+        .update_keyed(&job.actor, current, key, spec, version, &job.detached)
+        .await
+}
+
+/// A subscription's key and spec as a request describes them.
+pub(super) type Keyed = (Option<String>, SubscriptionSpec);
+
+/// The key and spec `patch` makes of `current`, and the version it is
+/// based on. `key` is patched like any field (`null` removes it).
 fn patched(
-    current: &switchboard_store::SubscriptionRecord,
+    current: &SubscriptionRecord,
     patch: &serde_json::Value,
     headers: &HeaderMap,
-) -> Result<(switchboard_core::SubscriptionSpec, Option<i64>), Error> {
+) -> Result<(Keyed, Option<i64>), Error> {
     // Preconditions before the content (RFC 9110 §13.2.1).
     let version = crate::precondition::check(headers, current.version)?;
     if !patch.is_object() {
         return Err(Error::field("/", "a merge patch must be a JSON object"));
     }
-    let mut merged = serde_json::to_value(SubscriptionRequest::from_spec(&current.spec))
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let base = SubscriptionRequest {
+        key: current.key.clone(),
+        ..SubscriptionRequest::from_spec(&current.spec)
+    };
+    let mut merged = serde_json::to_value(base).map_err(|e| Error::Internal(e.to_string()))?;
     merge_patch(&mut merged, patch);
     let body: SubscriptionRequest = parse_json(merged.to_string().as_bytes())?;
-    Ok((body.into_spec()?, version))
+    Ok((body.into_keyed()?, version))
 }
 
 /// Delete the subscription after removing every native resource.
 #[utoipa::path(delete, path = "/v1/subscriptions/{id}", tag = "subscriptions",
+    operation_id = "deleteSubscription",
     params(("id" = String, Path, description = "Subscription id")),
     responses(
+        ChangeProblems,
         (status = 204, description = "Deleted"),
         (status = 202, description = "Still deleting upstream after the budget; finishes in the background", body = SubscriptionView),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
@@ -233,12 +268,13 @@ pub async fn remove(
 ) -> ApiResult<Response> {
     let (change, current) =
         Change::existing(&state, &caller, &headers, OperationKind::Delete, id).await?;
-    let ran = change
-        .run(Ok(current), |job, current| async move {
-            job.engine
-                .delete_with(&job.actor, current, &job.detached)
-                .await
-        })
-        .await?;
+    let ran = change.run(Ok(current), deleted).await?;
     Ok(ran.answer(|()| StatusCode::NO_CONTENT.into_response()))
+}
+
+/// The engine work of a delete of `current` (as read).
+pub(super) async fn deleted(job: Job, current: SubscriptionRecord) -> Result<(), Error> {
+    job.engine
+        .delete_with(&job.actor, current, &job.detached)
+        .await
 }

@@ -1,12 +1,13 @@
 //! `/v1/subscriptions`: the router and the answers every handler of the
 //! resource shares. The handlers live by sub-resource: [`crud`] (create,
-//! preview, list, get, patch, delete), [`actions`] (enable, disable,
-//! rotate-secret, reconcile) and [`operations`] (history); every mutating
-//! one runs through [`change`].
+//! preview, list, get, patch, delete), [`keyed`] (put, get and delete by
+//! key), [`actions`] (enable, disable, rotate-secret, reconcile) and
+//! [`operations`] (history); every mutating one runs through [`change`].
 
 pub mod actions;
 mod change;
 pub mod crud;
+pub mod keyed;
 pub mod operations;
 
 use axum::Router;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
             get(operations::operations),
         )
         .route("/v1/subscriptions/{id}/reconcile", post(actions::reconcile))
+        .merge(keyed::router())
 }
 
 /// The subscription as the audit log records it.

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use switchboard_core::operation::{OperationKind, OperationState, Step};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiResult;
 use crate::AppState;
@@ -46,12 +46,12 @@ pub struct OperationPage {
 /// What was done to a subscription, when, by which token, with which
 /// upstream outcome (newest first).
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/operations", tag = "subscriptions",
-    params(("id" = String, Path, description = "Subscription id"),
-           ("limit" = Option<u64>, Query, description = "1..=200, default 50"),
-           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    operation_id = "listSubscriptionOperations",
+    params(("id" = String, Path, description = "Subscription id"), OperationParams),
     responses(
         (status = 200, description = "History", body = OperationPage),
         (status = 404, description = "Not found", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad parameter", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn operations(
@@ -100,12 +100,15 @@ pub async fn operations(
 }
 
 /// Query of the history.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OperationParams {
     /// 1..=200, default 50.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
     pub limit: Option<Limit>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>)]
     pub cursor: Option<Cursor<OperationCursors>>,
 }
 
