@@ -11,6 +11,7 @@ mod m20261123_000005_reconciliation;
 mod m20261129_000006_verifications;
 mod m20261129_000007_reconciliation_by_account;
 mod m20261129_000008_subscription_keys;
+mod m20261129_000009_relay;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_verifications::Migration),
             Box::new(m20261129_000007_reconciliation_by_account::Migration),
             Box::new(m20261129_000008_subscription_keys::Migration),
+            Box::new(m20261129_000009_relay::Migration),
         ]
     }
 }

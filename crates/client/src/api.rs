@@ -375,18 +375,18 @@ impl Client {
     /// One page of the tenant's subscriptions.
     pub async fn list(&self, q: &ListQuery) -> Result<Page> {
         let mut url = self.url(&["v1", "subscriptions"]);
-        {
-            let mut pairs = url.query_pairs_mut();
-            for (name, value) in [
-                ("provider", q.provider.clone()),
-                ("status", q.status.clone()),
-                ("limit", q.limit.map(|l| l.to_string())),
-                ("cursor", q.cursor.clone()),
-            ] {
-                if let Some(v) = value {
-                    pairs.append_pair(name, &v);
-                }
-            }
+        let pairs: Vec<(&str, String)> = [
+            ("provider", q.provider.clone()),
+            ("status", q.status.clone()),
+            ("limit", q.limit.map(|l| l.to_string())),
+            ("cursor", q.cursor.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect();
+        // Without filters no `?` at all: the URL is also what errors show.
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
         }
         self.send(Method::GET, url, None).await?.decode()
     }

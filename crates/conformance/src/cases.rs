@@ -3,11 +3,15 @@
 //! by capability a case checks each kind on the path its capabilities
 //! select, so every case asserts something for every kind.
 
+use serde_json::json;
 use switchboard_core::{
-    CallbackUrl, Error, EventsPerResource, NativePlan, ProviderAdapter, UpstreamErrorKind,
+    CallbackAuth, CallbackUrl, Error, EventName, EventsPerResource, IngressRefusal, NativePlan,
+    ProviderAdapter, Secret, UpstreamErrorKind,
 };
+use switchboard_sim::deliveries::DeliveryReport;
 
 use crate::Harness;
+use crate::receiver::Receiver;
 use crate::spec::{self, CHANGED_URL, URL, plans};
 
 fn upstream_kind(e: Error) -> UpstreamErrorKind {
@@ -266,4 +270,98 @@ pub async fn errors_are_classified(h: &Harness) {
     );
     // After the injected faults the provider works again and nothing leaked.
     assert!(a.list(account).await.expect("list").is_empty());
+}
+
+/// The public origin the relay case registers its ingress URL under.
+const PUBLIC_ORIGIN: &str = "https://relay.example.com";
+
+/// Relay mode (issue 13): a native registered through the adapter with a
+/// generated credential, placed in the spec field the kind's
+/// [`switchboard_core::Ingress::credential`] names, gets deliveries from the
+/// simulator made exactly as the provider documents them, and the kind's
+/// ingress check accepts them: the same verdict and extraction for a
+/// retried delivery (which the caller then drops by dedup id or content
+/// hash), the native event it names or, when it names none, the one event
+/// the native was registered for, normalized through the catalog back to
+/// the caller's name. A corrupted credential or signature is refused, and
+/// so is a delivery older than the kind's `max_age` where it has one.
+pub async fn ingress_verifies_simulated_deliveries(h: &Harness) {
+    let kind = h.kind();
+    let ingress = switchboard_registry::find(kind)
+        .expect("a registered kind")
+        .ingress;
+    let a = h.adapter();
+    let caps = a.capabilities();
+    let native = spec::natives(kind)
+        .iter()
+        .find(|n| !caps.unsigned_events.contains(&n.as_str()))
+        .expect("an event a relay native can authenticate");
+    let secret = format!("sb-relay-{kind}-0b1c2d3e4f5a6b7c");
+    let url = format!("{PUBLIC_ORIGIN}/ingress/rt_conformance?v=1");
+    let mut draft =
+        spec::with_events(a, h.account(), vec![EventName::Native(native.clone())]).into_draft();
+    draft.url = CallbackUrl::parse(&url).expect("a valid URL");
+    draft.auth = CallbackAuth::None;
+    draft.signing_secret = None;
+    ingress
+        .credential
+        .apply(&mut draft, Secret::new(secret.clone()));
+    let relay_spec = draft.validate().expect("a valid relay spec");
+    let account = relay_spec.account.as_deref();
+    let plan = plans(a, &relay_spec).remove(0);
+    let created = a.create(account, &plan).await.expect("create");
+
+    let receiver = Receiver::start(ingress, PUBLIC_ORIGIN, &secret).await;
+    let order = |extra: serde_json::Value| {
+        let mut order = json!({"url": url, "deliver_to": receiver.origin});
+        order
+            .as_object_mut()
+            .expect("an object")
+            .extend(extra.as_object().expect("an object").clone());
+        order
+    };
+    let statuses = |r: &DeliveryReport| r.attempts.iter().map(|a| a.status).collect::<Vec<_>>();
+
+    let genuine = h.deliver(order(json!({"repeat": 2}))).await;
+    assert_eq!(statuses(&genuine), [Some(204), Some(204)], "{genuine:?}");
+    let outcomes = receiver.outcomes();
+    let first = outcomes[0].clone().expect("a genuine delivery verifies");
+    assert_eq!(outcomes[1], Ok(first.clone()), "a retry verifies the same");
+    if let Some(named) = &first.native_event {
+        assert_eq!(named, native, "the delivery names the registered event");
+    }
+    let named = first.native_event.as_deref().unwrap_or(native);
+    assert_eq!(
+        spec::catalog().normalized_name(kind, named),
+        spec::caller_name(kind, native).to_string()
+    );
+    assert_eq!(
+        first.payload, genuine.body,
+        "the payload is relayed unchanged"
+    );
+
+    let corrupt = h.deliver(order(json!({"corrupt": true}))).await;
+    assert_eq!(statuses(&corrupt), [Some(401)]);
+    assert!(
+        matches!(
+            receiver.outcomes()[2],
+            Err(IngressRefusal::Unauthenticated | IngressRefusal::BadSignature)
+        ),
+        "{:?}",
+        receiver.outcomes()[2]
+    );
+
+    let age = ingress
+        .max_age
+        .unwrap_or(std::time::Duration::from_secs(24 * 3600));
+    let dated = chrono::Utc::now().timestamp() - age.as_secs() as i64 - 3600;
+    let old = h.deliver(order(json!({"timestamp": dated}))).await;
+    match ingress.max_age {
+        Some(_) => {
+            assert_eq!(statuses(&old), [Some(401)]);
+            assert_eq!(receiver.outcomes()[3], Err(IngressRefusal::Stale));
+        }
+        None => assert_eq!(statuses(&old), [Some(204)], "nothing dated is checked"),
+    }
+    a.delete(account, &created.id).await.expect("delete");
 }

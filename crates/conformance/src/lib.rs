@@ -8,9 +8,11 @@
 //! are derived from the kind's capabilities and the shipped catalog
 //! ([`spec`]), and the cases ([`cases`]) check each kind on the path its
 //! capabilities select. [`for_every_kind`] runs one case against a fresh
-//! [`Harness`] per kind.
+//! [`Harness`] per kind. The relay-mode case receives the simulators'
+//! deliveries on a local [`receiver`].
 
 pub mod cases;
+pub mod receiver;
 pub mod spec;
 
 use std::future::Future;
@@ -97,6 +99,37 @@ impl Harness {
             .expect("a valid fault");
     }
 
+    /// Asks the simulator to deliver to one of its registered webhooks
+    /// (`POST /_sim/deliveries`, a `switchboard_sim::deliveries::DeliveryOrder`)
+    /// and returns its report.
+    ///
+    /// # Panics
+    ///
+    /// When the simulator refuses the order: the case set it up wrongly.
+    pub async fn deliver(
+        &self,
+        order: serde_json::Value,
+    ) -> switchboard_sim::deliveries::DeliveryReport {
+        let url = format!(
+            "{}{}",
+            self.fixture.running.base_url,
+            switchboard_sim::deliveries::DELIVERIES_PATH
+        );
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(&order)
+            .send()
+            .await
+            .expect("the simulator answers");
+        let status = response.status();
+        let text = response.text().await.expect("a body");
+        assert!(
+            status.is_success(),
+            "delivery order {order} refused: {status} {text}"
+        );
+        serde_json::from_str(&text).expect("a delivery report")
+    }
+
     /// Bodies of the webhook operations the simulator answered, oldest
     /// first (secrets unredacted).
     pub fn received_bodies(&self) -> Vec<serde_json::Value> {
@@ -176,6 +209,7 @@ macro_rules! conformance_suite {
             update_changes_only_what_differs,
             disable_and_enable,
             errors_are_classified,
+            ingress_verifies_simulated_deliveries,
         );
     };
     ($($case:ident),+ $(,)?) => {

@@ -43,7 +43,7 @@ pub fn natives(kind: &str) -> &'static [String] {
 
 /// How a caller names `native`: its first normalized name in the catalog,
 /// or `native:<name>` when no normalized event maps to it.
-fn caller_name(kind: &str, native: &str) -> EventName {
+pub fn caller_name(kind: &str, native: &str) -> EventName {
     let normalized = catalog()
         .events
         .iter()

@@ -55,6 +55,21 @@ impl EventCatalog {
         Ok(catalog)
     }
 
+    /// The normalized name of `kind`'s native event `native`, the catalog
+    /// read in reverse (for relayed deliveries): the first normalized event
+    /// mapping to it in name order, else `native:<native>`. A name the
+    /// catalog does not list for the kind also comes back as `native:`,
+    /// since a provider may deliver events it never documented.
+    pub fn normalized_name(&self, kind: &str, native: &str) -> String {
+        self.events
+            .iter()
+            .find(|(_, e)| e.native.get(kind).is_some_and(|n| n == native))
+            .map_or_else(
+                || EventName::Native(native.to_owned()).to_string(),
+                |(name, _)| name.clone(),
+            )
+    }
+
     /// Maps the caller's events to one provider kind's native names, in
     /// order, without duplicates. Errors point at `/events/<i>`.
     pub fn resolve(
@@ -177,6 +192,56 @@ description = "Inbound message"
             ["/events/0", "/events/1", "/events/2", "/events/4"]
         );
         assert_eq!(errs[0].provider.as_deref(), Some("tk"));
+    }
+
+    #[test]
+    fn normalized_names_read_the_mapping_in_reverse() {
+        let c = EventCatalog::from_toml(TOML).unwrap();
+        assert_eq!(
+            c.normalized_name("talkover", "event_phone_call_ended"),
+            "call.ended"
+        );
+        assert_eq!(
+            c.normalized_name("telegent", "Call_Completed"),
+            "call.ended"
+        );
+        assert_eq!(
+            c.normalized_name("talkover", "event_action"),
+            "native:event_action"
+        );
+        assert_eq!(
+            c.normalized_name("talkover", "webhook.test"),
+            "native:webhook.test"
+        );
+        // The mapping is per kind: another kind's native name is not it.
+        assert_eq!(
+            c.normalized_name("telegent", "event_phone_call_ended"),
+            "native:event_phone_call_ended"
+        );
+        let shipped = EventCatalog::from_toml(include_str!("../../../config/events.toml")).unwrap();
+        assert_eq!(
+            shipped.normalized_name("accesskey-workspace", "channels:sms.inbound"),
+            "message.received"
+        );
+        assert_eq!(
+            shipped.normalized_name("account-v2", "receive"),
+            "message.received"
+        );
+        assert_eq!(
+            shipped.normalized_name("account-v2", "typing_indicator"),
+            "native:typing_indicator"
+        );
+    }
+
+    #[test]
+    fn every_mapped_native_round_trips() {
+        let c = EventCatalog::from_toml(include_str!("../../../config/events.toml")).unwrap();
+        for (name, event) in &c.events {
+            for (kind, native) in &event.native {
+                let back = c.normalized_name(kind, native);
+                assert_eq!(c.events[&back].native[kind], *native, "{name} via {kind}");
+            }
+        }
     }
 
     #[test]

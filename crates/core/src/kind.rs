@@ -1,13 +1,14 @@
 //! A provider kind as data: the one value each provider crate exports and
 //! the registry lists. Everything the server needs to know about a kind
 //! (its name, capabilities, part of the event catalog, how to build an
-//! adapter from a config table, its default request budget) lives here, so
+//! adapter from a config table, its default request budget, how its
+//! deliveries are verified in relay mode) lives here, so
 //! no crate special-cases a kind or reads another crate's config keys.
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{Capabilities, EventCatalog, ProviderAdapter, Transport};
+use crate::{Capabilities, EventCatalog, Ingress, ProviderAdapter, Transport};
 
 /// Builds one adapter from its `[providers.<key>]` table: the kind-specific
 /// keys only (`kind`, `rate_limit_per_minute` and `max_concurrent_requests`
@@ -40,6 +41,9 @@ pub struct ProviderKind {
     /// Requests per minute a provider of this kind gets when its table sets
     /// no `rate_limit_per_minute`; `None` is unlimited.
     pub default_rate_limit_per_minute: Option<u32>,
+    /// How the kind's deliveries are verified in relay mode, and where the
+    /// credential Switchboard generates for them goes.
+    pub ingress: Ingress,
 }
 
 impl ProviderKind {
@@ -71,15 +75,16 @@ impl ProviderKind {
 }
 
 /// The [`ProviderKind`] of a provider crate laid out the usual way:
-/// `provider_kind!(NAME, translate, Adapter(Config), default_rate_limit)`
+/// `provider_kind!(NAME, translate, ingress, Adapter(Config), default_rate_limit)`
 /// where module `translate` has `capabilities()` and
-/// `check_native_event(&str)`, the adapter is built by
+/// `check_native_event(&str)`, module `ingress` has the const `INGRESS`
+/// ([`Ingress`]), the adapter is built by
 /// `Adapter::new(key, Config::from_json(table)?, transport)`, and the last
 /// argument is [`ProviderKind::default_rate_limit_per_minute`]. Usable in a
 /// `const fn`.
 #[macro_export]
 macro_rules! provider_kind {
-    ($name:expr, $translate:ident, $adapter:ident($config:ident), $rate:expr $(,)?) => {
+    ($name:expr, $translate:ident, $ingress:ident, $adapter:ident($config:ident), $rate:expr $(,)?) => {
         $crate::ProviderKind {
             name: $name,
             capabilities: $translate::capabilities,
@@ -89,6 +94,7 @@ macro_rules! provider_kind {
                 Ok(::std::sync::Arc::new($adapter::new(key, config, transport)))
             },
             default_rate_limit_per_minute: $rate,
+            ingress: $ingress::INGRESS,
         }
     };
 }
@@ -189,6 +195,11 @@ mod tests {
             }
         },
         default_rate_limit_per_minute: None,
+        ingress: crate::Ingress {
+            credential: crate::IngressCredential::BearerToken,
+            verify: |_, _, _| Err(crate::IngressRefusal::Unauthenticated),
+            max_age: None,
+        },
     };
 
     #[test]

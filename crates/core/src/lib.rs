@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod ids;
+pub mod ingress;
 pub mod kind;
 pub mod operation;
 pub mod path;
@@ -25,6 +26,9 @@ pub use callback_url::CallbackUrl;
 pub use capabilities::{AccountRule, AccountShape, Capabilities, EventsPerResource};
 pub use catalog::EventCatalog;
 pub use error::{Error, FieldError, UpstreamError, UpstreamErrorKind};
+pub use ingress::{
+    InboundEvent, Ingress, IngressCredential, IngressRefusal, IngressRequest, VerifyDelivery,
+};
 pub use kind::{NewAdapter, ProviderKind};
 pub use path::PathSegment;
 pub use secret::Secret;

@@ -161,6 +161,18 @@ impl UrlPolicy {
         }
     }
 
+    /// Checks one resolved address of a callback host, for a sender that
+    /// resolves the name itself and must connect only to addresses this
+    /// policy admits (relay deliveries: `switchboard-relay`'s resolver).
+    /// The same ranges and `allowed_subnets` as an IP-literal URL;
+    /// `allow_private` admits every address.
+    pub fn check_address(&self, ip: IpAddr) -> Result<(), String> {
+        if self.allow_private {
+            return Ok(());
+        }
+        self.check_ip(ip)
+    }
+
     fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
         let Some(found) = classify(ip) else {
             return Ok(());
@@ -691,6 +703,30 @@ mod tests {
         let meta = with_subnets(&["169.254.169.254/32"]);
         assert_eq!(check(&meta, "https://169.254.169.254/"), Ok(()));
         assert!(check(&meta, "https://169.254.169.253/").is_err());
+    }
+
+    #[test]
+    fn resolved_addresses_follow_the_literal_rules() {
+        let p = with_subnets(&["10.1.0.0/16"]);
+        assert_eq!(p.check_address("10.1.2.3".parse().unwrap()), Ok(()));
+        assert_eq!(p.check_address("93.184.216.34".parse().unwrap()), Ok(()));
+        let err = p.check_address("127.0.0.1".parse().unwrap()).unwrap_err();
+        assert!(
+            err.starts_with("points at a loopback address 127.0.0.1"),
+            "{err}"
+        );
+        assert!(
+            p.check_address("::ffff:169.254.169.254".parse().unwrap())
+                .is_err()
+        );
+        let open = UrlPolicy {
+            allow_private: true,
+            ..UrlPolicy::default()
+        };
+        assert_eq!(
+            open.check_address("169.254.169.254".parse().unwrap()),
+            Ok(())
+        );
     }
 
     #[test]

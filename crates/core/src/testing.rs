@@ -35,3 +35,26 @@ pub fn draft(provider: &str, url: &str, events: &[&str]) -> SpecDraft {
         on_unsupported: OnUnsupported::Reject,
     }
 }
+
+/// `ingress.verify` run on a delivery to a fixed ingress URL with
+/// `headers` and `body`, received now: the one-liner each kind's ingress
+/// tests start from.
+pub fn verify_delivery(
+    ingress: &crate::Ingress,
+    headers: &[(&str, &str)],
+    body: &str,
+    secret: &str,
+) -> Result<crate::InboundEvent, crate::IngressRefusal> {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+    let now = chrono::Utc::now();
+    let request = crate::IngressRequest {
+        url: "https://sb.example.com/ingress/abc",
+        headers: &headers,
+        body: body.as_bytes(),
+        received_at: now,
+    };
+    (ingress.verify)(&request, secret, now)
+}

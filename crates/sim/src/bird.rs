@@ -39,6 +39,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::deliveries::{DeliveryOrder, Outbound, Outbox, Refused, corrupted};
 use crate::faults::Harness;
 use crate::wire::{says_json, set_if_sent, uuid_v4};
 
@@ -307,6 +308,7 @@ impl BirdSim {
     /// - `GET /_sim/bird/workspaces/{workspaceId}/subscriptions` (stored
     ///   objects with `signingKey`) and `POST /_sim/bird/workspaces`
     ///   (`{"id": "…"}`);
+    /// - `POST /_sim/deliveries` ([`crate::deliveries`]);
     /// - the generic control API of [`Harness::control_routes`].
     ///
     /// Every non-control request is logged and may be faulted.
@@ -339,7 +341,8 @@ impl BirdSim {
                 "/_sim/bird/workspaces/{workspace_id}/subscriptions",
                 get(control_subscriptions),
             )
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(crate::deliveries::routes(self.clone()));
         let router = api.merge(control).fallback(route_not_found);
         self.harness.wrap(router)
     }
@@ -1050,9 +1053,119 @@ async fn control_subscriptions(
     (StatusCode::OK, Json(json!(sim.subscriptions(&workspace)))).into_response()
 }
 
+/// Deliveries as Bird documents them (providers.md §3.4–3.5): to the
+/// subscription's `url`, with `messagebird-request-id` (a fresh id per
+/// delivery, kept by repeats) and, when the subscription has a
+/// `signingKey`, `messagebird-request-timestamp` (Unix seconds, the unit
+/// third parties use) and `messagebird-signature` = base64 of
+/// HMAC-SHA256(`signingKey` as given, timestamp + "\n" + url + "\n" +
+/// SHA256(body) as 32 raw bytes). The body is the envelope
+/// `{service, event, payload}`; the payload example is the documented
+/// conversation for `conversations` events and `{}` for the others (their
+/// payloads are UNKNOWN, §3.5).
+impl Outbox for BirdSim {
+    fn outbound(&self, order: &DeliveryOrder) -> Result<Outbound, Refused> {
+        let state = self.lock();
+        let mut same_url = state
+            .subscriptions
+            .iter()
+            .filter(|s| s.url == order.url)
+            .peekable();
+        if same_url.peek().is_none() {
+            return Err(Refused::no_webhook(&order.url));
+        }
+        let sub = match order.event.as_deref() {
+            None => same_url.next(),
+            Some(event) => same_url.find(|s| s.event == event),
+        }
+        .ok_or_else(|| Refused::unfit("no subscription with this url has that event"))?;
+        if sub.status != "active" {
+            return Err(Refused::disabled());
+        }
+        let payload = order
+            .payload
+            .clone()
+            .unwrap_or_else(|| example_payload(&sub.service));
+        let envelope = json!({ "service": sub.service, "event": sub.event, "payload": payload });
+        let body = envelope.to_string();
+        let timestamp = order.timestamp_or_now().timestamp().to_string();
+        let mut headers = Vec::new();
+        match (&sub.signing_key, order.corrupt) {
+            (Some(key), corrupt) => {
+                let key = if corrupt { corrupted(key) } else { key.clone() };
+                headers.push((
+                    "messagebird-signature".to_owned(),
+                    signature(&key, &timestamp, &order.url, body.as_bytes()),
+                ));
+                headers.push(("messagebird-request-timestamp".to_owned(), timestamp));
+            }
+            (None, true) => return Err(Refused::nothing_to_corrupt()),
+            (None, false) => {}
+        }
+        headers.push(("messagebird-request-id".to_owned(), uuid_v4()));
+        Ok(Outbound::json(
+            &sub.event, &order.url, "POST", headers, &envelope,
+        ))
+    }
+}
+
+/// `messagebird-signature` as "Verifying a webhook subscription" documents it.
+fn signature(key: &str, timestamp: &str, url: &str, body: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    use sha2::Digest as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(format!("{timestamp}\n{url}\n").as_bytes());
+    mac.update(&sha2::Sha256::digest(body));
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The documented `conversations` payload (providers.md §3.5, values
+/// shortened); `{}` for services whose payloads are not public.
+fn example_payload(service: &str) -> Value {
+    if service != "conversations" {
+        return json!({});
+    }
+    json!({
+        "id": uuid_v4(),
+        "status": "active",
+        "visibility": "private",
+        "accessibility": "invite-only",
+        "featuredParticipants": [{
+            "id": uuid_v4(),
+            "type": "contact",
+            "contact": { "identifierKey": "phonenumber", "identifierValue": "+31600000000" },
+        }],
+        "activeParticipantCount": 2,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Vectors computed with OpenSSL (the commands are in the comments of
+    /// `crates/providers/accesskey-workspace/src/verify.rs`), with Bird's
+    /// documented example `signingKey` used as given.
+    #[test]
+    fn signatures_match_openssl() {
+        let key = "KeV+/HGoIQrxuE5YPCRR6AuQOJveldYNNhbVi1i22qk=";
+        let body = r#"{"service":"channels","event":"sms.outbound","payload":{"id":"m1"}}"#;
+        assert_eq!(
+            signature(
+                key,
+                "1700000000",
+                "https://hooks.example.com/bird?tenant=billing",
+                body.as_bytes()
+            ),
+            "Lb0egiW5gVbUFDM83FIGcmdt0+2SgJjz4GKcAgz6g0U="
+        );
+        assert_eq!(
+            signature(key, "1700000000", "https://hooks.example.com/bird", b""),
+            "8GkAKt7x8lJUQ47DFocHSvMij9tnjXxQ3unyT75OEss="
+        );
+    }
 
     fn object(value: Value) -> Map<String, Value> {
         match value {

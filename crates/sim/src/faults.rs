@@ -283,7 +283,7 @@ pub struct LoggedRequest {
 
 /// Whether a header's value must not be kept in the log: credentials for the
 /// simulated API and anything that looks like one.
-fn is_secret_header(name: &str) -> bool {
+pub(crate) fn is_secret_header(name: &str) -> bool {
     ["authorization", "cookie", "key", "secret", "token"]
         .iter()
         .any(|needle| name.contains(needle))

@@ -7,8 +7,9 @@
 //! router on a local socket for tests and for the server's built-in
 //! simulators, and the [`Simulator`] trait every simulator implements.
 //! Fault injection and the request log, shared by every simulator, live in
-//! [`faults`]; how a server or a test starts one kind's simulator from
-//! provider config lives in [`factory`].
+//! [`faults`]; deliveries to registered webhooks (`POST /_sim/deliveries`)
+//! in [`deliveries`]; how a server or a test starts one kind's simulator
+//! from provider config lives in [`factory`].
 
 /// Implements [`Simulator`] for a simulator handle with an inherent
 /// `router()` and a `harness` field.
@@ -31,6 +32,7 @@ macro_rules! simulator {
 }
 
 pub mod bird;
+pub mod deliveries;
 pub mod factory;
 pub mod faults;
 pub mod sendblue;

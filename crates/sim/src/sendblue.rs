@@ -28,6 +28,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::deliveries::{DeliveryOrder, Outbound, Outbox, Refused, corrupted};
 use crate::faults::Harness;
 use crate::wire::says_json;
 
@@ -205,6 +206,7 @@ impl SendblueSim {
     /// - `GET /_sim/sendblue/document` (the full document) and
     ///   `POST /_sim/sendblue/foreign` (`{"type", "url", "secret"?}`, see
     ///   [`SendblueSim::seed_foreign`]);
+    /// - `POST /_sim/deliveries` ([`crate::deliveries`]);
     /// - the generic control API of [`Harness::control_routes`].
     ///
     /// Every non-control request is logged and may be faulted.
@@ -224,7 +226,8 @@ impl SendblueSim {
         let control = Router::new()
             .route("/_sim/sendblue/document", get(control_document))
             .route("/_sim/sendblue/foreign", post(control_foreign))
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(crate::deliveries::routes(self.clone()));
         let router = Router::new()
             .merge(api)
             .merge(control)
@@ -614,6 +617,84 @@ async fn control_foreign(State(sim): State<SendblueSim>, Json(body): Json<Foreig
     }
     sim.seed_foreign(&body.webhook_type, &body.url, body.secret.as_deref());
     (StatusCode::CREATED, Json(sim.document())).into_response()
+}
+
+/// Deliveries as Sendblue documents them (providers.md §4.4–4.5): to the
+/// entry's URL (already upgraded to https), with `sb-signing-secret`
+/// carrying the entry's own `secret`, else the account's `globalSecret`,
+/// else the legacy `secret` (the precedence is UNKNOWN; per-URL first is
+/// inferred), and no header when none is set. No signature, timestamp
+/// header or delivery id exists (§4.4). The event is the bucket; the body
+/// is the documented `receive` payload or the status callback of the
+/// webhooks page for `outbound`, and `{}` for the types whose payloads are
+/// UNKNOWN. The method is POST (inferred).
+impl Outbox for SendblueSim {
+    fn outbound(&self, order: &DeliveryOrder) -> Result<Outbound, Refused> {
+        let state = self.lock();
+        let document = &state.document;
+        let url = upgrade_http(&order.url);
+        let registered_in = |bucket: &str| {
+            document
+                .buckets
+                .get(bucket)
+                .and_then(|items| items.iter().find(|w| w.url() == url))
+        };
+        let (bucket, item) = match order.event.as_deref() {
+            Some(bucket) => (bucket, registered_in(bucket)),
+            None => WEBHOOK_TYPES
+                .iter()
+                .find_map(|b| registered_in(b).map(|item| (*b, Some(item))))
+                .unwrap_or(("", None)),
+        };
+        let Some(item) = item else {
+            return Err(Refused::no_webhook(&order.url));
+        };
+        let own = match item {
+            Webhook::Object { secret, .. } => secret.as_ref(),
+            Webhook::Url(_) => None,
+        };
+        let secret = own
+            .or(document.global_secret.as_ref())
+            .or(document.legacy_secret.as_ref());
+        let headers = match (secret, order.corrupt) {
+            (Some(secret), false) => vec![("sb-signing-secret".to_owned(), secret.clone())],
+            (Some(secret), true) => vec![("sb-signing-secret".to_owned(), corrupted(secret))],
+            (None, true) => return Err(Refused::nothing_to_corrupt()),
+            (None, false) => Vec::new(),
+        };
+        let body = order
+            .payload
+            .clone()
+            .unwrap_or_else(|| example_body(bucket, order));
+        Ok(Outbound::json(bucket, url, "POST", headers, &body))
+    }
+}
+
+/// The documented example body of a bucket (providers.md §4.5), dated by
+/// the order.
+fn example_body(bucket: &str, order: &DeliveryOrder) -> Value {
+    let at = order
+        .timestamp_or_now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
+    let handle = crate::wire::uuid_v4().to_ascii_uppercase();
+    match bucket {
+        "receive" => json!({
+            "accountEmail": "demo@example.com", "content": "Hello!", "is_outbound": false,
+            "status": "RECEIVED", "error_code": null, "error_message": null,
+            "message_handle": handle, "date_sent": at, "date_updated": at,
+            "from_number": "+19998887777", "number": "+19998887777", "to_number": "+15122164639",
+            "was_downgraded": null, "plan": "dedicated", "media_url": "", "message_type": "message",
+            "group_id": "", "participants": ["+19998887777", "+15122164639"], "opted_out": false,
+            "sendblue_number": "+15122164639", "service": "iMessage", "group_display_name": null,
+        }),
+        "outbound" => json!({
+            "accountEmail": "demo@example.com", "message_id": handle, "number": "+19998887777",
+            "content": "Hello!", "is_outbound": true, "status": "DELIVERED",
+            "date_sent": at, "date_updated": at,
+        }),
+        _ => json!({}),
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::faults::Harness;
+use crate::deliveries::{DeliveryOrder, Outbound, Outbox, Refused, corrupted, pick_event};
+use crate::faults::{Harness, is_secret_header};
 use crate::wire::{says_json, set_if_sent, uuid_v4};
 
 /// Path prefix of the simulated API, from the documented base URL
@@ -284,6 +285,7 @@ impl TalkoverSim {
     ///   `PATCH …/{webhook_id}/toggle`, `POST …/{webhook_id}/test`;
     /// - `GET /_sim/talkover/agents/{agent_id}/webhooks` (stored objects with
     ///   write-only fields) and `POST /_sim/talkover/agents` (`{"id": "…"}`);
+    /// - `POST /_sim/deliveries` ([`crate::deliveries`]);
     /// - the generic control API of [`Harness::control_routes`].
     ///
     /// Every non-control request is logged and may be faulted.
@@ -308,7 +310,8 @@ impl TalkoverSim {
                 "/_sim/talkover/agents/{agent_id}/webhooks",
                 get(control_webhooks),
             )
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(crate::deliveries::routes(self.clone()));
         let router = Router::new()
             .nest(API_PREFIX, api)
             .merge(control)
@@ -1046,6 +1049,61 @@ async fn control_webhooks(
         );
     }
     message(StatusCode::OK, json!(sim.webhooks(&agent_id)))
+}
+
+/// Deliveries as Talkover documents them (providers.md §2.4–2.5): to the
+/// webhook's `webhook_url` with its `http_method` and `timeout`, carrying
+/// its `custom_headers`, which is where the credential of an
+/// `authorization_scheme` goes (the dedicated fields are UNKNOWN, §2.2,
+/// inferred). The HMAC signature of `webhook_secret` is not sent: its
+/// header name and construction are UNKNOWN (§2.4). The body follows the
+/// documented test payload's envelope (`event`, `agent_id`, `webhook_id`,
+/// `webhook_name`, `timestamp`; §2.5) without `test`; `payload_templates`
+/// are not applied (their interpolation is undocumented).
+impl Outbox for TalkoverSim {
+    fn outbound(&self, order: &DeliveryOrder) -> Result<Outbound, Refused> {
+        let state = self.lock();
+        let webhook = state
+            .webhooks
+            .iter()
+            .find(|w| w.webhook_url == order.url)
+            .ok_or_else(|| Refused::no_webhook(&order.url))?;
+        if !webhook.enabled {
+            return Err(Refused::disabled());
+        }
+        let subscribed: Vec<&str> = webhook.events.iter().map(String::as_str).collect();
+        let event = pick_event(&subscribed, order.event.as_deref())?;
+        let mut headers: Vec<(String, String)> = webhook
+            .custom_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect();
+        if order.corrupt {
+            let mut credentials = headers
+                .iter_mut()
+                .filter(|(k, _)| is_secret_header(&k.to_ascii_lowercase()))
+                .peekable();
+            if credentials.peek().is_none() {
+                return Err(Refused::nothing_to_corrupt());
+            }
+            for (_, value) in credentials {
+                *value = corrupted(value);
+            }
+        }
+        let body = order.payload.clone().unwrap_or_else(|| {
+            json!({
+                "event": event,
+                "agent_id": webhook.agent_id,
+                "webhook_id": webhook.id,
+                "webhook_name": webhook.name,
+                "timestamp": order.timestamp_or_now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            })
+        });
+        let mut out = Outbound::json(event, &order.url, &webhook.http_method, headers, &body);
+        out.timeout = std::time::Duration::from_secs(webhook.timeout.unsigned_abs());
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -28,10 +28,12 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::deliveries::{DeliveryOrder, Outbound, Outbox, Refused, corrupted, pick_event};
 use crate::faults::Harness;
 
 /// Path prefix of the simulated API: none, because the documented paths
@@ -227,6 +229,7 @@ impl TelegentSim {
     ///   (`{"mints": n, "endpoints": […]}`),
     ///   `GET /_sim/telegent/accounts/{account}/webhooks` (stored objects)
     ///   and `POST /_sim/telegent/accounts` (`{"id": "AID-…"}`);
+    /// - `POST /_sim/deliveries` ([`crate::deliveries`]);
     /// - the generic control API of [`Harness::control_routes`].
     ///
     /// Every non-control request is logged and may be faulted.
@@ -254,7 +257,8 @@ impl TelegentSim {
                 "/_sim/telegent/accounts/{account}/webhooks",
                 get(control_webhooks),
             )
-            .with_state(self.clone());
+            .with_state(self.clone())
+            .merge(crate::deliveries::routes(self.clone()));
         self.harness.wrap(api.merge(control))
     }
 
@@ -906,6 +910,99 @@ async fn control_webhooks(State(sim): State<TelegentSim>, Path(account): Path<St
             .into_response();
     }
     (StatusCode::OK, Json(json!(sim.webhooks(&account)))).into_response()
+}
+
+/// Deliveries as Telegent documents them (providers.md §1.4–1.5): to the
+/// webhook's `WebhookUrl` with its `Method`, authenticated only by its
+/// configured credentials: `Authorization: Basic base64(user:pass)` for
+/// `Basic`, `Authorization: Bearer <AuthenticationToken>` for `Token` (or
+/// the update doc's `Bearer`); the scheme words are inferred, the docs say
+/// only that the token goes in the `Authorization` header. No signature,
+/// timestamp or delivery id is documented, so none is sent.
+impl Outbox for TelegentSim {
+    fn outbound(&self, order: &DeliveryOrder) -> Result<Outbound, Refused> {
+        let state = self.lock();
+        let webhook = state
+            .webhooks
+            .iter()
+            .find(|w| w.field("WebhookUrl") == Some(order.url.as_str()))
+            .ok_or_else(|| Refused::no_webhook(&order.url))?;
+        if !webhook.active {
+            return Err(Refused::disabled());
+        }
+        let format = webhook.field("DataFormat").unwrap_or("json");
+        if !format.eq_ignore_ascii_case("json") {
+            return Err(Refused::unfit(format!(
+                "DataFormat `{format}`: no {format} delivery is documented"
+            )));
+        }
+        let subscribed: Vec<&str> = webhook
+            .field("SubscribedEvents")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        let event = pick_event(&subscribed, order.event.as_deref())?;
+        let mut headers = Vec::new();
+        let auth_type = webhook.field("AuthenticationType").unwrap_or("None");
+        let secret = |name| webhook.field(name).unwrap_or_default().to_owned();
+        let credential = match auth_type.to_ascii_lowercase().as_str() {
+            "basic" => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    secret("AuthenticationUsername"),
+                    secret("AuthenticationPassword")
+                ))
+            )),
+            "token" | "bearer" => Some(format!("Bearer {}", secret("AuthenticationToken"))),
+            _ => None,
+        };
+        match (credential, order.corrupt) {
+            (Some(credential), corrupt) => {
+                let value = if corrupt {
+                    corrupted(&credential)
+                } else {
+                    credential
+                };
+                headers.push((AUTHORIZATION.as_str().to_owned(), value));
+            }
+            (None, true) => return Err(Refused::nothing_to_corrupt()),
+            (None, false) => {}
+        }
+        let body = order.payload.clone().unwrap_or_else(|| example_body(event));
+        let method = webhook
+            .field("Method")
+            .unwrap_or("POST")
+            .to_ascii_uppercase();
+        Ok(Outbound::json(event, &order.url, method, headers, &body))
+    }
+}
+
+impl StoredWebhook {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).and_then(|v| v.as_deref())
+    }
+}
+
+/// The documented example body of `event`: the inbound-message fields of
+/// the onboarding guide for `New_Sms` (providers.md §1.5; whether
+/// `New_Sms` deliveries use that body is UNKNOWN); no other payload is
+/// public, so other events get `{}` unless the order gives one.
+fn example_body(event: &str) -> Value {
+    if event.eq_ignore_ascii_case("New_Sms") {
+        json!({
+            "Message_ID": format!("MID-{}", rand::random_range(1_000_000..10_000_000)),
+            "Owner": "+15125550100",
+            "To": "+15125550100",
+            "From": "+15125550199",
+            "Message_Body": "Hello from the Telegent simulator",
+            "Segment": 1,
+        })
+    } else {
+        json!({})
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod locks;
 mod natives;
 pub mod reconciliation;
 mod records;
+pub mod relay;
 mod script;
 mod store;
 mod subscriptions;
@@ -33,6 +34,11 @@ pub use journal::{NewOperation, Operation, Settle};
 pub use locks::{AccountLock, lock_key};
 pub use reconciliation::{AccountCheck, Pass, PassCursor, ReconciliationStatus};
 pub use records::{AuditEntry, ListQuery, Page};
+pub use relay::{
+    Accepted, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryFilter, DeliveryStatus,
+    NewAttempt, NewEvent, NewRelayRoute, NextState, PruneCounts, Recorded, RelayAttempt,
+    RelayEvent, RelayRoute,
+};
 pub use store::{Store, StoreOptions};
 /// The domain records, defined in core; re-exported so the store's callers
 /// need not name both crates.

@@ -11,12 +11,14 @@
 //! `translate` is pure (capabilities, plan, URL rule, request builders,
 //! response and error parsing); `adapter` sends through the injected
 //! transport; `config` is the `[providers.<key>]` table for this kind;
-//! `verify` checks Bird's delivery signatures; [`kind`] is the descriptor
-//! the registry lists; `simulator` (feature `simulator`) starts the Bird
-//! simulator from these tables. See `docs.md`.
+//! `verify` checks Bird's delivery signatures and `ingress` builds the relay
+//! mode's check on it; [`kind`] is the descriptor the registry lists;
+//! `simulator` (feature `simulator`) starts the Bird simulator from these
+//! tables. See `docs.md`.
 
 pub mod adapter;
 pub mod config;
+pub mod ingress;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod translate;
@@ -34,6 +36,7 @@ pub const fn kind() -> ProviderKind {
     switchboard_core::provider_kind!(
         KIND,
         translate,
+        ingress,
         AccessKeyWorkspaceAdapter(AccessKeyWorkspaceConfig),
         None
     )

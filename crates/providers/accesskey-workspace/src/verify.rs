@@ -109,7 +109,9 @@ pub fn sign(signing_key: &str, timestamp: &str, request_url: &str, body: &[u8]) 
     base64::engine::general_purpose::STANDARD.encode(mac(signing_key, timestamp, request_url, body))
 }
 
-fn timestamp_of(raw: &str) -> Result<SystemTime, VerifyError> {
+/// When a delivery was sent: its `messagebird-request-timestamp`, in Unix
+/// seconds or milliseconds.
+pub fn sent_at(raw: &str) -> Result<SystemTime, VerifyError> {
     let raw = raw.trim();
     if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(VerifyError::MalformedTimestamp);
@@ -143,7 +145,7 @@ pub fn verify(
     if presented.len() != 32 {
         return Err(VerifyError::MalformedSignature);
     }
-    let sent_at = timestamp_of(delivery.timestamp)?;
+    let sent_at = sent_at(delivery.timestamp)?;
     let expected = mac(
         signing_key,
         delivery.timestamp,

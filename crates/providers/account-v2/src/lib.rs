@@ -12,12 +12,13 @@
 //! `translate` is pure (capabilities, plan, request builders, document
 //! parsing, collision check, error classification); `adapter` sends through
 //! the injected transport; `config` is the `[providers.<key>]` table for this
-//! kind; [`kind`] is the descriptor the registry lists; `simulator` (feature
-//! `simulator`) starts the Sendblue simulator from these tables. See
-//! `docs.md`.
+//! kind; `ingress` verifies deliveries in relay mode; [`kind`] is the
+//! descriptor the registry lists; `simulator` (feature `simulator`) starts
+//! the Sendblue simulator from these tables. See `docs.md`.
 
 pub mod adapter;
 pub mod config;
+pub mod ingress;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod translate;
@@ -31,5 +32,11 @@ pub const KIND: &str = "account-v2";
 
 /// Kind `account-v2` as data, for the registry.
 pub const fn kind() -> ProviderKind {
-    switchboard_core::provider_kind!(KIND, translate, AccountV2Adapter(AccountV2Config), None)
+    switchboard_core::provider_kind!(
+        KIND,
+        translate,
+        ingress,
+        AccountV2Adapter(AccountV2Config),
+        None
+    )
 }

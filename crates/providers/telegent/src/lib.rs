@@ -7,12 +7,14 @@
 //! `translate` is pure (capabilities, plan, request builders, token and
 //! response parsing, error classification); `adapter` sends through the
 //! injected transport and owns the per-endpoint token cache; `config` is the
-//! `[providers.<key>]` table for this kind; [`kind`] is the descriptor the
-//! registry lists; `simulator` (feature `simulator`) starts the Telegent
-//! simulator from these tables. See `docs.md`.
+//! `[providers.<key>]` table for this kind; `ingress` verifies deliveries
+//! in relay mode; [`kind`] is the descriptor the registry lists;
+//! `simulator` (feature `simulator`) starts the Telegent simulator from
+//! these tables. See `docs.md`.
 
 pub mod adapter;
 pub mod config;
+pub mod ingress;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod translate;
@@ -34,6 +36,7 @@ pub const fn kind() -> ProviderKind {
     switchboard_core::provider_kind!(
         KIND,
         translate,
+        ingress,
         TelegentAdapter(TelegentConfig),
         Some(DEFAULT_RATE_LIMIT_PER_MINUTE)
     )
