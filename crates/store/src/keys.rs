@@ -1,6 +1,6 @@
 //! Key rotation (`switchboard secrets rotate`): re-sealing, with the
 //! current key, everything sealed with an older one: subscription specs,
-//! journalled specs and kept idempotent replies. Each value is rewritten
+//! journalled specs, relay route credentials and kept idempotent replies. Each value is rewritten
 //! with a compare-and-set on its old text, so a row changed concurrently is
 //! left for the next run rather than overwritten.
 
@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use switchboard_core::Error;
 
 use crate::Cipher;
-use crate::entity::{idempotency, operation, subscription};
+use crate::entity::{idempotency, operation, relay_route, subscription};
 use crate::keyset::{Direction, Keyed};
 use crate::store::{Store, db_err};
 use crate::subscriptions::row_aad;
@@ -32,7 +32,8 @@ impl Store {
     pub async fn rotate_keys(&self) -> Result<u64, Error> {
         let specs = self.rotate_table(sealed_spec).await?;
         let journal = self.rotate_table(sealed_journal).await?;
-        Ok(specs + journal + self.rotate_replies().await?)
+        let routes = self.rotate_table(sealed_route).await?;
+        Ok(specs + journal + routes + self.rotate_replies().await?)
     }
 
     /// Whether `sealed` was sealed with another key than the current one.
@@ -139,4 +140,14 @@ fn sealed_journal(r: &operation::Model) -> Vec<Sealed<'_, operation::Entity>> {
         })
     })
     .collect()
+}
+
+/// The sealed credential of a relay route.
+fn sealed_route(r: &relay_route::Model) -> Vec<Sealed<'_, relay_route::Entity>> {
+    vec![Sealed {
+        column: relay_route::Column::Credential,
+        row: Condition::all().add(relay_route::Column::TokenSha256.eq(r.token_sha256.as_str())),
+        text: &r.credential,
+        aad: crate::relay::route_aad(r),
+    }]
 }

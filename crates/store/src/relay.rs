@@ -321,7 +321,7 @@ fn token_sha256(token: &str) -> String {
 
 /// Associated data of a route's sealed credential: the credential opens
 /// only on the row it was written for.
-fn route_aad(r: &relay_route::Model) -> Vec<u8> {
+pub(crate) fn route_aad(r: &relay_route::Model) -> Vec<u8> {
     format!(
         "relay_route\0{}\0{}\0{}\0{}",
         r.tenant, r.subscription_id, r.native_key, r.token_sha256
@@ -334,6 +334,13 @@ fn route_aad(r: &relay_route::Model) -> Vec<u8> {
 fn is_duplicate_event(e: &Error) -> bool {
     matches!(e, Error::Store(m)
         if m.contains("idx_relay_events_dedup") || m.contains("relay_events.dedup_key"))
+}
+
+impl Keyed for relay_route::Entity {
+    const ID: Self::Column = relay_route::Column::TokenSha256;
+    fn id(row: &Self::Model) -> &str {
+        &row.token_sha256
+    }
 }
 
 impl Keyed for relay_delivery::Entity {

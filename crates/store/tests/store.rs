@@ -322,10 +322,25 @@ async fn key_rotation_reseals_everything_with_the_new_key() {
         let rec = record("t", "a");
         before.insert(&rec).await.unwrap();
         let op = journal(&before, &rec, OperationKind::Update).await;
+        let credential = switchboard_core::Secret::new("route-credential");
+        before
+            .insert_relay_route(&switchboard_store::NewRelayRoute {
+                token: "route-token",
+                tenant: "t",
+                subscription_id: &rec.id,
+                native_key: "webhook",
+                provider: "talkover",
+                credential: &credential,
+            })
+            .await
+            .unwrap();
 
         let both = with_keys(&mut opts, &[&new, &old]).await;
         let n = both.rotate_keys().await.unwrap();
-        assert!(n >= 3, "{name}: spec and both journalled specs, got {n}");
+        assert_eq!(
+            n, 4,
+            "{name}: the spec, both journalled specs and the route credential"
+        );
         assert_eq!(both.rotate_keys().await.unwrap(), 0, "{name}: idempotent");
 
         let only_new = with_keys(&mut opts, &[&new]).await;
@@ -340,6 +355,12 @@ async fn key_rotation_reseals_everything_with_the_new_key() {
             .unwrap();
         assert_eq!(ops[0].id, op);
         assert_eq!(ops[0].before.as_ref(), Some(&rec.spec));
+        let route = only_new
+            .relay_route_by_token("route-token")
+            .await
+            .unwrap()
+            .expect("the route survives rotation");
+        assert_eq!(route.credential.expose(), "route-credential", "{name}");
     }
 }
 
