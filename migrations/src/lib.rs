@@ -12,6 +12,7 @@ mod m20261129_000006_verifications;
 mod m20261129_000007_reconciliation_by_account;
 mod m20261129_000008_subscription_keys;
 mod m20261129_000009_relay;
+mod m20261129_000010_relay_route_events;
 
 /// All migrations in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_reconciliation_by_account::Migration),
             Box::new(m20261129_000008_subscription_keys::Migration),
             Box::new(m20261129_000009_relay::Migration),
+            Box::new(m20261129_000010_relay_route_events::Migration),
         ]
     }
 }

@@ -11,8 +11,8 @@ use switchboard_core::operation::Finding;
 use switchboard_core::record::check_key;
 use switchboard_core::subscription::AuthKind;
 use switchboard_core::{
-    CallbackAuth, CallbackUrl, DeliveryFormat, DeliveryMethod, Error, EventName, FieldError,
-    Filter, OnUnsupported, Secret, SpecDraft, SubscriptionSpec,
+    CallbackAuth, CallbackUrl, Delivery, DeliveryFormat, DeliveryMethod, DeliveryMode, Error,
+    EventName, FieldError, Filter, OnUnsupported, Secret, SpecDraft, SubscriptionSpec,
 };
 use switchboard_engine::{Action, NativeAction, NativeOperation, Preview};
 use switchboard_store::{NativeRecord, SubscriptionRecord};
@@ -50,6 +50,16 @@ pub struct FilterBody {
     pub key: String,
     /// Required value.
     pub value: String,
+}
+
+impl FilterBody {
+    /// The core filter.
+    fn into_filter(self) -> Filter {
+        Filter {
+            key: self.key,
+            value: self.value,
+        }
+    }
 }
 
 /// The body of `POST /v1/subscriptions`, `/v1/subscriptions/preview` and
@@ -120,6 +130,16 @@ pub struct SubscriptionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^(reject|ignore)$")]
     pub on_unsupported: Option<String>,
+    /// `direct` (default): the provider calls `url`. `relay`: the provider
+    /// calls Switchboard's ingress and Switchboard delivers to `url`,
+    /// signed with Standard Webhooks (`signing_secret` is then a
+    /// `whsec_…` secret), honouring every callback field itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(direct|relay)$")]
+    pub delivery: Option<String>,
+    /// Relay only: deliver one event at a time, in the order accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<bool>,
 }
 
 /// Stands in for a secret the auth type needs but the body lacks, so the
@@ -234,8 +254,32 @@ fn parse_events(errors: &mut Vec<FieldError>, raw: &[String]) -> Vec<EventName> 
         .collect()
 }
 
+/// `delivery` and `ordered`; the relay's own state (seed, rotation) is the
+/// engine's to keep.
+fn parse_delivery(
+    errors: &mut Vec<FieldError>,
+    mode: Option<&str>,
+    ordered: Option<bool>,
+) -> Delivery {
+    let mode = parse_choice(
+        errors,
+        "/delivery",
+        mode,
+        &[
+            ("direct", DeliveryMode::Direct),
+            ("relay", DeliveryMode::Relay),
+        ],
+    )
+    .unwrap_or_default();
+    Delivery {
+        mode,
+        ordered: ordered.unwrap_or(false),
+        ..Delivery::default()
+    }
+}
+
 /// The request's top-level fields in the order problems are reported in.
-const FIELD_ORDER: [&str; 14] = [
+const FIELD_ORDER: [&str; 16] = [
     "key",
     "provider",
     "account",
@@ -250,6 +294,8 @@ const FIELD_ORDER: [&str; 14] = [
     "on_unsupported",
     "filters",
     "metadata",
+    "delivery",
+    "ordered",
 ];
 
 /// Where a problem sorts among all of a request's problems: by top-level
@@ -326,6 +372,7 @@ impl SubscriptionRequest {
             ],
         )
         .unwrap_or_default();
+        let delivery = parse_delivery(&mut errors, self.delivery.as_deref(), self.ordered);
         let auth_kind = auth.kind();
         let draft = SpecDraft {
             provider: self.provider,
@@ -345,14 +392,12 @@ impl SubscriptionRequest {
                 .filters
                 .unwrap_or_default()
                 .into_iter()
-                .map(|f| Filter {
-                    key: f.key,
-                    value: f.value,
-                })
+                .map(FilterBody::into_filter)
                 .collect(),
             provider_options: self.provider_options.unwrap_or_default(),
             metadata: self.metadata.unwrap_or_default(),
             on_unsupported,
+            delivery,
         };
         match draft.validate() {
             Ok(spec) if errors.is_empty() => return Ok((key, spec)),
@@ -421,6 +466,8 @@ impl SubscriptionRequest {
                 }
                 .to_owned(),
             ),
+            delivery: Some(spec.delivery.mode.as_str().to_owned()),
+            ordered: spec.delivery.ordered.then_some(true),
         }
     }
 }
@@ -596,6 +643,10 @@ pub struct SubscriptionView {
     pub metadata: Map<String, Value>,
     /// Unsupported-field policy.
     pub on_unsupported: &'static str,
+    /// `direct` or `relay`.
+    pub delivery: &'static str,
+    /// Relay only: whether events are delivered one at a time, in order.
+    pub ordered: bool,
     /// Native resources Switchboard created.
     pub native: Vec<NativeView>,
     /// What was dropped or adjusted.
@@ -651,6 +702,8 @@ impl From<&SubscriptionRecord> for SubscriptionView {
                 OnUnsupported::Reject => "reject",
                 OnUnsupported::Ignore => "ignore",
             },
+            delivery: s.delivery.mode.as_str(),
+            ordered: s.delivery.ordered,
             native: r.natives.iter().map(NativeView::from).collect(),
             warnings: r.warnings.clone(),
             last_error: r.last_error.clone(),

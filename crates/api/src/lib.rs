@@ -182,10 +182,12 @@ pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
     Router::new()
         .merge(routes::subscriptions::router())
+        .merge(routes::deliveries::router())
         .merge(routes::audit::router())
         .merge(routes::reconciliation::router())
         .merge(routes::catalog::router())
         .merge(routes::health::router())
+        .merge(routes::ingress::router(&state))
         .merge(openapi::router())
         .merge(metrics::router(&state))
         .fallback(not_found)
@@ -215,8 +217,9 @@ pub fn router(state: AppState) -> Router {
                     .get(REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                // The path only: query strings are not logged.
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                // The path only: query strings are not logged, nor route tokens.
+                let path = routes::ingress::loggable_path(req.uri().path());
+                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path)
             }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeUlid))

@@ -17,7 +17,7 @@ use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::AppState;
 use crate::routes::subscriptions::{actions, crud, keyed, operations};
-use crate::routes::{audit, catalog, health, reconciliation};
+use crate::routes::{audit, catalog, deliveries, health, reconciliation};
 
 /// A problem+json answer with this description.
 fn problem_response(description: &str) -> RefOr<Response> {
@@ -237,6 +237,8 @@ fn response_headers(op: &mut Operation) {
         keyed::put_by_key, keyed::get_by_key, keyed::delete_by_key,
         actions::enable, actions::disable, actions::rotate_secret, actions::reconcile,
         operations::operations, audit::list, reconciliation::status,
+        deliveries::list, deliveries::fetch, deliveries::redeliver, deliveries::replay,
+        deliveries::send_test,
         catalog::providers, catalog::events, health::healthz, health::readyz,
         crate::metrics::get_metrics,
     ),
@@ -251,10 +253,14 @@ fn response_headers(op: &mut Operation) {
         reconciliation::ReconciliationView, reconciliation::PassView,
         reconciliation::ProviderProgress, reconciliation::AccountView, health::Health,
         health::ProviderHealth,
+        deliveries::DeliveryView, deliveries::DeliveryPage, deliveries::DeliveryDetailView,
+        deliveries::EnvelopeView, deliveries::AttemptView, deliveries::DeliveryStatusView,
+        deliveries::ReplayView,
     )),
     modifiers(&Conventions),
     tags(
         (name = "subscriptions", description = "Normalized webhook subscriptions"),
+        (name = "deliveries", description = "Relayed events on their way to a subscription, their attempts and re-drives"),
         (name = "catalog", description = "Providers and events"),
         (name = "audit", description = "The audit log (admin)"),
         (name = "reconciliation", description = "Progress of the background reconciliation pass (admin)"),
@@ -438,20 +444,25 @@ mod tests {
                 "get /metrics",
                 "get /readyz",
                 "get /v1/audit",
+                "get /v1/deliveries/{id}",
                 "get /v1/events",
                 "get /v1/providers",
                 "get /v1/reconciliation",
                 "get /v1/subscriptions",
                 "get /v1/subscriptions/by-key/{key}",
                 "get /v1/subscriptions/{id}",
+                "get /v1/subscriptions/{id}/deliveries",
                 "get /v1/subscriptions/{id}/operations",
                 "patch /v1/subscriptions/{id}",
+                "post /v1/deliveries/{id}/redeliver",
                 "post /v1/subscriptions",
                 "post /v1/subscriptions/preview",
                 "post /v1/subscriptions/{id}/disable",
                 "post /v1/subscriptions/{id}/enable",
                 "post /v1/subscriptions/{id}/reconcile",
+                "post /v1/subscriptions/{id}/replay",
                 "post /v1/subscriptions/{id}/rotate-secret",
+                "post /v1/subscriptions/{id}/test",
                 "put /v1/subscriptions/by-key/{key}",
             ]
         );

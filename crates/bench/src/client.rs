@@ -86,16 +86,23 @@ impl Conn {
         result
     }
 
+    /// Sends `request` exactly as built (no token and no `Host` added: the
+    /// relay load sends a provider's own headers) and reads the whole
+    /// answer. A transport error closes the connection.
+    pub async fn send_request(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, String> {
+        let result = self.round_trip(request).await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+
     async fn exchange(
         &mut self,
         method: Method,
         path: &str,
         body: Option<(Bytes, &'static str)>,
     ) -> Result<Reply, String> {
-        let sender = match &mut self.sender {
-            Some(s) if !s.is_closed() => s,
-            _ => self.sender.insert(connect(self.target.addr).await?),
-        };
         let mut request = Request::builder()
             .method(method)
             .uri(path)
@@ -111,6 +118,14 @@ impl Conn {
         let request = request
             .body(Full::new(payload))
             .map_err(|e| e.to_string())?;
+        self.round_trip(request).await
+    }
+
+    async fn round_trip(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, String> {
+        let sender = match &mut self.sender {
+            Some(s) if !s.is_closed() => s,
+            _ => self.sender.insert(connect(self.target.addr).await?),
+        };
         sender.ready().await.map_err(|e| e.to_string())?;
         let response = sender
             .send_request(request)

@@ -1,11 +1,16 @@
 //! `switchboard-bench`: the benchmark harness of docs/benchmarks.md.
 //! `seed` fills a server's database, `load` drives one scenario against a
 //! running server, `run` does both for every size, scenario and
-//! connection count against child processes it starts and stops itself.
+//! connection count against child processes it starts and stops itself;
+//! `relay` drives relay mode's ingress and receives what it delivers.
 
 mod client;
 mod load;
+mod natives;
+mod pace;
 mod process;
+mod receiver;
+mod relay;
 mod report;
 mod run;
 mod seed;
@@ -42,6 +47,9 @@ enum Command {
     /// The whole suite: simulators and server as child processes, every
     /// size, scenario and connection count; one table per backend.
     Run(RunArgs),
+    /// Relay mode under load: signed deliveries to the ingress, a local
+    /// receiver verifying what is relayed; one table per backend.
+    Relay(RelayArgs),
 }
 
 #[derive(Args)]
@@ -169,6 +177,49 @@ struct RunArgs {
     json: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct RelayArgs {
+    /// Relay subscriptions on Talkover (one native each).
+    #[arg(long, default_value_t = 50)]
+    subscriptions: usize,
+    /// Relay subscriptions on Bird as well (HMAC-signed deliveries; at
+    /// most 20).
+    #[arg(long, default_value_t = 0)]
+    bird: usize,
+    /// Paces, one measured run each: deliveries per second on schedule
+    /// (open loop), or `max` (closed loop).
+    #[arg(long, value_delimiter = ',', default_value = "2500,5000,max")]
+    rates: Vec<pace::Pace>,
+    /// Connections to the ingress.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured time per run.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Unmeasured time before it.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    warmup: Duration,
+    /// Longest wait for a run's events after sending stops.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    drain: Duration,
+    /// Also run on Postgres (a fresh schema, dropped afterwards).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Skip SQLite (with --postgres).
+    #[arg(long, requires = "postgres")]
+    no_sqlite: bool,
+    /// Two subscriptions, 200 deliveries/s for about a second: checks that
+    /// relay works end to end (CI); anything lost or refused fails.
+    #[arg(long)]
+    smoke: bool,
+    /// Directory of the `switchboard` binary (default: beside this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Also write every row as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 /// `10s`, `500ms`, `2m` or plain seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
@@ -234,6 +285,7 @@ async fn dispatch(command: Command) -> Result<bool, String> {
         Command::Seed(args) => seed(args).await.map(|()| true),
         Command::Load(args) => load(args).await,
         Command::Run(args) => run(args).await,
+        Command::Relay(args) => relay(args).await,
     }
 }
 
@@ -369,4 +421,37 @@ async fn run(args: RunArgs) -> Result<bool, String> {
         eprintln!("{} run(s) had errors or no requests", failed.len());
     }
     Ok(failed.is_empty())
+}
+
+async fn relay(args: RelayArgs) -> Result<bool, String> {
+    let mut opts = relay::RelayOptions {
+        talkover: args.subscriptions,
+        bird: args.bird,
+        paces: args.rates,
+        connections: args.connections,
+        duration: args.duration,
+        warmup: args.warmup,
+        drain: args.drain,
+        sqlite: !args.no_sqlite,
+        postgres: args.postgres,
+        bin_dir: args.bin_dir,
+    };
+    if args.smoke {
+        opts.talkover = 2;
+        opts.bird = opts.bird.min(1);
+        opts.paces = vec![pace::Pace::Rate(200.0)];
+        opts.connections = 4;
+        opts.duration = Duration::from_millis(800);
+        opts.warmup = Duration::from_millis(200);
+    }
+    let rows = relay::run(&opts).await?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let unclean = rows.iter().filter(|r| !r.clean()).count();
+    if unclean > 0 {
+        eprintln!("{unclean} relay run(s) lost, refused or mis-signed deliveries");
+    }
+    Ok(unclean == 0)
 }

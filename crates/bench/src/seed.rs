@@ -267,6 +267,7 @@ fn template(
             .cloned()
             .unwrap_or_default(),
         on_unsupported: OnUnsupported::Ignore,
+        delivery: Default::default(),
     };
     let warnings = adapter
         .capabilities()

@@ -157,6 +157,11 @@ pub struct Ingress {
     /// `verify`, so the caller must remember dedup ids at least this long;
     /// with `None` a replay can come at any time and dedup is best effort.
     pub max_age: Option<std::time::Duration>,
+    /// Whether a delivery says which native event it is for
+    /// ([`InboundEvent::native_event`]). When it does not (Telegent,
+    /// Sendblue), the event comes from the native the delivery arrived
+    /// for, so a relayed native of this kind must carry exactly one event.
+    pub names_event: bool,
 }
 
 impl std::fmt::Debug for Ingress {
@@ -164,6 +169,7 @@ impl std::fmt::Debug for Ingress {
         f.debug_struct("Ingress")
             .field("credential", &self.credential)
             .field("max_age", &self.max_age)
+            .field("names_event", &self.names_event)
             .finish_non_exhaustive()
     }
 }

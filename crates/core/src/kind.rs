@@ -199,6 +199,7 @@ mod tests {
             credential: crate::IngressCredential::BearerToken,
             verify: |_, _, _| Err(crate::IngressRefusal::Unauthenticated),
             max_age: None,
+            names_event: true,
         },
     };
 

@@ -33,7 +33,7 @@ pub use kind::{NewAdapter, ProviderKind};
 pub use path::PathSegment;
 pub use secret::Secret;
 pub use subscription::{
-    CallbackAuth, DeliveryFormat, DeliveryMethod, EventName, Filter, OnUnsupported, SpecDraft,
-    SubscriptionSpec, SubscriptionStatus,
+    CallbackAuth, Delivery, DeliveryFormat, DeliveryMethod, DeliveryMode, EventName, Filter,
+    OnUnsupported, SpecDraft, SubscriptionSpec, SubscriptionStatus,
 };
 pub use transport::{NativeResponse, Transport, TransportError};

@@ -206,6 +206,72 @@ impl DeliveryFormat {
     }
 }
 
+/// Who delivers events to the subscriber (issue 13).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// The provider calls the subscriber's URL itself (the default): the
+    /// provider's capability matrix bounds the callback fields.
+    #[default]
+    Direct,
+    /// The provider calls Switchboard's ingress; Switchboard verifies,
+    /// normalizes and delivers with Standard Webhooks signatures and its
+    /// own retries, honouring every callback field itself.
+    Relay,
+}
+
+impl DeliveryMode {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Relay => "relay",
+        }
+    }
+}
+
+/// How a subscription's events reach its subscriber.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Direct or relayed.
+    #[serde(default)]
+    pub mode: DeliveryMode,
+    /// Relay only: deliver one event at a time, in acceptance order.
+    #[serde(default)]
+    pub ordered: bool,
+    /// Relay only: the random secret the route tokens and ingress
+    /// credentials of this subscription's natives are derived from
+    /// (`engine/src/relay.rs`). Switchboard generates it, keeps it across
+    /// changes while the subscription stays in relay mode and never shows
+    /// it; `None` in direct mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Secret>,
+    /// Relay only: the signing secret a rotation replaced, still signed
+    /// with (a second `webhook-signature` entry) until `previous_until`,
+    /// so receivers can switch secrets without refusing a delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<Secret>,
+    /// End of the rotation overlap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Delivery {
+    /// Whether Switchboard relays the events.
+    pub fn is_relay(&self) -> bool {
+        self.mode == DeliveryMode::Relay
+    }
+
+    /// The replaced signing secret while its rotation overlap lasts at
+    /// `now`.
+    pub fn previous_secret_at(&self, now: chrono::DateTime<chrono::Utc>) -> Option<&Secret> {
+        match (&self.previous_secret, self.previous_until) {
+            (Some(secret), Some(until)) if now < until => Some(secret),
+            _ => None,
+        }
+    }
+}
+
 /// What to do with a field the provider cannot honour natively.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -325,6 +391,9 @@ pub struct SpecDraft {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Unsupported-field policy.
     pub on_unsupported: OnUnsupported,
+    /// Direct or relayed delivery.
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 impl SpecDraft {
@@ -418,6 +487,12 @@ impl SpecDraft {
                     "must not be empty",
                 ));
             }
+        }
+        if self.delivery.ordered && !self.delivery.is_relay() {
+            errors.push(FieldError::new(
+                "/ordered",
+                "only relayed deliveries keep an order; set `delivery` to `relay`",
+            ));
         }
         if serde_json::to_vec(&self.metadata).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
             errors.push(FieldError::new(

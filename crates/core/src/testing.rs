@@ -33,6 +33,7 @@ pub fn draft(provider: &str, url: &str, events: &[&str]) -> SpecDraft {
         provider_options: Default::default(),
         metadata: Default::default(),
         on_unsupported: OnUnsupported::Reject,
+        delivery: Default::default(),
     }
 }
 

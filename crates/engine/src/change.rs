@@ -131,6 +131,39 @@ impl Change<'_> {
         }
     }
 
+    /// The plans whose ingress routes must exist before the work starts:
+    /// those a relay subscription wants (`None` otherwise).
+    fn routed(&self) -> Option<(&SubscriptionSpec, &[NativePlan])> {
+        let spec = self.after().filter(|s| s.delivery.is_relay())?;
+        match &self.work {
+            Work::Apply { wanted, .. } | Work::Reconcile { wanted, .. } => Some((spec, wanted)),
+        }
+    }
+
+    /// The native keys whose routes stay once the change succeeded, when
+    /// it may leave routes behind (the subscription is or was relayed);
+    /// `None`: nothing to prune (a reconciliation keeps what it repaired).
+    fn routes_kept(&self) -> Option<Vec<String>> {
+        let relayed = |s: &SubscriptionSpec| s.delivery.is_relay();
+        match &self.work {
+            Work::Reconcile { .. } => None,
+            Work::Apply {
+                then: Then::Delete, ..
+            } => relayed(&self.current.spec).then(Vec::new),
+            Work::Apply {
+                wanted,
+                then: Then::Store(p),
+                ..
+            } => {
+                if relayed(&p.spec) {
+                    Some(wanted.iter().map(|w| w.key.clone()).collect())
+                } else {
+                    relayed(&self.current.spec).then(Vec::new)
+                }
+            }
+        }
+    }
+
     /// The key a claim that did not complete gives back: the one read,
     /// when the claim set another.
     fn restored_key(&self) -> Option<Option<String>> {
@@ -196,6 +229,11 @@ impl Engine {
         &self,
         change: Change<'_>,
     ) -> Result<Option<SubscriptionRecord>, Error> {
+        if let Some((spec, plans)) = change.routed() {
+            let (tenant, id) = (&change.current.tenant, &change.current.id);
+            self.write_routes(tenant, id, spec, plans).await?;
+        }
+        let routes_kept = change.routes_kept();
         let (op_id, settle_at) = self.open(&change).await?;
         let target = Target {
             store: &self.store,
@@ -214,7 +252,16 @@ impl Engine {
         match worked {
             Ok(applied) => {
                 let success = change.success();
+                let sub_id = change.current.id.clone();
                 let stored = self.record(change, &op_id, applied, unwritten).await;
+                if let (Ok(_), Some(keep)) = (&stored, routes_kept) {
+                    // A route left behind is harmless (its token reaches
+                    // no native); the next change of the subscription
+                    // prunes it again.
+                    if let Err(e) = self.store.retain_relay_routes(&sub_id, &keep).await {
+                        tracing::warn!(subscription = %sub_id, error = %e, "pruning relay routes failed");
+                    }
+                }
                 let state = if stored.is_ok() {
                     success
                 } else {

@@ -17,6 +17,7 @@ use switchboard_store::{ListQuery, NativeRecord, Page, Store, SubscriptionRecord
 use crate::change::{Change, Entry, Then, Work};
 use crate::keyed::{Action, NativeOperation, check_immutable};
 use crate::observe::{LastCall, Observed, UpstreamHealth};
+use crate::relay::{RelayRuntime, RelaySettings};
 use crate::step::StepPolicy;
 
 /// One configured provider instance.
@@ -26,6 +27,9 @@ pub struct ProviderInstance {
     pub key: String,
     /// The adapter for its kind.
     pub adapter: Arc<dyn ProviderAdapter>,
+    /// How its kind's deliveries are verified at the relay ingress; `None`
+    /// when the kind cannot be relayed (a relay subscription is a 422).
+    pub ingress: Option<switchboard_core::Ingress>,
 }
 
 /// A native resource a preview would create.
@@ -90,6 +94,9 @@ pub struct Engine {
     pub(crate) single_process: bool,
     /// The last upstream outcome of each provider instance, by key.
     health: Arc<BTreeMap<String, Arc<UpstreamHealth>>>,
+    /// Relay mode's settings and wake-up signal; `None` when relay mode is
+    /// off (`server.public_url` unset), and a relay subscription is a 422.
+    pub(crate) relay: Option<Arc<RelayRuntime>>,
 }
 
 /// Set once the caller has been answered `202 pending`: from then on a
@@ -136,7 +143,24 @@ impl Engine {
             url_policy: Arc::default(),
             steps: Arc::default(),
             single_process: false,
+            relay: None,
         }
+    }
+
+    /// Turns relay mode on.
+    pub fn with_relay(mut self, settings: RelaySettings) -> Self {
+        self.relay = Some(RelayRuntime::new(settings));
+        self
+    }
+
+    /// Relay mode's shared state, when it is on.
+    pub fn relay(&self) -> Option<&Arc<RelayRuntime>> {
+        self.relay.as_ref()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Sets how upstream steps wait, retry, verify and are watched.
@@ -205,6 +229,9 @@ impl Engine {
                 }
                 recorded
             });
+        if spec.delivery.is_relay() {
+            return self.stored_relay_plans(provider, id, spec, &events);
+        }
         provider.adapter.plan(id, spec, &events)
     }
 
@@ -243,6 +270,9 @@ impl Engine {
     /// Pure: capabilities, catalog and translation. No state is touched.
     pub(crate) fn prepare(&self, id: &str, spec: SubscriptionSpec) -> Result<Prepared, Error> {
         let provider = self.provider(&spec.provider)?;
+        if spec.delivery.is_relay() {
+            return self.prepare_relay(provider, id, spec);
+        }
         let adapter = &provider.adapter;
         let kind = adapter.kind();
         let mut errors: Vec<FieldError> = Vec::new();
@@ -480,6 +510,7 @@ impl Engine {
             self.check_url(&new_spec)?;
         }
         check_immutable(&current.spec, &new_spec)?;
+        let new_spec = crate::relay::carry_seed(&current.spec, new_spec);
         let prepared = self.prepare(&current.id, new_spec)?;
         let rekey = (key != current.key).then_some(key);
         if let Some(key) = &rekey {
@@ -538,6 +569,9 @@ impl Engine {
         given: Option<Secret>,
     ) -> Result<(SubscriptionRecord, Secret), Error> {
         let current = self.store.get(tenant, id).await?;
+        if current.spec.delivery.is_relay() {
+            return self.rotate_relay_secret(current, actor, given).await;
+        }
         let provider = self.provider(&current.spec.provider)?;
         if provider
             .adapter
@@ -598,7 +632,7 @@ impl Engine {
 
     /// A change of `current` to the `prepared` spec, claimed at the version
     /// read.
-    async fn transition(
+    pub(crate) async fn transition(
         &self,
         current: SubscriptionRecord,
         prepared: Prepared,

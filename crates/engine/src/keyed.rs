@@ -176,6 +176,7 @@ impl Engine {
             self.check_url(&desired)?;
         }
         let provider = self.provider(&current.spec.provider)?.clone();
+        let desired = crate::relay::carry_seed(&current.spec, desired);
         let prepared = self.prepare(&current.id, desired)?;
         // A failed subscription's natives may not be its spec's (a change
         // that failed after its caller was answered): applying the same

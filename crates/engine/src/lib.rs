@@ -34,18 +34,26 @@
 
 mod apply;
 mod change;
+mod deliveries;
 mod engine;
+mod ingest;
 mod keyed;
 mod observe;
+mod outbox;
 mod pass;
 mod progress;
 mod reconcile;
 mod recovery;
+mod relay;
 mod step;
 mod sweep;
 
+pub use deliveries::{DeliveryRecord, Envelope, TEST_EVENT_MESSAGE, TEST_EVENT_TYPE, envelope_of};
 pub use engine::{Detached, Engine, Preview, PreviewResource, ProviderInstance, SYSTEM_ACTOR};
+pub use ingest::{IngestError, Ingested, IngressRoute, RouteCache};
 pub use keyed::{Action, NativeAction, NativeOperation};
 pub use observe::{LastCall, UpstreamHealth};
+pub use outbox::{DeliveryPolicy, DeliveryReport, DeliveryWorker, Maintenance};
 pub use pass::{ReconcilePolicy, TickReport};
+pub use relay::{INGRESS_PATH, RelayCapabilities, RelayRuntime, RelaySettings};
 pub use step::StepPolicy;

@@ -224,6 +224,7 @@ fn engine_on(store: Store, fake: &FanOut, catalog: &str) -> Engine {
         vec![ProviderInstance {
             key: "fan".into(),
             adapter: Arc::new(fake.clone()),
+            ingress: None,
         }],
     )
     .with_step_policy(quick())

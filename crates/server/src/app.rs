@@ -11,7 +11,8 @@ use std::time::Duration;
 use switchboard_api::metrics::Exposition;
 use switchboard_api::{AppState, TokenEntry};
 use switchboard_core::{EventCatalog, Transport};
-use switchboard_engine::{Engine, ReconcilePolicy, StepPolicy};
+use switchboard_engine::{DeliveryPolicy, Engine, ReconcilePolicy, RelaySettings, StepPolicy};
+use switchboard_relay::Sender;
 use switchboard_store::{Cipher, SecretKey, Store, StoreOptions};
 use switchboard_telemetry::Metrics;
 use switchboard_telemetry::otlp::{OtlpSettings, TraceExport};
@@ -50,6 +51,8 @@ pub struct App {
     metrics: Option<Metrics>,
     /// `[metrics] listen`, bound, with what it serves.
     metrics_listener: Option<(TcpListener, Arc<Exposition>)>,
+    /// How relay deliveries are sent (used when relay mode is on).
+    delivery: (DeliveryPolicy, Arc<Sender>),
     /// This replica's liveness lock (Postgres): held while the process
     /// lives, so the others can tell at once when it has died.
     _liveness: Option<switchboard_store::AccountLock>,
@@ -83,6 +86,15 @@ impl App {
             .with_step_policy(step_policy(&config))
             .single_process(single_process)
             .with_url_policy(config.policy.to_policy().map_err(StartError::Config)?);
+        let engine = match (&config.server.public_url, config.relay.enabled) {
+            (Some(public_url), true) => engine.with_relay(RelaySettings {
+                public_url: public_url.trim_end_matches('/').to_owned(),
+                max_payload_bytes: config.relay.max_payload_bytes,
+                max_retries: u32::try_from(config.relay.retry_schedule_seconds.len())
+                    .unwrap_or(u32::MAX),
+            }),
+            _ => engine,
+        };
         recover_interrupted(&engine, single_process).await;
         let mut state = AppState::new(engine, store, tokens, limits(&config));
         let metrics = config.metrics.enabled.then(switchboard_telemetry::install);
@@ -99,7 +111,9 @@ impl App {
                 None => state = state.with_metrics(exposition),
             }
         }
+        let delivery = delivery(&config)?;
         Ok(Self {
+            delivery,
             state,
             config,
             simulators,
@@ -157,11 +171,23 @@ impl App {
             let router = switchboard_api::metrics::open_router(exposition);
             tokio::spawn(crate::listen::serve(l, router, std::future::pending()))
         });
-        let router = switchboard_api::router(self.state);
+        let deliveries = self.state.engine.relay().is_some().then(|| {
+            self.state
+                .engine
+                .spawn_delivery_workers(self.delivery.0.clone(), self.delivery.1.clone())
+        });
+        let mut router = switchboard_api::router(self.state.clone());
+        if self.config.simulators.enabled {
+            // Demo mode's own routes, not part of v1 (docs/operations.md).
+            router = router.merge(self.simulators.routes(self.state, listener.local_addr()?)?);
+        }
         let result = crate::listen::serve(listener, router, shutdown).await;
         maintenance.abort();
         if let Some(r) = reconciler {
             r.abort();
+        }
+        if let Some(task) = deliveries {
+            task.abort();
         }
         for task in [upkeep, metrics_server].into_iter().flatten() {
             task.abort();
@@ -445,6 +471,26 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 fn hex_to_32(h: &str) -> Option<[u8; 32]> {
     hex::decode(h).ok()?.try_into().ok()
+}
+
+/// The delivery workers' policy from `[relay]` and their sender, bound to
+/// the callback URL `[policy]` (applied again to every resolved address).
+fn delivery(config: &Config) -> Result<(DeliveryPolicy, Arc<Sender>), StartError> {
+    let r = &config.relay;
+    let hours = |h: u64| Duration::from_secs(h.saturating_mul(3600));
+    let policy = DeliveryPolicy {
+        concurrency: r.concurrency,
+        batch_size: u64::from(r.batch_size),
+        lease: Duration::from_millis(r.lease_ms),
+        poll_interval: Duration::from_millis(r.poll_interval_ms),
+        schedule: config.relay_schedule().map_err(StartError::Config)?,
+        delivered_retention: hours(r.retention_hours),
+        failed_retention: hours(r.failed_retention_hours),
+        ..DeliveryPolicy::default()
+    };
+    let url_policy = config.policy.to_policy().map_err(StartError::Config)?;
+    let sender = Sender::new(url_policy).map_err(|e| StartError::Unavailable(e.to_string()))?;
+    Ok((policy, Arc::new(sender)))
 }
 
 #[cfg(test)]

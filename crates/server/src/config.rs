@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -22,7 +23,9 @@ pub const DEFAULT_FILE: &str = "config/default.toml";
 pub struct ServerConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// How providers reach Switchboard (relay mode, later).
+    /// The origin providers reach Switchboard at
+    /// (`https://switchboard.example.com`): relay natives are registered
+    /// with `<public_url>/ingress/<token>`. Required when `relay.enabled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     /// Longest wait for in-flight requests at shutdown.
@@ -279,6 +282,63 @@ pub struct TelemetryConfig {
     pub sample_ratio: f64,
 }
 
+/// `[relay]`: relay mode (issue 13), where providers deliver to
+/// Switchboard's ingress and Switchboard delivers to subscribers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Accept relay subscriptions, serve `/ingress/{token}` and run the
+    /// delivery workers. Needs `server.public_url`.
+    pub enabled: bool,
+    /// Most bytes of a provider's delivery the ingress accepts (413 above).
+    pub max_payload_bytes: usize,
+    /// Delivery attempts in flight at once in this process.
+    pub concurrency: usize,
+    /// Deliveries claimed per round trip to the database.
+    pub batch_size: u32,
+    /// How long a claimed delivery stays this replica's; after a crash
+    /// another replica retries it once this has passed (a restarted
+    /// SQLite server at once). Keep it above the longest attempt (120 s),
+    /// or a slow attempt may be taken over and sent twice.
+    pub lease_ms: u64,
+    /// How often an idle worker looks for due deliveries (events accepted
+    /// by this process wake it at once; those of other replicas and due
+    /// retries wait for this).
+    pub poll_interval_ms: u64,
+    /// Delays before each retry, in seconds; the default spans about three
+    /// days, as Standard Webhooks suggests. ±20 % jitter is added.
+    pub retry_schedule_seconds: Vec<u64>,
+    /// The longest `Retry-After` a receiver is obeyed for, in seconds.
+    pub max_retry_after_seconds: u64,
+    /// Delivered deliveries, their attempts and events are deleted this
+    /// many hours after they finished.
+    pub retention_hours: u64,
+    /// Dead-lettered (`failed`, `gone`) deliveries are kept this many
+    /// hours, so they can still be read and redelivered.
+    pub failed_retention_hours: u64,
+}
+
+impl Default for RelayConfig {
+    /// Off; when on, the relay's documented defaults.
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_payload_bytes: 256 * 1024,
+            concurrency: 64,
+            batch_size: 64,
+            lease_ms: 180_000,
+            poll_interval_ms: 1_000,
+            retry_schedule_seconds: switchboard_relay::schedule::DEFAULT_DELAYS
+                .iter()
+                .map(std::time::Duration::as_secs)
+                .collect(),
+            max_retry_after_seconds: switchboard_relay::schedule::DEFAULT_MAX_RETRY_AFTER.as_secs(),
+            retention_hours: 72,
+            failed_retention_hours: 14 * 24,
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,6 +381,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[telemetry]`.
     pub telemetry: TelemetryConfig,
+    /// `[relay]`.
+    pub relay: RelayConfig,
 }
 
 impl Default for Config {
@@ -390,13 +452,14 @@ impl Default for Config {
                 service_name: "switchboard".into(),
                 sample_ratio: 1.0,
             },
+            relay: RelayConfig::default(),
         }
     }
 }
 
 /// The top-level config sections. Other `SWITCHBOARD_…` variables
 /// (`SWITCHBOARD_CONFIG`, test switches) are not configuration.
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "server",
     "database",
     "events",
@@ -410,6 +473,7 @@ const SECTIONS: [&str; 13] = [
     "log",
     "metrics",
     "telemetry",
+    "relay",
 ];
 
 impl Config {
@@ -465,6 +529,7 @@ impl Config {
         self.validate_limits()?;
         self.validate_log_and_database()?;
         self.validate_observability()?;
+        self.validate_relay()?;
         let demo = self.simulators.enabled;
         self.validate_simulators(demo)?;
         self.validate_secrets(demo)?;
@@ -578,6 +643,60 @@ impl Config {
         Ok(())
     }
 
+    /// `server.public_url` is an http(s) origin, required by relay mode;
+    /// the relay's numbers are in range.
+    fn validate_relay(&self) -> Result<(), String> {
+        if let Some(url) = &self.server.public_url {
+            check_public_url(url).map_err(|e| format!("server.public_url: {e}"))?;
+        }
+        let r = &self.relay;
+        if !r.enabled {
+            return Ok(());
+        }
+        if self.server.public_url.is_none() {
+            return Err("server.public_url: is required when relay.enabled is true (providers deliver to <public_url>/ingress/<token>)".into());
+        }
+        let checks = [
+            (
+                r.max_payload_bytes == 0,
+                "relay.max_payload_bytes: must be at least 1",
+            ),
+            (r.concurrency == 0, "relay.concurrency: must be at least 1"),
+            (r.batch_size == 0, "relay.batch_size: must be at least 1"),
+            (r.lease_ms < 1_000, "relay.lease_ms: must be at least 1000"),
+            (
+                r.poll_interval_ms == 0,
+                "relay.poll_interval_ms: must be at least 1",
+            ),
+            (
+                r.retention_hours == 0,
+                "relay.retention_hours: must be at least 1",
+            ),
+            (
+                r.failed_retention_hours == 0,
+                "relay.failed_retention_hours: must be at least 1",
+            ),
+        ];
+        if let Some((_, problem)) = checks.iter().find(|(bad, _)| *bad) {
+            return Err((*problem).into());
+        }
+        self.relay_schedule()
+            .map(|_| ())
+            .map_err(|e| format!("relay.retry_schedule_seconds: {e}"))
+    }
+
+    /// The relay's retry schedule.
+    pub fn relay_schedule(&self) -> Result<switchboard_relay::RetrySchedule, String> {
+        let r = &self.relay;
+        switchboard_relay::RetrySchedule::new(
+            r.retry_schedule_seconds
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            Duration::from_secs(r.max_retry_after_seconds),
+        )
+    }
+
     /// Demo mode is built in, and every simulated account names a
     /// registered kind.
     fn validate_simulators(&self, demo: bool) -> Result<(), String> {
@@ -668,6 +787,22 @@ fn validate_provider(key: &str, p: &ProviderConfig) -> Result<(), String> {
         return Err(format!(
             "providers.{key}.rate_limit_per_minute: must be at least 1"
         ));
+    }
+    Ok(())
+}
+
+/// An http(s) origin with a host and nothing after it but an optional `/`:
+/// ingress URLs are built by appending `/ingress/<token>`.
+fn check_public_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err("must be an origin only (`https://switchboard.example.com`), without path, query or fragment".into());
     }
     Ok(())
 }

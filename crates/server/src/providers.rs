@@ -20,6 +20,7 @@ pub fn build(
     Ok(ProviderInstance {
         key: key.to_owned(),
         adapter,
+        ingress: switchboard_registry::find(&cfg.kind).map(|k| k.ingress),
     })
 }
 

@@ -562,8 +562,17 @@ async fn failed_update_is_undone(store: &StoreOptions) {
     env.sim
         .inject(Fault::status(503).on_method("DELETE").times(100))
         .unwrap();
-    let r = env.call("DELETE", &path, TOKEN_A, None).await;
-    assert_eq!(r.status, 502);
+    // The sweep may hold the subscription for a moment, re-verifying the
+    // unknown outcome of the failed PUT above (a 409 while it does).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let r = loop {
+        let r = env.call("DELETE", &path, TOKEN_A, None).await;
+        if r.status != 409 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(r.status, 502, "{}", r.text);
     env.sim.clear_faults();
     assert_eq!(
         env.call("GET", &path, TOKEN_A, None).await.json()["status"],

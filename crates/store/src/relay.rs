@@ -112,6 +112,10 @@ pub struct NewRelayRoute<'a> {
     pub provider: &'a str,
     /// The credential the native is registered with; stored sealed.
     pub credential: &'a Secret,
+    /// The native events the native was registered for.
+    pub events: &'a [String],
+    /// Whether the subscription's deliveries are kept in order.
+    pub ordered: bool,
 }
 
 /// The ingress route of one relay native, its credential opened.
@@ -127,6 +131,10 @@ pub struct RelayRoute {
     pub provider: String,
     /// The credential the native was registered with.
     pub credential: Secret,
+    /// The native events the native was registered for.
+    pub events: Vec<String>,
+    /// Whether the subscription's deliveries are kept in order.
+    pub ordered: bool,
     /// When the route was written.
     pub created_at: DateTime<Utc>,
 }
@@ -373,6 +381,9 @@ impl Store {
             native_key: route.native_key.to_owned(),
             provider: route.provider.to_owned(),
             credential: String::new(),
+            events: serde_json::to_string(route.events)
+                .map_err(|e| Error::Internal(format!("route events: {e}")))?,
+            ordered: route.ordered,
             created_at: Utc::now(),
         };
         row.credential = self
@@ -391,6 +402,37 @@ impl Store {
         let mut script = self.script();
         self.relay_route_insert_into(&mut script, route)?;
         self.run(script).await
+    }
+
+    /// Writes `routes` in one transaction, each replacing any route of the
+    /// same native. Routes are written before the natives they serve are
+    /// created, so a delivery that arrives right after a create finds its
+    /// route.
+    pub async fn put_relay_routes(&self, routes: &[NewRelayRoute<'_>]) -> Result<(), Error> {
+        if routes.is_empty() {
+            return Ok(());
+        }
+        let mut script = self.script();
+        for route in routes {
+            self.relay_route_insert_into(&mut script, route)?;
+        }
+        self.run(script).await
+    }
+
+    /// Deletes the routes of `subscription_id` whose native key is not in
+    /// `keep` (all of them when `keep` is empty); returns how many.
+    pub async fn retain_relay_routes(
+        &self,
+        subscription_id: &str,
+        keep: &[String],
+    ) -> Result<u64, Error> {
+        let mut delete = relay_route::Entity::delete_many()
+            .filter(relay_route::Column::SubscriptionId.eq(subscription_id));
+        if !keep.is_empty() {
+            delete = delete.filter(relay_route::Column::NativeKey.is_not_in(keep.iter().cloned()));
+        }
+        let done = delete.exec(&self.db).await.map_err(db_err)?;
+        Ok(done.rows_affected)
     }
 
     /// The route of `token` (hashed, then looked up on the read pool), its
@@ -413,6 +455,8 @@ impl Store {
             native_key: row.native_key,
             provider: row.provider,
             credential: Secret::new(credential),
+            events: serde_json::from_str(&row.events).unwrap_or_default(),
+            ordered: row.ordered,
             created_at: row.created_at,
         }))
     }
@@ -615,6 +659,60 @@ impl Store {
             Err(e) => Err(e),
         }
     }
+
+    /// Hands a claimed delivery back without an attempt, for one its
+    /// worker must not send now (the subscription is disabled): `pending`,
+    /// due at `until`, lease released, `last_error` set to `reason`; the
+    /// attempt count and the attempts log are unchanged. Checked like
+    /// [`Store::record_attempt`]: the delivery is `delivering`, leased by
+    /// `worker_id`, at `attempts` attempts; otherwise nothing is written
+    /// and [`Recorded::LeaseLost`] is returned.
+    pub async fn postpone_delivery(
+        &self,
+        delivery_id: &str,
+        worker_id: &str,
+        attempts: u32,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<Recorded, Error> {
+        use relay_delivery::Column as C;
+        let update = relay_delivery::Entity::update_many()
+            .col_expr(C::Status, Expr::value(DeliveryStatus::Pending.as_str()))
+            .col_expr(C::NextAttemptAt, Expr::value(until))
+            .col_expr(C::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(C::LastError, Expr::value(Some(reason.to_owned())))
+            .col_expr(C::UpdatedAt, Expr::value(Utc::now()))
+            .filter(C::Id.eq(delivery_id))
+            .filter(C::Status.eq(DeliveryStatus::Delivering.as_str()))
+            .filter(C::LeasedBy.eq(worker_id))
+            .filter(C::Attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)));
+        let mut script = self.script();
+        script.guard(&update, Error::Conflict("relay lease lost".into()));
+        match self.run(script).await {
+            Ok(()) => Ok(Recorded::Stored),
+            Err(Error::Conflict(_)) => Ok(Recorded::LeaseLost),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases every claim: each `delivering` delivery is `pending` again,
+    /// due as it was, its lease released (`leased_by` keeps the last
+    /// holder). Only for a single-process store (SQLite) at start-up, where
+    /// every claim is a previous, dead process's: its deliveries go out
+    /// again at once instead of once their leases pass (at least once: the
+    /// receiver may have had the interrupted attempt). Returns how many.
+    pub async fn release_relay_claims(&self) -> Result<u64, Error> {
+        use relay_delivery::Column as C;
+        let done = relay_delivery::Entity::update_many()
+            .col_expr(C::Status, Expr::value(DeliveryStatus::Pending.as_str()))
+            .col_expr(C::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(C::UpdatedAt, Expr::value(Utc::now()))
+            .filter(C::Status.eq(DeliveryStatus::Delivering.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected)
+    }
 }
 
 /// The routes of one native (at most one).
@@ -816,6 +914,8 @@ mod tests {
             let store = Store::connect(&opts).await.unwrap();
             let credential = Secret::new("plain-credential-value");
             let route = NewRelayRoute {
+                events: &[],
+                ordered: false,
                 token: "plain-route-token",
                 tenant: "t",
                 subscription_id: "sub_1",

@@ -711,6 +711,8 @@ async fn routes_are_found_by_token_replaced_per_native_and_deleted() {
         let sub = sub_id();
         let secret = Secret::new("whsec-credential-value");
         let route = NewRelayRoute {
+            events: &[],
+            ordered: false,
             token: "token-one",
             tenant: "t",
             subscription_id: &sub,

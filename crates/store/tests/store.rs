@@ -325,6 +325,8 @@ async fn key_rotation_reseals_everything_with_the_new_key() {
         let credential = switchboard_core::Secret::new("route-credential");
         before
             .insert_relay_route(&switchboard_store::NewRelayRoute {
+                events: &[],
+                ordered: false,
                 token: "route-token",
                 tenant: "t",
                 subscription_id: &rec.id,

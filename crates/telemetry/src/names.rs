@@ -251,6 +251,55 @@ pub const SUBSCRIPTIONS: Metric = gauge(
     "Stored subscriptions by provider instance and status, counted at scrape time (cached for metrics.subscriptions_refresh_ms).",
 );
 
+/// Provider deliveries answered by the relay ingress.
+pub const INGRESS_REQUESTS: Metric = counter(
+    "switchboard_ingress_requests_total",
+    &["provider", "outcome"],
+    "Provider deliveries answered by the relay ingress, by provider instance (`unknown` when the route token is not known) and outcome (accepted, duplicate, refused, not_found, too_large, error).",
+);
+
+/// Why the relay ingress refused deliveries.
+pub const INGRESS_REFUSALS: Metric = counter(
+    "switchboard_ingress_refusals_total",
+    &["provider", "reason"],
+    "Provider deliveries the relay ingress refused with 401, by reason (unauthenticated, bad_signature, stale, malformed).",
+);
+
+/// How long the relay ingress took to answer deliveries.
+pub const INGRESS_DURATION: Metric = seconds(
+    "switchboard_ingress_request_duration_seconds",
+    &["provider", "outcome"],
+    "Time from receiving a provider delivery at the relay ingress to answering it; for an accepted one, until its event was durably stored.",
+);
+
+/// Relay delivery attempts, by how each ended for its delivery.
+pub const RELAY_ATTEMPTS: Metric = counter(
+    "switchboard_relay_attempts_total",
+    &["provider", "outcome"],
+    "Relay delivery attempts by the provider instance the event came from and outcome: `delivered` (2xx), `retry` (due again), `failed` (dead-lettered, or refused without sending), `gone` (410), `lease_lost` (another worker took the delivery over; nothing recorded).",
+);
+
+/// How long relay delivery attempts took.
+pub const RELAY_ATTEMPT_DURATION: Metric = seconds(
+    "switchboard_relay_attempt_duration_seconds",
+    &["provider"],
+    "Time from sending a relay delivery attempt to the subscriber's response head, or to its failure.",
+);
+
+/// From acceptance at the ingress to the subscriber's 2xx.
+pub const RELAY_DELIVERY_LATENCY: Metric = seconds(
+    "switchboard_relay_delivery_latency_seconds",
+    &["provider"],
+    "End-to-end latency of delivered relay events: from the ingress accepting the event to the subscriber's 2xx, retries included.",
+);
+
+/// Relay deliveries still to make.
+pub const RELAY_OUTBOX_DEPTH: Metric = gauge(
+    "switchboard_relay_outbox_depth",
+    &[],
+    "Relay deliveries pending or being attempted, across tenants and replicas (counted by the delivery workers every relay maintenance interval).",
+);
+
 /// Every metric, in documentation order.
 pub const ALL: &[Metric] = &[
     BUILD_INFO,
@@ -278,6 +327,13 @@ pub const ALL: &[Metric] = &[
     IDEMPOTENCY_REPLAYS,
     IDEMPOTENCY_CONFLICTS,
     SUBSCRIPTIONS,
+    INGRESS_REQUESTS,
+    INGRESS_REFUSALS,
+    INGRESS_DURATION,
+    RELAY_ATTEMPTS,
+    RELAY_ATTEMPT_DURATION,
+    RELAY_DELIVERY_LATENCY,
+    RELAY_OUTBOX_DEPTH,
 ];
 
 /// Bucket bounds of the latency histograms, in seconds: from a cached
@@ -290,6 +346,14 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// spread over ticks minutes apart.
 pub const PASS_BUCKETS: &[f64] = &[
     1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+];
+
+/// Bucket bounds of [`RELAY_DELIVERY_LATENCY`], in seconds: a first
+/// attempt takes milliseconds, a retried one up to the schedule's three
+/// days.
+pub const RELAY_LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0, 1800.0, 7200.0, 36000.0,
+    86400.0, 259200.0,
 ];
 
 /// Registers every metric's help text and unit with the installed recorder.

@@ -6,7 +6,10 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::names::{LATENCY_BUCKETS, PASS_BUCKETS, RECONCILE_PASS_DURATION, describe};
+use crate::names::{
+    LATENCY_BUCKETS, PASS_BUCKETS, RECONCILE_PASS_DURATION, RELAY_DELIVERY_LATENCY,
+    RELAY_LATENCY_BUCKETS, describe,
+};
 
 /// The media type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -34,6 +37,12 @@ pub fn install() -> Metrics {
                 b.set_buckets_for_metric(
                     Matcher::Full(RECONCILE_PASS_DURATION.name.into()),
                     PASS_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(RELAY_DELIVERY_LATENCY.name.into()),
+                    RELAY_LATENCY_BUCKETS,
                 )
             })
             .expect("the bucket lists are not empty")

@@ -263,6 +263,111 @@ pub fn subscriptions(provider: &str, status: &'static str, count: u64) {
         .set(count as f64);
 }
 
+/// How the relay ingress answered a provider's delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngressOutcome {
+    /// Verified and stored (200).
+    Accepted,
+    /// Verified; the provider's retry of a stored event, nothing stored
+    /// (200).
+    Duplicate,
+    /// Not verified (401); the reason is one of `IngressRefusal::reason`'s
+    /// fixed labels.
+    Refused(&'static str),
+    /// No route has this token, or relay mode is off (404).
+    NotFound,
+    /// The body is larger than the ingress accepts (413).
+    TooLarge,
+    /// The store failed; the provider is asked to retry (5xx).
+    Error,
+}
+
+impl IngressOutcome {
+    /// The `outcome` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Refused(_) => "refused",
+            Self::NotFound => "not_found",
+            Self::TooLarge => "too_large",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The `provider` label of an ingress delivery whose route is not known.
+pub const UNKNOWN_PROVIDER: &str = "unknown";
+
+/// One delivery answered by the relay ingress after `elapsed`, for
+/// provider instance `provider` ([`UNKNOWN_PROVIDER`] when its route token
+/// is not known).
+pub fn ingress_request(provider: &str, outcome: IngressOutcome, elapsed: Duration) {
+    let labels = [
+        ("provider", provider.to_owned()),
+        ("outcome", outcome.as_str().to_owned()),
+    ];
+    counter!(INGRESS_REQUESTS.name, &labels).increment(1);
+    histogram!(INGRESS_DURATION.name, &labels).record(elapsed);
+    if let IngressOutcome::Refused(reason) = outcome {
+        counter!(INGRESS_REFUSALS.name, "provider" => provider.to_owned(), "reason" => reason)
+            .increment(1);
+    }
+}
+
+/// How a relay delivery attempt ended for its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayOutcome {
+    /// The subscriber answered 2xx.
+    Delivered,
+    /// Due again later.
+    Retry,
+    /// Dead-lettered: retries used up, or refused without sending.
+    Failed,
+    /// The subscriber answered 410 Gone.
+    Gone,
+    /// Another worker took the delivery over; the attempt was not recorded.
+    LeaseLost,
+}
+
+impl RelayOutcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Failed => "failed",
+            Self::Gone => "gone",
+            Self::LeaseLost => "lease_lost",
+        }
+    }
+}
+
+/// One relay delivery attempt of an event from provider instance
+/// `provider`. `sent` is how long the request took when one was sent
+/// (`None`: refused before sending); `end_to_end` is the time from the
+/// event's acceptance, for a delivered one.
+pub fn relay_attempt(
+    provider: &str,
+    outcome: RelayOutcome,
+    sent: Option<Duration>,
+    end_to_end: Option<Duration>,
+) {
+    let p = || provider.to_owned();
+    counter!(RELAY_ATTEMPTS.name, "provider" => p(), "outcome" => outcome.as_str()).increment(1);
+    if let Some(sent) = sent {
+        histogram!(RELAY_ATTEMPT_DURATION.name, "provider" => p()).record(sent);
+    }
+    if let Some(e2e) = end_to_end {
+        histogram!(RELAY_DELIVERY_LATENCY.name, "provider" => p()).record(e2e);
+    }
+}
+
+/// `depth` relay deliveries are pending or being attempted.
+pub fn relay_outbox_depth(depth: u64) {
+    gauge!(RELAY_OUTBOX_DEPTH.name).set(depth as f64);
+}
+
 /// The running version (set once, when the recorder is installed).
 pub fn build_info() {
     gauge!(BUILD_INFO.name, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -328,6 +433,18 @@ mod tests {
             reconcile_account("tk", &AccountTally::default());
             idempotency_conflict(Conflict::Mismatch);
             subscriptions("tk", "active", 3);
+            relay_attempt(
+                "tk",
+                RelayOutcome::Delivered,
+                Some(Duration::from_millis(4)),
+                Some(Duration::from_millis(9)),
+            );
+            relay_outbox_depth(2);
+            ingress_request(
+                "tk",
+                IngressOutcome::Refused("stale"),
+                Duration::from_millis(1),
+            );
             build_info();
         });
         let checked = [
@@ -346,6 +463,13 @@ mod tests {
             (IDEMPOTENCY_CONFLICTS, IDEMPOTENCY_CONFLICTS.name),
             (SUBSCRIPTIONS, SUBSCRIPTIONS.name),
             (BUILD_INFO, BUILD_INFO.name),
+            (RELAY_ATTEMPTS, RELAY_ATTEMPTS.name),
+            (RELAY_ATTEMPT_DURATION, RELAY_ATTEMPT_DURATION.name),
+            (RELAY_DELIVERY_LATENCY, RELAY_DELIVERY_LATENCY.name),
+            (RELAY_OUTBOX_DEPTH, RELAY_OUTBOX_DEPTH.name),
+            (INGRESS_REQUESTS, INGRESS_REQUESTS.name),
+            (INGRESS_REFUSALS, INGRESS_REFUSALS.name),
+            (INGRESS_DURATION, INGRESS_DURATION.name),
         ];
         for (metric, sample) in checked {
             let keys = label_keys(&text, sample);

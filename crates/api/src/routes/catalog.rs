@@ -32,6 +32,12 @@ pub struct ProviderView {
     pub capabilities: Capabilities,
     /// Normalized event → native name, for the events this kind offers.
     pub events: BTreeMap<String, String>,
+    /// What a `"delivery": "relay"` subscription of this provider can ask
+    /// for (Switchboard honours the callback fields itself); absent when
+    /// relay mode is off or the kind cannot be relayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub relay: Option<switchboard_engine::RelayCapabilities>,
 }
 
 /// Provider instances.
@@ -61,6 +67,7 @@ pub async fn providers(
                 key: p.key.clone(),
                 kind,
                 capabilities: p.adapter.capabilities().clone(),
+                relay: state.engine.relay_capabilities(p),
                 events: catalog
                     .events
                     .iter()

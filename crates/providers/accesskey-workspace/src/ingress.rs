@@ -33,6 +33,7 @@ pub const INGRESS: Ingress = Ingress {
     credential: IngressCredential::SigningSecret,
     verify,
     max_age: Some(DEFAULT_TOLERANCE),
+    names_event: true,
 };
 
 /// Checks the signature and timestamp, then reads the envelope and the

@@ -28,6 +28,7 @@ pub const INGRESS: Ingress = Ingress {
     credential: IngressCredential::SigningSecret,
     verify,
     max_age: None,
+    names_event: false,
 };
 
 /// The header carrying the entry's secret (providers.md §4.4).

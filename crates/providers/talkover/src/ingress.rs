@@ -25,6 +25,7 @@ pub const INGRESS: Ingress = Ingress {
     credential: IngressCredential::BearerToken,
     verify,
     max_age: None,
+    names_event: true,
 };
 
 /// Checks `Authorization: Bearer <secret>`, then reads `event` and

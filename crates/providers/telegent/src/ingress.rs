@@ -22,6 +22,7 @@ pub const INGRESS: Ingress = Ingress {
     credential: IngressCredential::BearerToken,
     verify,
     max_age: None,
+    names_event: false,
 };
 
 /// Checks `Authorization: Bearer <secret>` and that the body is JSON.

@@ -16,7 +16,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify_delivery.py");
+// Relative to the crate that includes this module (the relay crate, or
+// the server's tests through `#[path]`).
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../relay/tests/verify_delivery.py"
+);
 const REQUIRE: &str = "SWITCHBOARD_REQUIRE_PYTHON_CLIENT";
 
 /// One delivery for the Python verifier.

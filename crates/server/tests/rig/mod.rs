@@ -43,6 +43,8 @@ pub struct RigOpts {
     pub bird_page_size: usize,
     /// Talkover agents besides the default one.
     pub extra_agents: Vec<String>,
+    /// Adjusts the configuration before the server is built.
+    pub tweak: Option<fn(&mut Config)>,
 }
 
 impl RigOpts {
@@ -52,6 +54,7 @@ impl RigOpts {
             store,
             bird_page_size: switchboard_sim::bird::MAX_LIMIT,
             extra_agents: Vec::new(),
+            tweak: None,
         }
     }
 }
@@ -128,7 +131,10 @@ impl Rig {
             (TELEGENT, sims[2].base_url.clone()),
             (SENDBLUE, sims[3].base_url.clone()),
         ]);
-        let config = config(&opts.store, &sim_urls);
+        let mut config = config(&opts.store, &sim_urls);
+        if let Some(tweak) = opts.tweak {
+            tweak(&mut config);
+        }
         let (engine, server) = launch(config.clone()).await;
         Rig {
             base: server.base_url.clone(),
@@ -266,6 +272,11 @@ impl Rig {
             SENDBLUE => self.sendblue.requests(),
             other => panic!("no provider {other}"),
         }
+    }
+
+    /// The engine of the running server.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Forgets every simulator's request log.

@@ -21,6 +21,11 @@ pub struct Model {
     /// The credential the native was registered with, sealed.
     #[sea_orm(column_type = "Text")]
     pub credential: String,
+    /// The native events of the route's native, a JSON array.
+    #[sea_orm(column_type = "Text")]
+    pub events: String,
+    /// Whether the subscription's deliveries are kept in order.
+    pub ordered: bool,
     /// When the route was written.
     pub created_at: DateTimeUtc,
 }
