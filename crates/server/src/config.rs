@@ -324,8 +324,8 @@ impl Default for RelayConfig {
         Self {
             enabled: false,
             max_payload_bytes: 256 * 1024,
-            concurrency: 64,
-            batch_size: 64,
+            concurrency: 512,
+            batch_size: 256,
             lease_ms: 180_000,
             poll_interval_ms: 1_000,
             retry_schedule_seconds: switchboard_relay::schedule::DEFAULT_DELAYS

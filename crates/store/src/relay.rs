@@ -646,18 +646,39 @@ impl Store {
             .filter(C::Status.eq(DeliveryStatus::Delivering.as_str()))
             .filter(C::LeasedBy.eq(a.worker_id))
             .filter(C::Attempts.eq(attempt - 1));
-        let lost = || Error::Conflict("relay lease lost".into());
+        // No guard: both statements check the claim themselves (the insert
+        // first, while the row is still as claimed), so on SQLite the
+        // script is committed together with the others that queue up, and
+        // whether the claim held is read from the update's count.
         let mut script = self.script();
-        script.guard(&update, lost());
-        script.push(&relay_attempt::Entity::insert(
-            relay_attempt::ActiveModel::from(attempt_row(a)),
-        ));
-        match self.run(script).await {
-            Ok(()) => Ok(Recorded::Stored),
-            // Only the guard refuses with a conflict in this script.
-            Err(Error::Conflict(_)) => Ok(Recorded::LeaseLost),
-            Err(e) => Err(e),
-        }
+        script.push_statement(&attempt_if_claimed(a, attempt - 1));
+        script.push(&update);
+        let counts = self.run_counted(script).await?;
+        Ok(if counts.get(1) == Some(&1) {
+            Recorded::Stored
+        } else {
+            Recorded::LeaseLost
+        })
+    }
+
+    /// The stored version of each subscription of `ids` that exists (any
+    /// tenant): one light read that tells a delivery worker whether the
+    /// subscriptions it has loaded are still current.
+    pub async fn subscription_versions(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, i64>, Error> {
+        use crate::entity::subscription::Column as S;
+        let rows: Vec<(String, i64)> = crate::entity::subscription::Entity::find()
+            .select_only()
+            .column(S::Id)
+            .column(S::Version)
+            .filter(S::Id.is_in(ids.iter().cloned()))
+            .into_tuple()
+            .all(&self.read)
+            .await
+            .map_err(db_err)?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Hands a claimed delivery back without an attempt, for one its
@@ -687,12 +708,13 @@ impl Store {
             .filter(C::LeasedBy.eq(worker_id))
             .filter(C::Attempts.eq(i32::try_from(attempts).unwrap_or(i32::MAX)));
         let mut script = self.script();
-        script.guard(&update, Error::Conflict("relay lease lost".into()));
-        match self.run(script).await {
-            Ok(()) => Ok(Recorded::Stored),
-            Err(Error::Conflict(_)) => Ok(Recorded::LeaseLost),
-            Err(e) => Err(e),
-        }
+        script.push(&update);
+        let counts = self.run_counted(script).await?;
+        Ok(if counts.first() == Some(&1) {
+            Recorded::Stored
+        } else {
+            Recorded::LeaseLost
+        })
     }
 
     /// Releases every claim: each `delivering` delivery is `pending` again,
@@ -802,6 +824,52 @@ pub(crate) fn new_delivery(
         created_at: now,
         updated_at: now,
     }
+}
+
+/// `INSERT INTO relay_attempts … SELECT <a> WHERE` the delivery is still
+/// claimed by `a.worker_id` at `previous` attempts.
+fn attempt_if_claimed(a: &NewAttempt<'_>, previous: i32) -> sea_orm::sea_query::InsertStatement {
+    use relay_attempt::Column as A;
+    use relay_delivery::Column as D;
+    let row = attempt_row(a);
+    let claimed = Query::select()
+        .expr(Expr::val(1))
+        .from(relay_delivery::Entity)
+        .and_where(Expr::col(D::Id).eq(a.delivery_id))
+        .and_where(Expr::col(D::Status).eq(DeliveryStatus::Delivering.as_str()))
+        .and_where(Expr::col(D::LeasedBy).eq(a.worker_id))
+        .and_where(Expr::col(D::Attempts).eq(previous))
+        .to_owned();
+    let values = Query::select()
+        .exprs([
+            Expr::val(row.id),
+            Expr::val(row.delivery_id),
+            Expr::val(row.attempt),
+            Expr::val(row.started_at),
+            Expr::val(row.latency_ms),
+            Expr::val(row.status_code),
+            Expr::val(row.outcome),
+            Expr::val(row.response_excerpt),
+            Expr::val(row.error),
+        ])
+        .and_where(Expr::exists(claimed))
+        .to_owned();
+    Query::insert()
+        .into_table(relay_attempt::Entity)
+        .columns([
+            A::Id,
+            A::DeliveryId,
+            A::Attempt,
+            A::StartedAt,
+            A::LatencyMs,
+            A::StatusCode,
+            A::Outcome,
+            A::ResponseExcerpt,
+            A::Error,
+        ])
+        .select_from(values)
+        .expect("as many values as columns")
+        .to_owned()
 }
 
 fn attempt_row(a: &NewAttempt<'_>) -> relay_attempt::Model {

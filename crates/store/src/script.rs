@@ -16,9 +16,9 @@
 //! On SQLite, scripts run on a thread of their own ([`Writer`]), so the
 //! writer connection never waits for a turn on the request workers between
 //! two calls; and scripts without a guard (a create's opening, progress,
-//! audit entries, closed journal entries) are committed together: while
-//! one commit runs, the scripts that arrive wait in a queue, and the next
-//! commit takes them all. Each caller still returns only once its own
+//! audit entries, closed journal entries, accepted relay events and
+//! attempt outcomes) are committed together: while one commit runs, the
+//! scripts that arrive wait in a queue, and the next commit takes them all. Each caller still returns only once its own
 //! statements are committed; a batch that fails is run again script by
 //! script, so one bad script fails alone.
 
@@ -46,6 +46,12 @@ impl Script {
         self.steps.push((query.build(self.backend), None));
     }
 
+    /// Appends a plain sea-query statement (one sea-orm's query builders
+    /// cannot express, such as `INSERT … SELECT`).
+    pub(crate) fn push_statement(&mut self, stmt: &impl sea_orm::StatementBuilder) {
+        self.steps.push((self.backend.build(stmt), None));
+    }
+
     /// Appends `query`, which must change exactly one row: otherwise the
     /// transaction is rolled back and fails with `refusal`.
     pub(crate) fn guard(&mut self, query: &impl QueryTrait, refusal: Error) {
@@ -63,10 +69,13 @@ fn sqlx_err(e: sqlx::Error) -> Error {
     Error::Store(e.to_string())
 }
 
+/// Rows each statement of a script changed, in order.
+pub(crate) type Counts = Vec<u64>;
+
 /// A script waiting for the writer, and where its outcome goes.
 struct Job {
     steps: Vec<(Statement, Option<Error>)>,
-    done: tokio::sync::oneshot::Sender<Result<(), Error>>,
+    done: tokio::sync::oneshot::Sender<Result<Counts, Error>>,
 }
 
 impl Job {
@@ -105,7 +114,7 @@ impl Writer {
         Ok(Self { queue })
     }
 
-    async fn run(&self, steps: Vec<(Statement, Option<Error>)>) -> Result<(), Error> {
+    async fn run(&self, steps: Vec<(Statement, Option<Error>)>) -> Result<Counts, Error> {
         let stopped = || Error::Store("the SQLite writer has stopped".into());
         let (done, outcome) = tokio::sync::oneshot::channel();
         self.queue
@@ -137,10 +146,15 @@ async fn write(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::UnboundedRec
         let (plain, guarded): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|j| !j.is_guarded());
         let all: Vec<_> = plain.iter().flat_map(Job::unguarded).collect();
-        let together = plain.len() > 1 && run_or_roll_back(&mut conn, all).await.is_ok();
+        let together = if plain.len() > 1 {
+            run_or_roll_back(&mut conn, all).await.ok()
+        } else {
+            None
+        };
+        let mut counts = together.unwrap_or_default().into_iter();
         for job in plain.into_iter().chain(guarded) {
-            let outcome = if together && !job.is_guarded() {
-                Ok(())
+            let outcome = if together_ran(&counts, &job) {
+                Ok(counts.by_ref().take(job.steps.len()).collect())
             } else {
                 run_or_roll_back(&mut conn, job.steps).await
             };
@@ -149,11 +163,18 @@ async fn write(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::UnboundedRec
     }
 }
 
-/// Runs `steps` as one transaction on `conn`, rolled back on error.
+/// Whether `job` was committed with the batch whose remaining counts are
+/// `counts` (a guarded job never is).
+fn together_ran(counts: &std::vec::IntoIter<u64>, job: &Job) -> bool {
+    !job.is_guarded() && counts.len() >= job.steps.len() && counts.len() > 0
+}
+
+/// Runs `steps` as one transaction on `conn`, rolled back on error;
+/// returns each statement's changed-row count.
 async fn run_or_roll_back(
     conn: &mut SqliteConnection,
     steps: Vec<(Statement, Option<Error>)>,
-) -> Result<(), Error> {
+) -> Result<Counts, Error> {
     let ran = run_sqlite(conn, steps).await;
     if ran.is_err() {
         // The transaction may still be open: end it, so the connection
@@ -174,6 +195,13 @@ impl Store {
 
     /// Runs `script` as one transaction on the writer.
     pub(crate) async fn run(&self, script: Script) -> Result<(), Error> {
+        self.run_counted(script).await.map(drop)
+    }
+
+    /// [`Store::run`], returning the rows each statement changed: for a
+    /// script that decides from a count without a guard, so that on SQLite
+    /// it is still committed together with others.
+    pub(crate) async fn run_counted(&self, script: Script) -> Result<Counts, Error> {
         match script.backend {
             DbBackend::Sqlite => match &self.writer {
                 Some(writer) => writer.run(script.steps).await,
@@ -187,8 +215,12 @@ impl Store {
         }
     }
 
-    async fn run_statements(&self, steps: Vec<(Statement, Option<Error>)>) -> Result<(), Error> {
+    async fn run_statements(
+        &self,
+        steps: Vec<(Statement, Option<Error>)>,
+    ) -> Result<Counts, Error> {
         let txn = self.db.begin().await.map_err(db_err)?;
+        let mut counts = Vec::with_capacity(steps.len());
         for (stmt, guard) in steps {
             let done = txn.execute_raw(stmt).await.map_err(db_err)?;
             if let Some(refusal) = guard
@@ -196,17 +228,24 @@ impl Store {
             {
                 return Err(refusal);
             }
+            counts.push(done.rows_affected());
         }
-        txn.commit().await.map_err(db_err)
+        txn.commit().await.map_err(db_err)?;
+        Ok(counts)
     }
 }
 
+/// Runs `steps` between `BEGIN IMMEDIATE` and `COMMIT`, in as few calls
+/// as the guards allow; returns each step's changed-row count (`BEGIN`'s
+/// and `COMMIT`'s left out).
 async fn run_sqlite(
     conn: &mut SqliteConnection,
     steps: Vec<(Statement, Option<Error>)>,
-) -> Result<(), Error> {
+) -> Result<Counts, Error> {
+    let wanted = steps.len();
     let mut sql = String::from("BEGIN IMMEDIATE;");
     let mut values: Vec<Value> = Vec::new();
+    let mut counts = Vec::with_capacity(wanted + 2);
     for (stmt, guard) in steps {
         sql.push('\n');
         sql.push_str(&stmt.sql);
@@ -218,10 +257,22 @@ async fn run_sqlite(
             if changed.last() != Some(&1) {
                 return Err(refusal);
             }
+            counts.extend(changed);
         }
     }
     sql.push_str("\nCOMMIT;");
-    run_segment(conn, sql, values).await.map(drop)
+    counts.extend(run_segment(conn, sql, values).await?);
+    // One count per statement: `BEGIN` first and `COMMIT` last.
+    if counts.len() != wanted + 2 {
+        return Err(Error::Internal(format!(
+            "SQLite reported {} statement results for {} statements",
+            counts.len(),
+            wanted + 2
+        )));
+    }
+    counts.pop();
+    counts.remove(0);
+    Ok(counts)
 }
 
 /// Runs `sql` (several statements) with `values` bound across them in one
