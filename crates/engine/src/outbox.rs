@@ -267,6 +267,9 @@ pub struct DeliveryWorker {
     records: Arc<Mutex<HashMap<String, Arc<SubscriptionRecord>>>>,
 }
 
+/// How often a worker looks for claims of dead replicas (Postgres).
+pub const DEAD_REPLICA_CHECK: Duration = Duration::from_secs(5);
+
 /// Most subscriptions a worker keeps loaded; past it the cache starts over.
 const RECORDS_KEPT: usize = 10_000;
 
@@ -307,7 +310,11 @@ impl Engine {
             if single_process {
                 worker.release_dead_claims().await;
             }
-            tokio::join!(worker.run(), worker.maintain_forever());
+            tokio::join!(
+                worker.run(),
+                worker.maintain_forever(),
+                worker.watch_dead_replicas(single_process)
+            );
         })
     }
 }
@@ -333,6 +340,36 @@ impl DeliveryWorker {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "releasing a previous process's relay claims failed; they are taken again once their leases pass");
+            }
+        }
+    }
+
+    /// Several replicas (Postgres): every [`DEAD_REPLICA_CHECK`], hands
+    /// back the claims of replicas that died, so a `kill -9` delays their
+    /// deliveries by seconds, not by a lease. Only for workers named after
+    /// their replica (no `worker_prefix`), whose claims say whose they are.
+    async fn watch_dead_replicas(&self, single_process: bool) {
+        if single_process || self.policy.worker_prefix.is_some() {
+            return;
+        }
+        let mut tick = tokio::time::interval(DEAD_REPLICA_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.engine.store.release_claims_of_dead_replicas().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(
+                        count = n,
+                        "relay deliveries claimed by a dead replica are due again"
+                    );
+                    if let Some(relay) = self.engine.relay() {
+                        relay.wake.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking for dead replicas' relay claims failed")
+                }
             }
         }
     }

@@ -737,6 +737,53 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Postgres: hands back the claims of replicas that died (their
+    /// liveness lock is free, see [`Store::hold_liveness`]), so their
+    /// deliveries go out again now rather than once their leases
+    /// (`relay.lease_ms`, minutes) have passed. Only claims whose worker id
+    /// is `<replica id>-<ulid>` are looked at; returns how many were
+    /// released. SQLite: 0 (a restarted process releases every claim).
+    pub async fn release_claims_of_dead_replicas(&self) -> Result<u64, Error> {
+        use relay_delivery::Column as C;
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(0);
+        }
+        let holders: Vec<Option<String>> = relay_delivery::Entity::find()
+            .select_only()
+            .column(C::LeasedBy)
+            .distinct()
+            .filter(C::Status.eq(DeliveryStatus::Delivering.as_str()))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_err)?;
+        let mut released = 0;
+        for holder in holders.into_iter().flatten() {
+            let Some((replica, _)) = holder.rsplit_once('-') else {
+                continue;
+            };
+            if !replica.starts_with("rep_")
+                || replica == self.replica_id
+                || self.replica_alive(replica).await?
+            {
+                continue;
+            }
+            let done = relay_delivery::Entity::update_many()
+                .col_expr(C::Status, Expr::value(DeliveryStatus::Pending.as_str()))
+                .col_expr(C::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(C::UpdatedAt, Expr::value(Utc::now()))
+                .filter(C::Status.eq(DeliveryStatus::Delivering.as_str()))
+                .filter(C::LeasedBy.eq(holder.as_str()))
+                .exec(&self.db)
+                .await
+                .map_err(db_err)?;
+            released += done.rows_affected;
+        }
+        Ok(released)
+    }
+}
+
 /// The routes of one native (at most one).
 fn native_routes(
     subscription_id: &str,
