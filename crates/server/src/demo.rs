@@ -157,7 +157,7 @@ impl Simulators {
 #[cfg(feature = "demo")]
 mod emit {
     use std::collections::BTreeMap;
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    use std::net::SocketAddr;
     use std::sync::Arc;
 
     use axum::extract::State;
@@ -216,24 +216,13 @@ mod emit {
             .map_err(std::io::Error::other)?;
         let targets = Targets {
             roots,
-            server: origin(server),
+            server: switchboard_sim::base_url_for(server),
             client,
         };
         Ok(Router::new()
             .route(PATH, post(deliver))
             .layer(Extension(Arc::new(targets)))
             .with_state(state))
-    }
-
-    /// `http://IP:PORT` of a listener; an unspecified address is reached
-    /// on loopback.
-    fn origin(addr: SocketAddr) -> String {
-        let ip = match addr.ip() {
-            ip if !ip.is_unspecified() => ip,
-            IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-            IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-        };
-        format!("http://{}", SocketAddr::new(ip, addr.port()))
     }
 
     async fn deliver(

@@ -120,7 +120,9 @@ pub async fn serve(router: axum::Router, addr: SocketAddr) -> io::Result<Running
     })
 }
 
-fn base_url_for(addr: SocketAddr) -> String {
+/// `http://IP:PORT` of a listener bound to `addr`; an unspecified address
+/// (`0.0.0.0`, `::`) is reached on loopback.
+pub fn base_url_for(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
