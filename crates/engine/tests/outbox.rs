@@ -807,13 +807,19 @@ async fn an_ordered_subscription_receives_its_events_in_order() {
 #[tokio::test]
 async fn two_workers_share_the_outbox_and_deliver_each_event_once() {
     each_backend(|store, opts| async move {
-        // Postgres: two stores, as two replicas would have; SQLite has one
-        // writer per file, so both workers share the store.
+        // Postgres: two stores, as two replicas would have, each holding
+        // its liveness lock as a server does (a replica without one looks
+        // dead to the other, which would hand its claims back); SQLite has
+        // one writer per file, so both workers share the store.
         let other = if store.backend() == "postgres" {
             Store::connect(&opts).await.unwrap()
         } else {
             store.clone()
         };
+        let _alive = (
+            store.hold_liveness().await.unwrap(),
+            other.hold_liveness().await.unwrap(),
+        );
         let rx = Receiver::start().await;
         let (gated, _) = relay_sub(&store, &rx.url("/gated"), |_| {}).await;
         let (open, gate) = watch::channel(false);
