@@ -11,6 +11,7 @@ mod changes;
 pub mod cipher;
 mod claims;
 mod counts;
+mod direct;
 mod entity;
 pub mod idempotency;
 pub mod journal;

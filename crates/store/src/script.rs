@@ -1,34 +1,28 @@
 //! One write transaction as a list of statements, run in as few round
 //! trips as the backend allows.
 //!
-//! On SQLite every statement sent through sqlx is a hand-off to the
-//! connection's own thread and back, and the one writer connection is held
-//! across all of them: under load a create spent its writer time in those
-//! hand-offs, not in SQLite (docs/benchmarks.md). A [`Script`] runs on
-//! SQLite as one multi-statement call, `BEGIN` and `COMMIT` included,
-//! split only after a guarded statement whose row count decides whether
-//! the rest may run. That call binds its arguments across the statements,
-//! which sqlx supports for SQLite alone and has marked deprecated; the
-//! store's tests run every script on every backend, so a sqlx that drops
-//! it fails them. On Postgres the same statements run one by one in a
-//! transaction, as sea-orm would run them.
+//! On SQLite, scripts run on a thread of their own ([`Writer`]) that owns
+//! the one writer connection: it locks sqlx's connection and runs the
+//! statements itself ([`crate::direct`]), so a statement costs neither a
+//! hand-off to sqlx's worker thread nor a fresh prepare, and the
+//! connection never waits for a turn on the busy request workers.
+//! Scripts without a guard (a create's opening, progress, audit entries,
+//! closed journal entries, accepted relay events and attempt outcomes) are
+//! committed together: while one commit runs, the scripts that arrive
+//! wait in a queue, and the next commit takes them all. Each caller still
+//! returns only once its own statements are committed; a batch that fails
+//! is run again script by script, so one bad script fails alone. A guarded
+//! statement (the version check, the claim) whose row count is not 1 rolls
+//! its script back.
 //!
-//! On SQLite, scripts run on a thread of their own ([`Writer`]), so the
-//! writer connection never waits for a turn on the request workers between
-//! two calls; and scripts without a guard (a create's opening, progress,
-//! audit entries, closed journal entries, accepted relay events and
-//! attempt outcomes) are committed together: while one commit runs, the
-//! scripts that arrive wait in a queue, and the next commit takes them all. Each caller still returns only once its own
-//! statements are committed; a batch that fails is run again script by
-//! script, so one bad script fails alone.
+//! On Postgres the same statements run one by one in a transaction, as
+//! sea-orm would run them.
 
-use futures_util::TryStreamExt;
-use sea_orm::sea_query::{Value, Values};
-use sea_orm::sqlx::{self, Either, SqliteConnection};
+use sea_orm::sqlx::{self, SqliteConnection};
 use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
-use sea_query_sqlx::SqlxValues;
 use switchboard_core::Error;
 
+use crate::direct;
 use crate::store::{Store, db_err, key_taken, violates_key_index};
 
 /// Most scripts one batched commit takes.
@@ -133,33 +127,56 @@ async fn write(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::UnboundedRec
                 Err(_) => break,
             }
         }
+        let failed = |batch: Vec<Job>, e: Error| {
+            for job in batch {
+                let _ = job.done.send(Err(e.clone()));
+            }
+        };
         let mut conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => {
-                let e = sqlx_err(e);
-                for job in batch {
-                    let _ = job.done.send(Err(e.clone()));
-                }
+                failed(batch, sqlx_err(e));
                 continue;
             }
         };
-        let (plain, guarded): (Vec<Job>, Vec<Job>) =
-            batch.into_iter().partition(|j| !j.is_guarded());
-        let all: Vec<_> = plain.iter().flat_map(Job::unguarded).collect();
-        let together = if plain.len() > 1 {
-            run_or_roll_back(&mut conn, all).await.ok()
-        } else {
-            None
+        let mut handle = match conn.lock_handle().await {
+            Ok(h) => h,
+            Err(e) => {
+                failed(batch, sqlx_err(e));
+                continue;
+            }
         };
-        let mut counts = together.unwrap_or_default().into_iter();
-        for job in plain.into_iter().chain(guarded) {
-            let outcome = if together_ran(&counts, &job) {
-                Ok(counts.by_ref().take(job.steps.len()).collect())
-            } else {
-                run_or_roll_back(&mut conn, job.steps).await
-            };
-            let _ = job.done.send(outcome);
+        let mut left = Some(batch);
+        let ran = direct::with_connection(&mut handle, |db| {
+            if let Some(batch) = left.take() {
+                run_batch(db, batch);
+            }
+        });
+        if let (Err(e), Some(batch)) = (ran, left) {
+            failed(batch, e);
         }
+    }
+}
+
+/// Runs a batch of jobs on `db`: those without a guard in one
+/// transaction (each job again on its own if that fails), then the
+/// guarded ones, each in its own.
+fn run_batch(db: &rusqlite::Connection, batch: Vec<Job>) {
+    let (plain, guarded): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| !j.is_guarded());
+    let together = if plain.len() > 1 {
+        let all: Vec<_> = plain.iter().flat_map(Job::unguarded).collect();
+        direct::run(db, &all).ok()
+    } else {
+        None
+    };
+    let mut counts = together.unwrap_or_default().into_iter();
+    for job in plain.into_iter().chain(guarded) {
+        let outcome = if together_ran(&counts, &job) {
+            Ok(counts.by_ref().take(job.steps.len()).collect())
+        } else {
+            direct::run(db, &job.steps)
+        };
+        let _ = job.done.send(outcome);
     }
 }
 
@@ -169,19 +186,14 @@ fn together_ran(counts: &std::vec::IntoIter<u64>, job: &Job) -> bool {
     !job.is_guarded() && counts.len() >= job.steps.len() && counts.len() > 0
 }
 
-/// Runs `steps` as one transaction on `conn`, rolled back on error;
-/// returns each statement's changed-row count.
-async fn run_or_roll_back(
+/// Runs `steps` as one transaction on `conn` from the calling task (the
+/// store without a writer thread: an in-memory database).
+async fn run_on(
     conn: &mut SqliteConnection,
-    steps: Vec<(Statement, Option<Error>)>,
+    steps: &[(Statement, Option<Error>)],
 ) -> Result<Counts, Error> {
-    let ran = run_sqlite(conn, steps).await;
-    if ran.is_err() {
-        // The transaction may still be open: end it, so the connection
-        // goes back to the pool clean.
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-    }
-    ran
+    let mut handle = conn.lock_handle().await.map_err(sqlx_err)?;
+    direct::with_connection(&mut handle, |db| direct::run(db, steps))?
 }
 
 impl Store {
@@ -208,7 +220,7 @@ impl Store {
                 None => {
                     let pool = self.db.get_sqlite_connection_pool();
                     let mut conn = pool.acquire().await.map_err(sqlx_err)?;
-                    run_or_roll_back(&mut conn, script.steps).await
+                    run_on(&mut conn, &script.steps).await
                 }
             },
             _ => self.run_statements(script.steps).await,
@@ -233,63 +245,4 @@ impl Store {
         txn.commit().await.map_err(db_err)?;
         Ok(counts)
     }
-}
-
-/// Runs `steps` between `BEGIN IMMEDIATE` and `COMMIT`, in as few calls
-/// as the guards allow; returns each step's changed-row count (`BEGIN`'s
-/// and `COMMIT`'s left out).
-async fn run_sqlite(
-    conn: &mut SqliteConnection,
-    steps: Vec<(Statement, Option<Error>)>,
-) -> Result<Counts, Error> {
-    let wanted = steps.len();
-    let mut sql = String::from("BEGIN IMMEDIATE;");
-    let mut values: Vec<Value> = Vec::new();
-    let mut counts = Vec::with_capacity(wanted + 2);
-    for (stmt, guard) in steps {
-        sql.push('\n');
-        sql.push_str(&stmt.sql);
-        sql.push(';');
-        values.extend(stmt.values.map(|v| v.0).unwrap_or_default());
-        if let Some(refusal) = guard {
-            let changed =
-                run_segment(conn, std::mem::take(&mut sql), std::mem::take(&mut values)).await?;
-            if changed.last() != Some(&1) {
-                return Err(refusal);
-            }
-            counts.extend(changed);
-        }
-    }
-    sql.push_str("\nCOMMIT;");
-    counts.extend(run_segment(conn, sql, values).await?);
-    // One count per statement: `BEGIN` first and `COMMIT` last.
-    if counts.len() != wanted + 2 {
-        return Err(Error::Internal(format!(
-            "SQLite reported {} statement results for {} statements",
-            counts.len(),
-            wanted + 2
-        )));
-    }
-    counts.pop();
-    counts.remove(0);
-    Ok(counts)
-}
-
-/// Runs `sql` (several statements) with `values` bound across them in one
-/// call; returns each statement's changed-row count.
-#[allow(deprecated)] // multi-statement binding; see the module doc
-async fn run_segment(
-    conn: &mut SqliteConnection,
-    sql: String,
-    values: Vec<Value>,
-) -> Result<Vec<u64>, Error> {
-    let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)));
-    let mut results = query.fetch_many(&mut *conn);
-    let mut changed = Vec::new();
-    while let Some(item) = results.try_next().await.map_err(sqlx_err)? {
-        if let Either::Left(done) = item {
-            changed.push(done.rows_affected());
-        }
-    }
-    Ok(changed)
 }

@@ -201,8 +201,16 @@ impl Store {
         if let Some(schema) = &opts.pg_schema {
             o.set_schema_search_path(schema.clone());
         }
-        // WAL lets readers proceed while one writer commits; the busy
-        // timeout makes a second writer wait instead of failing at once.
+        // A connection is pinged before use only where it can go stale: a
+        // Postgres connection idle long enough for a proxy or firewall to
+        // have dropped it. Each ping is a round trip (on SQLite a hand-off
+        // to the connection's thread), which on the hot path doubled the
+        // cost of a read and added one to every batched commit.
+        if opts.url.starts_with("postgres") {
+            o.test_before_acquire_if_idle_for(Duration::from_secs(30));
+        } else {
+            o.test_before_acquire(false);
+        }
         // WAL lets readers proceed while the writer commits; NORMAL
         // synchronisation is durable across process crashes (a power loss
         // may lose the last commits, never corrupt); the busy timeout only
