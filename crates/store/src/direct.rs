@@ -48,9 +48,9 @@ pub(crate) fn with_connection<T>(
 /// Runs `steps` between `BEGIN IMMEDIATE` and `COMMIT` on `db`, rolled
 /// back on any error or failed guard; returns each step's changed-row
 /// count.
-pub(crate) fn run(
+pub(crate) fn run<'a>(
     db: &rusqlite::Connection,
-    steps: &[(Statement, Option<Error>)],
+    steps: impl IntoIterator<Item = &'a (Statement, Option<Error>)>,
 ) -> Result<Counts, Error> {
     db.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_err)?;
     let ran = run_steps(db, steps).and_then(|counts| {
@@ -65,11 +65,11 @@ pub(crate) fn run(
     ran
 }
 
-fn run_steps(
+fn run_steps<'a>(
     db: &rusqlite::Connection,
-    steps: &[(Statement, Option<Error>)],
+    steps: impl IntoIterator<Item = &'a (Statement, Option<Error>)>,
 ) -> Result<Counts, Error> {
-    let mut counts = Vec::with_capacity(steps.len());
+    let mut counts = Vec::new();
     for (stmt, guard) in steps {
         let values = match &stmt.values {
             Some(v) => v.0.iter().map(to_sql).collect::<Result<Vec<_>, _>>()?,

@@ -76,17 +76,13 @@ impl Job {
     fn is_guarded(&self) -> bool {
         self.steps.iter().any(|(_, guard)| guard.is_some())
     }
-
-    fn unguarded(&self) -> impl Iterator<Item = (Statement, Option<Error>)> + '_ {
-        self.steps.iter().map(|(s, _)| (s.clone(), None))
-    }
 }
 
 /// The SQLite writer: a thread of its own, with a single-threaded runtime,
-/// that runs every script on the writer connection. Between the calls of a
-/// guarded script the connection waits for this thread only, never for a
-/// turn on the busy request workers; scripts that queue up while one runs
-/// are taken together. The thread ends when the last store handle is
+/// that runs every script on the writer connection itself
+/// ([`crate::direct`]), so the connection never waits for a turn on the
+/// busy request workers; scripts that queue up while one runs are taken
+/// together. The thread ends when the last store handle is
 /// dropped.
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -164,8 +160,7 @@ async fn write(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::UnboundedRec
 fn run_batch(db: &rusqlite::Connection, batch: Vec<Job>) {
     let (plain, guarded): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| !j.is_guarded());
     let together = if plain.len() > 1 {
-        let all: Vec<_> = plain.iter().flat_map(Job::unguarded).collect();
-        direct::run(db, &all).ok()
+        direct::run(db, plain.iter().flat_map(|j| &j.steps)).ok()
     } else {
         None
     };
