@@ -15,8 +15,11 @@
 //! 2. [`Engine::ingest`] bounds the body, verifies the delivery with the
 //!    kind's check and the route's credential, names the event (the
 //!    catalog read in reverse), picks its dedup key and stores it with its
-//!    delivery in one transaction ([`Store::accept_event`]). Only then is
-//!    the provider answered 2xx, and an idle delivery worker woken.
+//!    delivery in one transaction. Only then is the provider answered 2xx.
+//!    When this process's delivery worker has a free attempt slot, the
+//!    delivery is stored already claimed by it and handed over in memory
+//!    ([`Store::accept_claimed_event`]); otherwise it is stored pending
+//!    ([`Store::accept_event`]) and an idle worker is woken to claim it.
 //!
 //! Nothing is relayed unless the kind's `verify` accepted it.
 
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use switchboard_core::{Error, EventCatalog, EventName, Ingress, IngressRefusal, IngressRequest};
-use switchboard_store::{Accepted, NewEvent, RelayRoute, Store};
+use switchboard_store::{Accepted, AcceptedClaimed, NewEvent, RelayRoute, Store};
 
 use crate::engine::Engine;
 
@@ -248,8 +251,9 @@ impl Engine {
     }
 
     /// Verifies `request`, a delivery to `route`, and stores it as an event
-    /// with a pending delivery; on a new event an idle delivery worker is
-    /// woken. Staleness is judged at `request.received_at`. A delivery
+    /// with its delivery: claimed by this process's delivery worker and
+    /// handed to it when it has a free attempt slot, else pending, with an
+    /// idle worker woken. Staleness is judged at `request.received_at`. A delivery
     /// whose dedup key the subscription already has is a duplicate:
     /// nothing is stored and the first event's id is returned.
     pub async fn ingest(
@@ -287,6 +291,34 @@ impl Engine {
             dedup_key: &dedup_key,
             ordered: r.ordered,
         };
+        // Handed straight to this process's worker when it has a free slot
+        // (an ordered event waits for its subscription's older ones).
+        let reserved = if r.ordered {
+            None
+        } else {
+            relay.reserve_handoff()
+        };
+        if let Some(reserved) = reserved {
+            let stored = self
+                .store()
+                .accept_claimed_event(&event, reserved.worker_id(), reserved.lease_until())
+                .await
+                .map_err(IngestError::Store)?;
+            return Ok(match stored {
+                AcceptedClaimed::New(claimed) => {
+                    let event_id = claimed.event.id.clone();
+                    reserved.hand(*claimed);
+                    Ingested {
+                        event_id,
+                        duplicate: false,
+                    }
+                }
+                AcceptedClaimed::Duplicate(event_id) => Ingested {
+                    event_id,
+                    duplicate: true,
+                },
+            });
+        }
         match self.store().accept_event(&event).await {
             Ok(Accepted::New(event_id)) => {
                 relay.wake.notify_one();

@@ -4,8 +4,9 @@
 //!
 //! One [`DeliveryWorker`] per process claims due deliveries under its own
 //! worker id (`<prefix>-<ulid>`, so replicas on one Postgres and workers
-//! in one process never share a claim), loads each claimed delivery's
-//! subscription once per batch, builds the envelope from the stored event
+//! in one process never share a claim) and takes those its process's
+//! ingress stored already claimed for it ([`Handoff`]). It loads each
+//! delivery's subscription once per batch, builds the envelope from the stored event
 //! as the API shows it (`deliveries.rs`), writes it in the
 //! subscription's format, signs it with the subscription's `whsec_`
 //! secret (and with the one a rotation replaced while its overlap lasts,
@@ -58,7 +59,7 @@ use switchboard_store::{
     ClaimedDelivery, NewAttempt, NextState, PruneCounts, Recorded, SubscriptionRecord,
 };
 use switchboard_telemetry::record::{self, RelayOutcome};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::deliveries::envelope_of;
@@ -249,6 +250,73 @@ type Claimed = (
     Arc<HashMap<String, i64>>,
 );
 
+/// The way from this process's ingress to its running delivery worker
+/// ([`DeliveryWorker::run`] opens it). A delivery the ingress accepts
+/// while the worker has a free attempt slot is stored already claimed by
+/// the worker ([`switchboard_store::Store::accept_claimed_event`]) and
+/// passed over in memory with that slot: it costs no claim (a write, on
+/// SQLite a turn of the one writer), no read of its event and no wait to
+/// coalesce claims. Deliveries that find no free slot, ordered ones, and
+/// everything due later (retries, other replicas' events, expired leases)
+/// are claimed as before.
+#[derive(Debug)]
+pub(crate) struct Handoff {
+    worker_id: Arc<str>,
+    lease: Duration,
+    slots: Arc<Semaphore>,
+    queue: mpsc::UnboundedSender<Handed>,
+}
+
+/// A delivery handed to the worker, with the attempt slot taken for it.
+type Handed = (ClaimedDelivery, OwnedSemaphorePermit);
+
+/// One of the worker's attempt slots, taken by the ingress for a delivery
+/// it is about to store claimed. Dropped unused, the slot is free again.
+pub(crate) struct Reserved {
+    worker_id: Arc<str>,
+    lease_until: DateTime<Utc>,
+    slot: OwnedSemaphorePermit,
+    queue: mpsc::UnboundedSender<Handed>,
+}
+
+impl Handoff {
+    /// A free attempt slot of a worker that still runs, if there is one.
+    pub(crate) fn reserve(&self) -> Option<Reserved> {
+        if self.queue.is_closed() {
+            return None;
+        }
+        let slot = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        Some(Reserved {
+            worker_id: Arc::clone(&self.worker_id),
+            lease_until: Utc::now() + chrono_duration(self.lease),
+            slot,
+            queue: self.queue.clone(),
+        })
+    }
+}
+
+impl Reserved {
+    /// The worker to store the delivery claimed by.
+    pub(crate) fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The end of the claim's lease.
+    pub(crate) fn lease_until(&self) -> DateTime<Utc> {
+        self.lease_until
+    }
+
+    /// Passes the stored, claimed delivery to the worker.
+    pub(crate) fn hand(self, claimed: ClaimedDelivery) {
+        if let Err(mpsc::error::SendError((c, _))) = self.queue.send((claimed, self.slot)) {
+            // The worker stopped after the slot was taken: its claim is
+            // released like those of its attempts in flight.
+            tracing::info!(delivery = %c.delivery.id, worker = %self.worker_id,
+                "relay worker stopped before taking a delivery; it goes out once its claim is released");
+        }
+    }
+}
+
 /// A process's relay delivery worker. Cheap to clone: clones share the
 /// worker id, the attempt slots and the state of running disables.
 #[derive(Clone)]
@@ -269,6 +337,10 @@ pub struct DeliveryWorker {
 
 /// How often a worker looks for claims of dead replicas (Postgres).
 pub const DEAD_REPLICA_CHECK: Duration = Duration::from_secs(5);
+
+/// Most handed deliveries started together (their subscriptions' versions
+/// are read once for all of them).
+const HANDED_AT_ONCE: usize = 256;
 
 /// Most subscriptions a worker keeps loaded; past it the cache starts over.
 const RECORDS_KEPT: usize = 10_000;
@@ -398,15 +470,35 @@ impl DeliveryWorker {
         Ok(report)
     }
 
-    /// The worker loop: claims as many due deliveries as there are free
-    /// attempt slots and starts each attempt on a task of its own, so a
-    /// slow receiver holds one slot, not a batch. It claims again at once
-    /// while claims come back full and slots are free; otherwise it waits
-    /// for the ingress's wake-up, a freed slot (when all were taken) or
-    /// the poll interval, whichever comes first. Never returns.
+    /// The worker loop. It opens this process's [`Handoff`] and starts an
+    /// attempt, on a task of its own, for each delivery the ingress hands
+    /// over, and claims due deliveries for its free attempt slots: at
+    /// start, when woken (an event stored unclaimed, a redelivery), every
+    /// `poll_interval`, at once again while claims come back full and
+    /// slots are free, and when a slot frees after a full claim found none
+    /// free. A slow receiver holds one slot, not a batch. Never returns.
     pub async fn run(&self) {
         let relay = self.engine.relay().cloned();
+        let (queue, mut handed) = mpsc::unbounded_channel();
+        // Closed when relay mode is off or a later worker of this process
+        // took the handoff over: then this one only claims.
+        let mut handoff_open = match &relay {
+            Some(r) => {
+                r.open_handoff(Handoff {
+                    worker_id: Arc::clone(&self.id),
+                    lease: self.policy.lease,
+                    slots: Arc::clone(&self.slots),
+                    queue,
+                });
+                true
+            }
+            None => false,
+        };
         let mut tasks: JoinSet<Handled> = JoinSet::new();
+        let mut arrived = Vec::new();
+        let mut claim_now = true;
+        let mut more_due = false;
+        let mut next_poll = tokio::time::Instant::now();
         loop {
             // Registered before the claim, so a wake-up during it counts.
             let wake = relay.as_deref().map(|r| r.wake.notified());
@@ -417,46 +509,96 @@ impl DeliveryWorker {
             while let Some(done) = tasks.try_join_next() {
                 log_join(done);
             }
-            let full = self.start_due(&mut tasks).await;
+            if claim_now {
+                more_due = self.start_due(&mut tasks).await;
+                next_poll = tokio::time::Instant::now() + self.policy.poll_interval;
+                claim_now = false;
+            }
             let free = self.slots.available_permits();
-            if full && free > 0 {
+            if more_due && free > 0 {
+                claim_now = true;
                 continue;
             }
             tokio::select! {
+                n = handed.recv_many(&mut arrived, HANDED_AT_ONCE), if handoff_open => {
+                    if n == 0 {
+                        handoff_open = false;
+                    } else {
+                        self.start_handed(std::mem::take(&mut arrived), &mut tasks).await;
+                    }
+                }
                 () = woken(wake.as_mut().as_pin_mut()) => {
                     tokio::time::sleep(self.policy.claim_coalesce).await;
+                    claim_now = true;
                 }
-                () = tokio::time::sleep(self.policy.poll_interval) => {}
-                Some(done) = tasks.join_next(), if free == 0 => log_join(done),
+                () = tokio::time::sleep_until(next_poll) => claim_now = true,
+                Some(done) = tasks.join_next(), if free == 0 && more_due => {
+                    log_join(done);
+                    claim_now = true;
+                }
             }
         }
     }
 
-    /// Claims for the free slots and starts the attempts; whether the
-    /// claim came back full (more may be due).
-    async fn start_due(&self, tasks: &mut JoinSet<Handled>) -> bool {
-        let free = self.slots.available_permits() as u64;
-        if free == 0 {
-            return false;
+    /// Starts the attempts of deliveries the ingress handed over.
+    async fn start_handed(&self, handed: Vec<Handed>, tasks: &mut JoinSet<Handled>) {
+        let (claimed, slots): (Vec<_>, Vec<_>) = handed.into_iter().unzip();
+        let ready = match self.with_routes(claimed).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::warn!(error = %e, worker = %self.id,
+                    "loading the subscriptions of handed relay deliveries failed; they go out once their leases run out");
+                return;
+            }
+        };
+        for (claimed, slot) in ready.into_iter().zip(slots) {
+            self.spawn_attempt(tasks, claimed, slot);
         }
-        let limit = self.policy.batch_size.min(free);
-        let claimed = match self.claim(limit).await {
+    }
+
+    /// Starts the attempt of `claimed` on a task of its own, holding `slot`
+    /// until its outcome is written.
+    fn spawn_attempt(
+        &self,
+        tasks: &mut JoinSet<Handled>,
+        (delivery, route, versions): Claimed,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let worker = self.clone();
+        tasks.spawn(async move {
+            let _slot = slot;
+            worker.deliver(delivery, route, &versions).await
+        });
+    }
+
+    /// Claims for the free slots and starts the attempts; whether to claim
+    /// again once a slot is free (the claim came back full, or no slot was
+    /// free to claim for).
+    async fn start_due(&self, tasks: &mut JoinSet<Handled>) -> bool {
+        // Slots are taken before the claim: the ingress takes them too,
+        // and no claimed delivery should wait for one while its lease runs.
+        let limit = self.policy.batch_size.min(self.policy.concurrency as u64);
+        let mut slots = Vec::new();
+        while (slots.len() as u64) < limit {
+            match Arc::clone(&self.slots).try_acquire_owned() {
+                Ok(slot) => slots.push(slot),
+                Err(_) => break,
+            }
+        }
+        if slots.is_empty() {
+            return true;
+        }
+        let want = slots.len() as u64;
+        let claimed = match self.claim(want).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, worker = %self.id, "claiming relay deliveries failed");
                 return false;
             }
         };
-        let full = claimed.len() as u64 == limit;
-        for (delivery, route, versions) in claimed {
-            // Free at once: only this loop takes slots, and it claimed no
-            // more than were free. The semaphore is never closed.
-            let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
-            let worker = self.clone();
-            tasks.spawn(async move {
-                let _slot = slot;
-                worker.deliver(delivery, route, &versions).await
-            });
+        let full = claimed.len() as u64 == want;
+        for (claimed, slot) in claimed.into_iter().zip(slots) {
+            self.spawn_attempt(tasks, claimed, slot);
         }
         full
     }
@@ -469,6 +611,12 @@ impl DeliveryWorker {
             .store
             .claim_due_deliveries(&self.id, Utc::now(), limit, self.policy.lease)
             .await?;
+        self.with_routes(claimed).await
+    }
+
+    /// Claimed deliveries, in the same order, each with the shared loader
+    /// of its subscription and the stored versions of them all (one read).
+    async fn with_routes(&self, claimed: Vec<ClaimedDelivery>) -> Result<Vec<Claimed>, Error> {
         if claimed.is_empty() {
             return Ok(Vec::new());
         }

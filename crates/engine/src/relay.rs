@@ -39,6 +39,7 @@ use switchboard_core::operation::OperationKind;
 use switchboard_store::{NativeRecord, SubscriptionRecord};
 
 use crate::engine::{Detached, Engine, Prepared, ProviderInstance};
+use crate::outbox::{Handoff, Reserved};
 
 /// What relay mode needs from configuration.
 #[derive(Debug, Clone)]
@@ -63,6 +64,8 @@ pub struct RelayRuntime {
     /// again in this process, so an idle worker sends at once instead of at
     /// its next poll.
     pub wake: Notify,
+    /// The way to this process's running delivery worker, once one runs.
+    handoff: std::sync::Mutex<Option<Handoff>>,
 }
 
 /// Path prefix of the ingress route.
@@ -106,7 +109,26 @@ impl RelayRuntime {
         Arc::new(Self {
             settings,
             wake: Notify::new(),
+            handoff: std::sync::Mutex::default(),
         })
+    }
+
+    /// Makes `handoff` the way to this process's delivery worker (the one
+    /// started last, should there be several).
+    pub(crate) fn open_handoff(&self, handoff: Handoff) {
+        *self.lock_handoff() = Some(handoff);
+    }
+
+    /// A free attempt slot of this process's running delivery worker, for
+    /// a delivery the ingress is about to store claimed by it.
+    pub(crate) fn reserve_handoff(&self) -> Option<Reserved> {
+        self.lock_handoff().as_ref()?.reserve()
+    }
+
+    fn lock_handoff(&self) -> std::sync::MutexGuard<'_, Option<Handoff>> {
+        self.handoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -32,12 +32,12 @@ use switchboard_core::{
     ProviderAdapter, Secret, SpecDraft, SubscriptionSpec, SubscriptionStatus,
 };
 use switchboard_engine::{
-    DeliveryPolicy, DeliveryWorker, Engine, ProviderInstance, RelaySettings, StepPolicy,
+    DeliveryPolicy, DeliveryWorker, Engine, ProviderInstance, RelaySettings, RouteCache, StepPolicy,
 };
 use switchboard_relay::{RetrySchedule, Sender, SigningSecret, verify};
 use switchboard_store::{
-    Accepted, DeliveryDetail, DeliveryStatus, NewEvent, Store, StoreOptions, SubscriptionRecord,
-    testing,
+    Accepted, DeliveryDetail, DeliveryStatus, NewEvent, NewRelayRoute, Store, StoreOptions,
+    SubscriptionRecord, testing,
 };
 use tokio::sync::watch;
 
@@ -287,12 +287,19 @@ impl ProviderAdapter for Accepting {
     }
 }
 
-fn any_delivery(
-    _: &switchboard_core::IngressRequest<'_>,
-    _: &str,
+/// Deliveries carrying `Authorization: Bearer <credential>`, any JSON.
+fn bearer_delivery(
+    request: &switchboard_core::IngressRequest<'_>,
+    credential: &str,
     _: DateTime<Utc>,
 ) -> Result<switchboard_core::InboundEvent, switchboard_core::IngressRefusal> {
-    Err(switchboard_core::IngressRefusal::Unauthenticated)
+    switchboard_core::ingress::check_bearer(request, credential)?;
+    Ok(switchboard_core::InboundEvent {
+        native_event: Some("a".into()),
+        dedup_id: None,
+        occurred_at: None,
+        payload: request.json_body()?,
+    })
 }
 
 fn engine(store: Store) -> Engine {
@@ -305,7 +312,7 @@ fn engine(store: Store) -> Engine {
             adapter: Arc::new(Accepting::default()),
             ingress: Some(Ingress {
                 credential: IngressCredential::BearerToken,
-                verify: any_delivery,
+                verify: bearer_delivery,
                 max_age: None,
                 names_event: true,
             }),
@@ -966,6 +973,87 @@ async fn the_ingress_wake_up_starts_a_delivery_without_waiting_for_the_poll() {
         .await;
         worker.abort();
         assert_eq!(rx.seen("/wake").len(), 2);
+    })
+    .await;
+}
+
+/// Sends `body` to the ingress of route `token` as the provider would.
+async fn ingest(engine: &Engine, token: &str, body: &str) -> String {
+    let headers = vec![("authorization".to_owned(), "Bearer cred".to_owned())];
+    let request = switchboard_core::IngressRequest {
+        url: "https://sb.example.com/ingress/x",
+        headers: &headers,
+        body: body.as_bytes(),
+        received_at: Utc::now(),
+    };
+    let route = engine
+        .ingress_route(&RouteCache::default(), token)
+        .await
+        .unwrap();
+    engine.ingest(&route, &request).await.unwrap().event_id
+}
+
+#[tokio::test]
+async fn the_ingress_hands_its_delivery_to_the_running_worker_already_claimed() {
+    each_backend(|store, _| async move {
+        let rx = Receiver::start().await;
+        let (sub, _) = relay_sub(&store, &rx.url("/handed"), |_| {}).await;
+        let credential = Secret::new("cred");
+        let route = |token, ordered| NewRelayRoute {
+            token,
+            tenant: TENANT,
+            subscription_id: &sub.id,
+            native_key: token,
+            provider: "acc",
+            credential: &credential,
+            events: &[],
+            ordered,
+        };
+        store
+            .put_relay_routes(&[route("unordered", false), route("ordered", true)])
+            .await
+            .unwrap();
+        let engine = engine(store.clone());
+        // No claim after the one at start-up: neither the poll nor a
+        // wake-up (which waits out the coalescing first) comes within the
+        // test, so only a handed delivery can go out.
+        let never = DeliveryPolicy {
+            poll_interval: Duration::from_secs(3600),
+            claim_coalesce: Duration::from_secs(3600),
+            ..policy()
+        };
+        let worker = engine.delivery_worker(never, sender());
+        let first = accept(&store, &sub.id).await;
+        let running = tokio::spawn({
+            let worker = worker.clone();
+            async move { worker.run().await }
+        });
+        eventually("the delivery claimed at start-up", || {
+            status_is(&store, &sub.id, &first, DeliveryStatus::Delivered)
+        })
+        .await;
+
+        let handed = ingest(&engine, "unordered", r#"{"n":1}"#).await;
+        let d = delivery_of(&store, &sub.id, &handed).await.delivery;
+        assert_eq!(d.leased_by.as_deref(), Some(worker.id()), "stored claimed");
+        eventually("the handed delivery", || {
+            status_is(&store, &sub.id, &handed, DeliveryStatus::Delivered)
+        })
+        .await;
+        assert_eq!(rx.seen("/handed").len(), 2);
+
+        // An ordered event waits for a claim, which keeps its order.
+        let ordered = ingest(&engine, "ordered", r#"{"n":2}"#).await;
+        let d = delivery_of(&store, &sub.id, &ordered).await.delivery;
+        assert_eq!((d.status, d.leased_by), (DeliveryStatus::Pending, None));
+
+        // A stopped worker takes nothing: the next event is stored pending.
+        running.abort();
+        assert!(running.await.unwrap_err().is_cancelled());
+        let unclaimed = ingest(&engine, "unordered", r#"{"n":3}"#).await;
+        let d = delivery_of(&store, &sub.id, &unclaimed).await.delivery;
+        assert_eq!((d.status, d.leased_by), (DeliveryStatus::Pending, None));
+        assert_eq!(rx.seen("/handed").len(), 2);
     })
     .await;
 }

@@ -36,9 +36,9 @@ pub use locks::{AccountLock, lock_key};
 pub use reconciliation::{AccountCheck, Pass, PassCursor, ReconciliationStatus};
 pub use records::{AuditEntry, ListQuery, Page};
 pub use relay::{
-    Accepted, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryFilter, DeliveryStatus,
-    NewAttempt, NewEvent, NewRelayRoute, NextState, PruneCounts, Recorded, RelayAttempt,
-    RelayEvent, RelayRoute,
+    Accepted, AcceptedClaimed, ClaimedDelivery, Delivery, DeliveryDetail, DeliveryFilter,
+    DeliveryStatus, NewAttempt, NewEvent, NewRelayRoute, NextState, PruneCounts, Recorded,
+    RelayAttempt, RelayEvent, RelayRoute,
 };
 pub use store::{Store, StoreOptions};
 /// The domain records, defined in core; re-exported so the store's callers

@@ -9,7 +9,9 @@
 //!    [`Store::accept_event`]: the event and its delivery in one
 //!    transaction, so it answers 2xx only once both are durable; a
 //!    provider's retry of an accepted delivery is recognised by the unique
-//!    index on (subscription, dedup key) and stores nothing.
+//!    index on (subscription, dedup key) and stores nothing. With
+//!    [`Store::accept_claimed_event`] the delivery is stored already
+//!    claimed, for the ingress's own process's worker.
 //! 2. Workers take due deliveries with [`Store::claim_due_deliveries`] (a
 //!    lease; on Postgres `FOR UPDATE SKIP LOCKED`, so replicas share the
 //!    work), send, and write the outcome with [`Store::record_attempt`]
@@ -172,6 +174,26 @@ pub enum Accepted {
     New(String),
     /// The subscription already has an event with this dedup key (a
     /// provider's retry); nothing was stored. The existing event's id.
+    Duplicate(String),
+}
+
+/// The outcome of [`Store::accept_claimed_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcceptedClaimed {
+    /// Stored, its delivery claimed: ready for an attempt.
+    New(Box<ClaimedDelivery>),
+    /// As [`Accepted::Duplicate`]: nothing was stored.
+    Duplicate(String),
+}
+
+/// What [`Store::store_event`] did: stored the event with this id (and,
+/// when its delivery was claimed, the rows as written), or found the
+/// first event's id.
+enum Stored {
+    New(
+        String,
+        Option<Box<(relay_event::Model, relay_delivery::Model)>>,
+    ),
     Duplicate(String),
 }
 
@@ -493,24 +515,82 @@ impl Store {
     /// nothing and returns [`Accepted::Duplicate`] with the first event's
     /// id. On SQLite the write joins the writer's batched commits.
     pub async fn accept_event(&self, event: &NewEvent<'_>) -> Result<Accepted, Error> {
+        Ok(match self.store_event(event, None).await? {
+            Stored::New(id, _) => Accepted::New(id),
+            Stored::Duplicate(first) => Accepted::Duplicate(first),
+        })
+    }
+
+    /// As [`Store::accept_event`], with the delivery stored already
+    /// claimed by `worker_id` until `lease_until` (`delivering`, as
+    /// [`Store::claim_due_deliveries`] leaves it): for an ingress handing
+    /// the delivery straight to its own process's worker, which then needs
+    /// neither a claim (a write) nor a read of the event. Should that
+    /// worker die first, the claim is released like any other
+    /// ([`Store::release_relay_claims`], [`Store::release_claims_of_dead_replicas`],
+    /// or the lease running out). Never for an `ordered` event, whose
+    /// claim has to wait for its subscription's older deliveries.
+    pub async fn accept_claimed_event(
+        &self,
+        event: &NewEvent<'_>,
+        worker_id: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<AcceptedClaimed, Error> {
+        debug_assert!(!event.ordered, "an ordered delivery is claimed in order");
+        Ok(
+            match self
+                .store_event(event, Some((worker_id, lease_until)))
+                .await?
+            {
+                Stored::New(_, Some(rows)) => {
+                    let (row, delivery) = *rows;
+                    AcceptedClaimed::New(Box::new(ClaimedDelivery {
+                        delivery: to_delivery(delivery)?,
+                        event: to_event(row),
+                    }))
+                }
+                Stored::New(id, None) => {
+                    return Err(Error::Internal(format!(
+                        "claimed event `{id}` came back without its rows"
+                    )));
+                }
+                Stored::Duplicate(first) => AcceptedClaimed::Duplicate(first),
+            },
+        )
+    }
+
+    /// The transaction of [`Store::accept_event`], its delivery claimed
+    /// by `claim` (worker id, lease end) if given; a claimed one returns
+    /// its rows as written (the only case that copies the payload).
+    async fn store_event(
+        &self,
+        event: &NewEvent<'_>,
+        claim: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<Stored, Error> {
         // Twice at most: a duplicate whose first event was pruned between
         // the refused insert and the lookup is accepted as new.
         for _ in 0..2 {
             let id = ordered_id("evt");
-            let mut script = self.script();
             let row = event_row(&id, event);
+            let mut delivery = new_delivery(&id, event, event.received_at);
+            if let Some((worker_id, lease_until)) = claim {
+                delivery.status = DeliveryStatus::Delivering.as_str().to_owned();
+                delivery.lease_until = Some(lease_until);
+                delivery.leased_by = Some(worker_id.to_owned());
+            }
+            let kept = claim.map(|_| Box::new((row.clone(), delivery.clone())));
+            let mut script = self.script();
             script.push(&relay_event::Entity::insert(
                 relay_event::ActiveModel::from(row),
             ));
-            let delivery = new_delivery(&id, event, event.received_at);
             script.push(&relay_delivery::Entity::insert(
                 relay_delivery::ActiveModel::from(delivery),
             ));
             match self.run(script).await {
-                Ok(()) => return Ok(Accepted::New(id)),
+                Ok(()) => return Ok(Stored::New(id, kept)),
                 Err(e) if is_duplicate_event(&e) => {
                     if let Some(first) = self.event_by_dedup_key(event).await? {
-                        return Ok(Accepted::Duplicate(first));
+                        return Ok(Stored::Duplicate(first));
                     }
                 }
                 Err(e) => return Err(e),
