@@ -17,7 +17,7 @@ use switchboard_core::Error;
 use switchboard_migration::{Migrator, MigratorTrait};
 
 use crate::Cipher;
-use crate::script::Writer;
+use crate::script::{CHECKPOINT_BACKSTOP_PAGES, Writer};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -164,7 +164,10 @@ impl Store {
             }
             let readers = Self::options(opts, sqlite_readers(opts.max_connections));
             let read = Database::connect(readers).await.map_err(db_err)?;
-            let writer = Writer::start(db.get_sqlite_connection_pool().clone())?;
+            let writer = Writer::start(
+                db.get_sqlite_connection_pool().clone(),
+                read.get_sqlite_connection_pool().clone(),
+            )?;
             Ok(Self {
                 writer: Some(Arc::new(writer)),
                 ..Self::from_pools(db, read, opts)
@@ -218,6 +221,13 @@ impl Store {
         // writer's page cache keeps the hot index pages; readers keep the
         // default, so memory stays flat however large the table grows.
         let cache_kib = if max == 1 { "-16384" } else { "-2048" };
+        // The writer leaves checkpoints to a reader (see `Writer`) and
+        // checkpoints itself only past a backstop.
+        let checkpoint_pages = if max == 1 {
+            CHECKPOINT_BACKSTOP_PAGES.to_string()
+        } else {
+            "1000".to_owned()
+        };
         o.map_sqlx_sqlite_opts(move |s| {
             s.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
@@ -225,6 +235,7 @@ impl Store {
                 .foreign_keys(true)
                 .pragma("cache_size", cache_kib)
                 .pragma("temp_store", "memory")
+                .pragma("wal_autocheckpoint", checkpoint_pages.clone())
         });
         o
     }

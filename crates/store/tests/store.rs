@@ -205,6 +205,47 @@ async fn natives_are_recorded_and_forgotten_one_by_one() {
     .await;
 }
 
+/// SQLite: what the writer commits is copied from the WAL into the
+/// database file by the background checkpoint. The writer's own
+/// checkpoint starts only thousands of pages later, far past what this
+/// writes, and nothing is written after the inserts, so only the
+/// background checkpoint can grow the file.
+#[tokio::test]
+async fn sqlite_commits_reach_the_database_file_through_the_background_checkpoint() {
+    let opts = testing::sqlite();
+    let path = opts
+        .url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let store = Store::connect(&opts).await.unwrap();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    for _ in 0..100 {
+        store.insert(&record("t", "talkover")).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while size() <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the database file stayed at {before} bytes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let q = ListQuery {
+        limit: 50,
+        ..ListQuery::default()
+    };
+    let page = store.list(Some("t"), &q).await.unwrap();
+    assert_eq!(
+        page.data.len(),
+        50,
+        "a first page, read beside the checkpoints"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_migrations_are_safe() {
     // Two replicas starting at once against one database.
