@@ -253,9 +253,9 @@ impl Engine {
     /// Verifies `request`, a delivery to `route`, and stores it as an event
     /// with its delivery: claimed by this process's delivery worker and
     /// handed to it when it has a free attempt slot, else pending, with an
-    /// idle worker woken. Staleness is judged at `request.received_at`. A delivery
-    /// whose dedup key the subscription already has is a duplicate:
-    /// nothing is stored and the first event's id is returned.
+    /// idle worker woken. Staleness is judged at `request.received_at`. A
+    /// delivery whose dedup key the subscription already has is a
+    /// duplicate: nothing is stored and the first event's id is returned.
     pub async fn ingest(
         &self,
         route: &IngressRoute,

@@ -54,8 +54,8 @@ pub struct App {
     /// How relay deliveries are sent (used when relay mode is on).
     delivery: (DeliveryPolicy, Arc<Sender>),
     /// This replica's liveness lock (Postgres): held while the process
-    /// lives, so the others can tell at once when it has died.
-    _liveness: Option<switchboard_store::AccountLock>,
+    /// serves, so the others can tell at once when it has died.
+    liveness: Option<switchboard_store::AccountLock>,
 }
 
 impl App {
@@ -119,7 +119,7 @@ impl App {
             simulators,
             metrics,
             metrics_listener,
-            _liveness: liveness,
+            liveness,
         })
     }
 
@@ -171,6 +171,11 @@ impl App {
             let router = switchboard_api::metrics::open_router(exposition);
             tokio::spawn(crate::listen::serve(l, router, std::future::pending()))
         });
+        let liveness = {
+            let store = self.state.store.clone();
+            let held = self.liveness;
+            tokio::spawn(async move { store.keep_liveness(held, LIVENESS_CHECK).await })
+        };
         let deliveries = self.state.engine.relay().is_some().then(|| {
             self.state
                 .engine
@@ -189,6 +194,7 @@ impl App {
         if let Some(task) = deliveries {
             task.abort();
         }
+        liveness.abort();
         for task in [upkeep, metrics_server].into_iter().flatten() {
             task.abort();
         }
@@ -386,6 +392,11 @@ pub fn trace_export(config: &Config) -> Option<TraceExport> {
 /// How often histogram samples are folded into their buckets when
 /// nobody scrapes (rendering folds them too).
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// How often the liveness lock's connection is checked (Postgres): a lock
+/// lost with its connection is taken again within this, about as soon as
+/// the other replicas' 5 s look for dead replicas would notice it.
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
 
 /// What `/metrics` serves: the recorder and the subscription counts,
 /// every configured provider instance included.

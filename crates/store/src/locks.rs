@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
 use sha2::{Digest, Sha256};
@@ -27,6 +28,15 @@ pub struct AccountLock {
 }
 
 impl AccountLock {
+    /// Whether the lock's connection still answers (always, for a lock
+    /// without one).
+    async fn answers(&self) -> bool {
+        match &self.txn {
+            Some(txn) => txn.execute_unprepared("SELECT 1").await.is_ok(),
+            None => true,
+        }
+    }
+
     /// Releases the lock, ending its database transaction.
     pub async fn release(mut self) {
         if let Some(txn) = self.txn.take()
@@ -59,6 +69,39 @@ impl Store {
         self.lock_account(&format!("replica/{}", self.replica_id))
             .await
             .map(Some)
+    }
+
+    /// Keeps this replica's liveness lock, `held`, for as long as the
+    /// returned future runs: every `check_every` it asks the lock's
+    /// connection for an answer, and when none comes (Postgres restarted,
+    /// a proxy dropped the idle connection) it takes the lock again on a
+    /// fresh connection, retrying every `check_every` while the database is
+    /// away. Without this the replica would go on working while the others,
+    /// finding its lock free, take it for dead and recover its work.
+    /// Returns at once on SQLite (no lock to keep).
+    pub async fn keep_liveness(&self, held: Option<AccountLock>, check_every: Duration) {
+        let Some(mut held) = held else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(check_every).await;
+            if held.answers().await {
+                continue;
+            }
+            tracing::warn!(replica = %self.replica_id, "the liveness lock's connection was lost; taking the lock again");
+            drop(held);
+            held = loop {
+                match self.hold_liveness().await {
+                    Ok(Some(lock)) => break lock,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(replica = %self.replica_id, error = %e, "taking the liveness lock again failed; retrying");
+                        tokio::time::sleep(check_every).await;
+                    }
+                }
+            };
+            tracing::info!(replica = %self.replica_id, "liveness lock held again");
+        }
     }
 
     /// Whether replica `owner` still holds its liveness lock (Postgres);

@@ -292,6 +292,63 @@ async fn account_locks_exclude_other_stores_on_the_same_database() {
     }
 }
 
+/// Postgres: a replica whose liveness lock went with its connection (a
+/// Postgres restart, a proxy's idle timeout) takes the lock again, so the
+/// other replicas stop taking it for dead.
+#[tokio::test]
+async fn a_liveness_lock_lost_with_its_connection_is_taken_again() {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+    let Some(opts) = testing::postgres() else {
+        return;
+    };
+    let store = Store::connect(&opts).await.unwrap();
+    let other = Database::connect(opts.url.as_str()).await.unwrap();
+    let key = switchboard_store::lock_key(&format!("replica/{}", store.replica_id()));
+    // The session holding the advisory lock `key`, if one does.
+    let holder = || async {
+        let row = other
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND ((classid::bigint << 32) | objid::bigint) = $1",
+                [key.into()],
+            ))
+            .await
+            .unwrap();
+        row.map(|r| r.try_get::<i32>("", "pid").unwrap())
+    };
+    let held = store.hold_liveness().await.unwrap();
+    let keeper = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .keep_liveness(held, std::time::Duration::from_millis(20))
+                .await
+        }
+    });
+    let first = holder().await.expect("the lock is held");
+    other
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_terminate_backend($1)",
+            [first.into()],
+        ))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match holder().await {
+            Some(pid) if pid != first => break,
+            _ => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the liveness lock was not taken again"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    keeper.abort();
+}
+
 #[tokio::test]
 async fn a_held_account_lock_is_visible_to_other_postgres_sessions() {
     use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
