@@ -28,11 +28,16 @@ pub struct AccountLock {
 }
 
 impl AccountLock {
-    /// Whether the lock's connection still answers (always, for a lock
-    /// without one).
+    /// Whether the lock's connection still answers, within
+    /// [`LIVENESS_ANSWER`] (always, for a lock without one). The bound
+    /// matters: a connection a proxy dropped without a word does not fail,
+    /// it hangs until TCP gives up, minutes later.
     async fn answers(&self) -> bool {
         match &self.txn {
-            Some(txn) => txn.execute_unprepared("SELECT 1").await.is_ok(),
+            Some(txn) => matches!(
+                tokio::time::timeout(LIVENESS_ANSWER, txn.execute_unprepared("SELECT 1")).await,
+                Ok(Ok(_))
+            ),
             None => true,
         }
     }
@@ -46,6 +51,11 @@ impl AccountLock {
         }
     }
 }
+
+/// Longest wait for the liveness lock's connection to answer before it is
+/// taken for lost (see [`Store::keep_liveness`]): far above a healthy
+/// round trip, even under load.
+const LIVENESS_ANSWER: Duration = Duration::from_secs(10);
 
 /// The Postgres advisory-lock key of an account lock name: the first 8
 /// bytes of its SHA-256 (operators can look for it in `pg_locks`).
@@ -73,10 +83,10 @@ impl Store {
 
     /// Keeps this replica's liveness lock, `held`, for as long as the
     /// returned future runs: every `check_every` it asks the lock's
-    /// connection for an answer, and when none comes (Postgres restarted,
-    /// a proxy dropped the idle connection) it takes the lock again on a
-    /// fresh connection, retrying every `check_every` while the database is
-    /// away. Without this the replica would go on working while the others,
+    /// connection for an answer, and when none comes in time (Postgres
+    /// restarted, a proxy dropped the idle connection) it takes the lock
+    /// again on a fresh connection, retrying every `check_every` while the
+    /// database is away. Without this the replica would go on working while the others,
     /// finding its lock free, take it for dead and recover its work.
     /// Returns at once on SQLite (no lock to keep).
     pub async fn keep_liveness(&self, held: Option<AccountLock>, check_every: Duration) {
