@@ -65,9 +65,16 @@ impl Default for Limits {
     }
 }
 
-/// Everything a handler needs.
+/// Everything a handler needs, behind one reference count: axum clones the
+/// state for every middleware layer and extractor of every request, and a
+/// field-by-field clone (the engine's and the store's handles, each several
+/// `Arc`s and a `String`) was a tenth of a cheap request's profile.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares; read through `Deref` (`state.engine`).
+#[derive(Clone)]
+pub struct Shared {
     /// The use cases: every change and read of a subscription.
     pub engine: Engine,
     /// The database, for what is the API's own and not a use case:
@@ -85,12 +92,20 @@ pub struct AppState {
     pub metrics: Option<Arc<metrics::Exposition>>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     /// State with its rate limiter built from `limits`. `store` is the
     /// handle the engine was built with (the caller owns both), passed
     /// explicitly so the API never reaches the database through the engine.
     pub fn new(engine: Engine, store: Store, tokens: Vec<TokenEntry>, limits: Limits) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             store,
             engine,
             tokens: Arc::new(tokens),
@@ -100,12 +115,12 @@ impl AppState {
             )),
             limits: Arc::new(limits),
             metrics: None,
-        }
+        }))
     }
 
     /// Serves `GET /metrics` (admin tokens) on the API listener.
     pub fn with_metrics(mut self, exposition: Arc<metrics::Exposition>) -> Self {
-        self.metrics = Some(exposition);
+        Arc::make_mut(&mut self.0).metrics = Some(exposition);
         self
     }
 }

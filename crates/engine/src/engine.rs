@@ -74,9 +74,14 @@ pub(crate) struct Prepared {
     pub(crate) plans: Vec<NativePlan>,
 }
 
-/// The subscription use cases.
+/// The subscription use cases; a handle behind one reference count, cloned
+/// for every request and every delivery attempt.
 #[derive(Clone)]
-pub struct Engine {
+pub struct Engine(Arc<Parts>);
+
+/// What an [`Engine`] holds; read through `Deref` (`engine.store`).
+#[derive(Clone)]
+pub struct Parts {
     pub(crate) store: Store,
     catalog: Arc<EventCatalog>,
     providers: Arc<BTreeMap<String, ProviderInstance>>,
@@ -117,6 +122,14 @@ impl Detached {
     }
 }
 
+impl std::ops::Deref for Engine {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
 /// Actor name of changes Switchboard makes on its own (recovery).
 pub const SYSTEM_ACTOR: &str = "switchboard";
 
@@ -133,7 +146,7 @@ impl Engine {
                 (p.key.clone(), ProviderInstance { adapter, ..p })
             })
             .collect();
-        Self {
+        Self(Arc::new(Parts {
             store,
             catalog,
             providers: Arc::new(providers),
@@ -144,12 +157,17 @@ impl Engine {
             steps: Arc::default(),
             single_process: false,
             relay: None,
-        }
+        }))
+    }
+
+    /// The parts, for the builders below (copied only if already shared).
+    fn parts(&mut self) -> &mut Parts {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Turns relay mode on.
     pub fn with_relay(mut self, settings: RelaySettings) -> Self {
-        self.relay = Some(RelayRuntime::new(settings));
+        self.parts().relay = Some(RelayRuntime::new(settings));
         self
     }
 
@@ -165,7 +183,7 @@ impl Engine {
 
     /// Sets how upstream steps wait, retry, verify and are watched.
     pub fn with_step_policy(mut self, policy: StepPolicy) -> Self {
-        self.steps = Arc::new(policy);
+        self.parts().steps = Arc::new(policy);
         self
     }
 
@@ -173,13 +191,13 @@ impl Engine {
     /// another owner is abandoned and is recovered as soon as its requests
     /// can no longer land.
     pub fn single_process(mut self, single: bool) -> Self {
-        self.single_process = single;
+        self.parts().single_process = single;
         self
     }
 
     /// Sets the callback URL policy.
     pub fn with_url_policy(mut self, policy: UrlPolicy) -> Self {
-        self.url_policy = Arc::new(policy);
+        self.parts().url_policy = Arc::new(policy);
         self
     }
 
@@ -195,7 +213,7 @@ impl Engine {
     /// Sets how long a change's journal lease lasts without renewal; a
     /// crashed process's changes are recovered once it has passed.
     pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
+        self.parts().lease = lease;
         self
     }
 

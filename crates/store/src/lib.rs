@@ -14,6 +14,7 @@ mod counts;
 mod direct;
 mod entity;
 pub mod idempotency;
+mod inline;
 pub mod journal;
 mod keys;
 mod keyset;

@@ -17,6 +17,7 @@ use switchboard_core::Error;
 use switchboard_migration::{Migrator, MigratorTrait};
 
 use crate::Cipher;
+use crate::inline::InlineReads;
 use crate::script::{CHECKPOINT_BACKSTOP_PAGES, Writer};
 
 /// Connection settings.
@@ -45,9 +46,21 @@ impl StoreOptions {
     }
 }
 
-/// Handle to the database; cheap to clone (it is a pool).
+/// Handle to the database; cheap to clone (one reference count).
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct Store(Arc<Pools>);
+
+impl std::ops::Deref for Store {
+    type Target = Pools;
+
+    fn deref(&self) -> &Pools {
+        &self.0
+    }
+}
+
+/// What a [`Store`] holds; read through `Deref`.
+#[derive(Debug)]
+pub struct Pools {
     /// Where every write (and every read that decides a write) goes. On
     /// SQLite this is one connection: SQLite admits one writer at a time,
     /// and writers on several connections meet `SQLITE_BUSY` and sleep in
@@ -61,6 +74,9 @@ pub struct Store {
     /// SQLite a pool beside the writer (WAL lets readers proceed while it
     /// commits); on Postgres, and for in-memory SQLite, the same pool.
     pub(crate) read: DatabaseConnection,
+    /// The hottest API reads, on the calling thread (SQLite files only;
+    /// see `inline.rs`).
+    pub(crate) inline: Option<InlineReads>,
     pub(crate) cipher: Arc<Cipher>,
     /// This process's identity in the journal (`op.owner`).
     pub(crate) replica_id: String,
@@ -168,25 +184,35 @@ impl Store {
                 db.get_sqlite_connection_pool().clone(),
                 read.get_sqlite_connection_pool().clone(),
             )?;
-            Ok(Self {
-                writer: Some(Arc::new(writer)),
-                ..Self::from_pools(db, read, opts)
-            })
+            let file = db
+                .get_sqlite_connection_pool()
+                .connect_options()
+                .get_filename()
+                .to_owned();
+            let sqlite_file = Some((Arc::new(writer), InlineReads::new(file)));
+            Ok(Self::from_parts(db, read, sqlite_file, opts))
         }
     }
 
     fn from_db(db: DatabaseConnection, opts: &StoreOptions) -> Self {
-        Self::from_pools(db.clone(), db, opts)
+        Self::from_parts(db.clone(), db, None, opts)
     }
 
-    fn from_pools(db: DatabaseConnection, read: DatabaseConnection, opts: &StoreOptions) -> Self {
-        Self {
+    fn from_parts(
+        db: DatabaseConnection,
+        read: DatabaseConnection,
+        sqlite_file: Option<(Arc<Writer>, InlineReads)>,
+        opts: &StoreOptions,
+    ) -> Self {
+        let (writer, inline) = sqlite_file.unzip();
+        Self(Arc::new(Pools {
             db,
             read,
-            writer: None,
+            writer,
+            inline,
             cipher: Arc::new(opts.cipher.clone()),
             replica_id: format!("rep_{}", ulid::Ulid::new()),
-        }
+        }))
     }
 
     /// This process's identity in the journal.

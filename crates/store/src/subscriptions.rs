@@ -12,6 +12,7 @@ use sea_orm::{
 use switchboard_core::{Error, SubscriptionSpec, SubscriptionStatus};
 
 use crate::entity::{native_resource, subscription};
+use crate::inline::WithNatives;
 use crate::keyset::{Direction, page_of, page_select};
 use crate::natives::{native_from_row, upsert_native_into};
 use crate::script::Script;
@@ -41,6 +42,16 @@ impl Store {
 
     /// One subscription of `tenant`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<SubscriptionRecord, Error> {
+        if let Some(inline) = &self.inline {
+            return inline
+                .by_id(tenant, id)?
+                .map(|(row, natives)| self.record_from_rows(row, natives))
+                .transpose()?
+                .ok_or_else(|| Error::NotFound {
+                    what: "subscription",
+                    id: id.to_owned(),
+                });
+        }
         let select = subscription::Entity::find_by_id(id.to_owned())
             .filter(subscription::Column::Tenant.eq(tenant));
         self.one_with_natives(select)
@@ -59,6 +70,12 @@ impl Store {
         tenant: &str,
         key: &str,
     ) -> Result<Option<SubscriptionRecord>, Error> {
+        if let Some(inline) = &self.inline {
+            return inline
+                .by_key(tenant, key)?
+                .map(|(row, natives)| self.record_from_rows(row, natives))
+                .transpose();
+        }
         let select = subscription::Entity::find()
             .filter(subscription::Column::Tenant.eq(tenant))
             .filter(subscription::Column::Key.eq(key));
@@ -87,6 +104,24 @@ impl Store {
     /// A page of `tenant`'s subscriptions ordered by id (creation time);
     /// `None` lists every tenant's (admin tokens only).
     pub async fn list(&self, tenant: Option<&str>, q: &ListQuery) -> Result<Page, Error> {
+        let rows = match &self.inline {
+            Some(inline) => inline.page(tenant, q)?,
+            None => self.page_through_sqlx(tenant, q).await?,
+        };
+        let (rows, next_cursor) = page_of(rows, q.limit, |(row, _)| &row.id);
+        let data = rows
+            .into_iter()
+            .map(|(row, natives)| self.record_from_rows(row, natives))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { data, next_cursor })
+    }
+
+    /// The rows of a list page (one more than its limit) through sea-orm.
+    async fn page_through_sqlx(
+        &self,
+        tenant: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<Vec<WithNatives>, Error> {
         let mut select = subscription::Entity::find();
         if let Some(t) = tenant {
             select = select.filter(subscription::Column::Tenant.eq(t));
@@ -103,20 +138,14 @@ impl Store {
             .select_only()
             .column(subscription::Column::Id)
             .into_query();
-        let rows = subscription::Entity::find()
+        subscription::Entity::find()
             .filter(subscription::Column::Id.in_subquery(ids))
             .find_with_related(native_resource::Entity)
             .order_by_asc(subscription::Column::Id)
             .order_by_asc(native_resource::Column::Key)
             .all(&self.read)
             .await
-            .map_err(db_err)?;
-        let (rows, next_cursor) = page_of(rows, q.limit, |(row, _)| &row.id);
-        let data = rows
-            .into_iter()
-            .map(|(row, natives)| self.record_from_rows(row, natives))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { data, next_cursor })
+            .map_err(db_err)
     }
 
     /// Writes `rec` (state and the full native set) if the stored version
