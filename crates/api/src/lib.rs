@@ -68,7 +68,7 @@ impl Default for Limits {
 /// Everything a handler needs, behind one reference count: axum clones the
 /// state for every middleware layer and extractor of every request, and a
 /// field-by-field clone (the engine's and the store's handles, each several
-/// `Arc`s and a `String`) was a tenth of a cheap request's profile.
+/// `Arc`s and a `String`) was a sixth of preview's profile.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 

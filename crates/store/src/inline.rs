@@ -34,6 +34,10 @@ use crate::entity::{native_resource, subscription};
 /// (the runtime's workers); more are opened on demand and closed after.
 const KEEP_IDLE: usize = 8;
 
+/// Prepared statements kept per connection: the two lookups and the list
+/// page's variants (one per combination of its four optional filters).
+const STATEMENTS: usize = 32;
+
 /// Page cache per connection, as the read pool's (`store.rs`): memory stays
 /// flat however large the table grows.
 const CACHE_KIB: i64 = 2048;
@@ -189,6 +193,7 @@ impl InlineReads {
         db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.pragma_update(None, "cache_size", -CACHE_KIB)?;
         db.pragma_update(None, "query_only", true)?;
+        db.set_prepared_statement_cache_capacity(STATEMENTS);
         // Plans that do not depend on the bound values: without it a
         // page's statement was prepared again at every step whose cursor or
         // limit differed from the last (`sqlite3Reprepare`, 15% of a list's
