@@ -19,6 +19,15 @@ use crate::script::Script;
 use crate::store::{Store, db_err, json_err};
 use crate::{ListQuery, Page, SubscriptionRecord};
 
+/// How a single subscription is found: both are unique within a tenant.
+#[derive(Clone, Copy)]
+enum Lookup<'a> {
+    /// By its id.
+    Id(&'a str),
+    /// By its key.
+    Key(&'a str),
+}
+
 impl Store {
     /// Inserts a new subscription (with any natives it already has).
     pub async fn insert(&self, rec: &SubscriptionRecord) -> Result<(), Error> {
@@ -42,19 +51,7 @@ impl Store {
 
     /// One subscription of `tenant`.
     pub async fn get(&self, tenant: &str, id: &str) -> Result<SubscriptionRecord, Error> {
-        if let Some(inline) = &self.inline {
-            return inline
-                .by_id(tenant, id)?
-                .map(|(row, natives)| self.record_from_rows(row, natives))
-                .transpose()?
-                .ok_or_else(|| Error::NotFound {
-                    what: "subscription",
-                    id: id.to_owned(),
-                });
-        }
-        let select = subscription::Entity::find_by_id(id.to_owned())
-            .filter(subscription::Column::Tenant.eq(tenant));
-        self.one_with_natives(select)
+        self.one_with_natives(Lookup::Id(id), tenant)
             .await?
             .ok_or_else(|| Error::NotFound {
                 what: "subscription",
@@ -70,32 +67,38 @@ impl Store {
         tenant: &str,
         key: &str,
     ) -> Result<Option<SubscriptionRecord>, Error> {
-        if let Some(inline) = &self.inline {
-            return inline
-                .by_key(tenant, key)?
-                .map(|(row, natives)| self.record_from_rows(row, natives))
-                .transpose();
-        }
-        let select = subscription::Entity::find()
-            .filter(subscription::Column::Tenant.eq(tenant))
-            .filter(subscription::Column::Key.eq(key));
-        self.one_with_natives(select).await
+        self.one_with_natives(Lookup::Key(key), tenant).await
     }
 
-    /// The first row `select` finds, with its natives, in one round trip
-    /// (the row joined with them).
+    /// The subscription of `tenant` that `lookup` names, with its natives,
+    /// in one statement (the row joined with them): on the calling thread
+    /// where the store has inline reads, else through sea-orm.
     async fn one_with_natives(
         &self,
-        select: sea_orm::Select<subscription::Entity>,
+        lookup: Lookup<'_>,
+        tenant: &str,
     ) -> Result<Option<SubscriptionRecord>, Error> {
-        let found = select
-            .find_with_related(native_resource::Entity)
-            .order_by_asc(native_resource::Column::Key)
-            .all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .next();
+        let found = match (&self.inline, lookup) {
+            (Some(inline), Lookup::Id(id)) => inline.by_id(tenant, id)?,
+            (Some(inline), Lookup::Key(key)) => inline.by_key(tenant, key)?,
+            (None, lookup) => {
+                let select = match lookup {
+                    Lookup::Id(id) => subscription::Entity::find_by_id(id.to_owned()),
+                    Lookup::Key(key) => {
+                        subscription::Entity::find().filter(subscription::Column::Key.eq(key))
+                    }
+                };
+                select
+                    .filter(subscription::Column::Tenant.eq(tenant))
+                    .find_with_related(native_resource::Entity)
+                    .order_by_asc(native_resource::Column::Key)
+                    .all(&self.read)
+                    .await
+                    .map_err(db_err)?
+                    .into_iter()
+                    .next()
+            }
+        };
         found
             .map(|(row, natives)| self.record_from_rows(row, natives))
             .transpose()
