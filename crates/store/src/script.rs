@@ -16,7 +16,8 @@
 //! its script back.
 //!
 //! On Postgres the same statements run one by one in a transaction, as
-//! sea-orm would run them.
+//! sea-orm would run them; a script of one unguarded statement runs
+//! without `BEGIN` and `COMMIT`.
 
 use sea_orm::sqlx::{self, SqliteConnection};
 use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
@@ -273,8 +274,17 @@ impl Store {
 
     async fn run_statements(
         &self,
-        steps: Vec<(Statement, Option<Error>)>,
+        mut steps: Vec<(Statement, Option<Error>)>,
     ) -> Result<Counts, Error> {
+        // One statement is a transaction of its own: without `BEGIN` and
+        // `COMMIT` it is one round trip, not three. A guarded one keeps
+        // them, so that a count other than 1 is rolled back.
+        if let [(_, None)] = steps.as_slice()
+            && let Some((stmt, _)) = steps.pop()
+        {
+            let done = self.db.execute_raw(stmt).await.map_err(db_err)?;
+            return Ok(vec![done.rows_affected()]);
+        }
         let txn = self.db.begin().await.map_err(db_err)?;
         let mut counts = Vec::with_capacity(steps.len());
         for (stmt, guard) in steps {

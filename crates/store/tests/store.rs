@@ -586,3 +586,73 @@ async fn keys_are_unique_within_a_tenant_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn text_and_times_are_stored_exactly_as_given() {
+    // Quotes, backslashes, placeholders and escapes in text come back as
+    // they went in, through every write and read path (the SQLite writer
+    // and inline reads bind values themselves); timestamps to the
+    // microsecond.
+    let awkward = r#"a'b''c\d\\e $1 $2 E'\n' "q" ; -- /* ü 日本 🙂 */"#;
+    each_backend(|store| async move {
+        let mut rec = record(awkward, "talkover");
+        rec.key = Some(format!("key {awkward}"));
+        rec.last_error = Some(format!("error {awkward}\nsecond line\ttab"));
+        rec.warnings = vec![awkward.into()];
+        rec.natives[0].native_id = format!("native {awkward}");
+        rec.natives[0].events = vec![awkward.into()];
+        store.insert(&rec).await.unwrap();
+        let got = store
+            .find_by_key(awkward, rec.key.as_deref().unwrap())
+            .await
+            .unwrap()
+            .expect("found by its key");
+        assert_eq!(got.tenant, rec.tenant);
+        assert_eq!(got.key, rec.key);
+        assert_eq!(got.last_error, rec.last_error);
+        assert_eq!(got.warnings, rec.warnings);
+        assert_eq!(got.natives[0].native_id, rec.natives[0].native_id);
+        assert_eq!(got.natives[0].events, rec.natives[0].events);
+        assert_eq!(
+            got.created_at.timestamp_micros(),
+            rec.created_at.timestamp_micros()
+        );
+
+        let saved = store.update(&got).await.unwrap();
+        let again = store.get(awkward, &rec.id).await.unwrap();
+        assert_eq!(
+            again.updated_at.timestamp_micros(),
+            saved.updated_at.timestamp_micros()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_guard_undoes_the_whole_script() {
+    each_backend(|store| async move {
+        let rec = record("t", "talkover");
+        store.insert(&rec).await.unwrap();
+        let current = store.update(&rec).await.unwrap();
+
+        // The stale write's version check is refused: its deletion and
+        // rewrite of the natives, which come after it, do not happen.
+        let mut stale = rec.clone();
+        stale.natives.clear();
+        assert!(matches!(
+            store.update(&stale).await,
+            Err(Error::Conflict(_))
+        ));
+        // The deletion of another tenant's row is refused: the deletion
+        // of the natives, which comes before it, is undone.
+        assert!(matches!(
+            store.delete("other", &rec.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        let got = store.get("t", &rec.id).await.unwrap();
+        assert_eq!(got.version, current.version);
+        assert_eq!(got.natives.len(), 1);
+        assert_eq!(got.natives[0].native_id, "n1");
+    })
+    .await;
+}
