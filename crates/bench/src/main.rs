@@ -2,8 +2,10 @@
 //! `seed` fills a server's database, `load` drives one scenario against a
 //! running server, `run` does both for every size, scenario and
 //! connection count against child processes it starts and stops itself;
-//! `relay` drives relay mode's ingress and receives what it delivers.
+//! `relay` drives relay mode's ingress and receives what it delivers;
+//! `echo` is the bare axum server `run` measures as the ceiling.
 
+mod ceiling;
 mod client;
 mod load;
 mod natives;
@@ -50,6 +52,13 @@ enum Command {
     /// Relay mode under load: signed deliveries to the ingress, a local
     /// receiver verifying what is relayed; one table per backend.
     Relay(RelayArgs),
+    /// A bare axum JSON echo on preview's path: the framework's ceiling,
+    /// which `run` starts and measures itself.
+    Echo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Args)]
@@ -175,6 +184,10 @@ struct RunArgs {
     /// Also write every row as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Skip the ceiling (a bare axum JSON echo measured with preview's
+    /// request before the suite).
+    #[arg(long)]
+    no_ceiling: bool,
 }
 
 #[derive(Args)]
@@ -286,6 +299,7 @@ async fn dispatch(command: Command) -> Result<bool, String> {
         Command::Load(args) => load(args).await,
         Command::Run(args) => run(args).await,
         Command::Relay(args) => relay(args).await,
+        Command::Echo { listen } => ceiling::serve(listen).await.map(|()| true),
     }
 }
 
@@ -398,6 +412,7 @@ async fn run(args: RunArgs) -> Result<bool, String> {
         walk_depth: args.walk_depth,
         walk_pages: args.walk_pages,
         bin_dir: args.bin_dir,
+        ceiling: !args.no_ceiling,
     };
     if args.smoke {
         opts.sizes = vec![600];

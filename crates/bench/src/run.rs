@@ -35,6 +35,9 @@ pub struct RunOptions {
     pub walk_pages: usize,
     /// Where `switchboard` is (default: beside this executable).
     pub bin_dir: Option<std::path::PathBuf>,
+    /// Measure the framework's ceiling first ([`crate::ceiling`]), when
+    /// preview is among the scenarios.
+    pub ceiling: bool,
 }
 
 /// The list scenarios' page size.
@@ -66,6 +69,16 @@ pub async fn run(opts: &RunOptions) -> Result<Vec<BackendReport>, String> {
         });
     }
     let mut reports = Vec::new();
+    if opts.ceiling && opts.scenarios.contains(&Scenario::Preview) {
+        eprintln!("== ceiling: {}", crate::ceiling::LABEL);
+        let report = BackendReport {
+            backend: "ceiling",
+            rows: crate::ceiling::measure(opts, &inputs(&Arc::default(), opts)).await?,
+            sizes: Vec::new(),
+        };
+        println!("{}", table(&report));
+        reports.push(report);
+    }
     for backend in backends {
         let suite = Suite::new(backend, bins.clone())?;
         let result = run_backend(&suite, opts).await;
@@ -144,21 +157,7 @@ async fn scenarios(
     opts: &RunOptions,
     measured: &mut dyn FnMut(Row),
 ) -> Result<(), String> {
-    let talkover = switchboard::demo::default_accounts()
-        .get("talkover")
-        .and_then(|a| a.first().cloned());
-    let mut inputs = Inputs {
-        create: CreateBody {
-            provider: "talkover".into(),
-            account: talkover,
-            event: "call.ended".into(),
-        },
-        ids: ids.clone(),
-        owned: Vec::new(),
-        walk_from: None,
-        walk_pages: opts.walk_pages,
-        page_size: PAGE as u32,
-    };
+    let mut inputs = inputs(ids, opts);
     let plan = |scenario| Plan {
         scenario,
         connections,
@@ -182,6 +181,26 @@ async fn scenarios(
         measured(Row::new(label(scenario), connections, &outcome));
     }
     Ok(())
+}
+
+/// What the scenarios send: preview and create a Talkover subscription
+/// of one event; get, patch and delete work on `ids`.
+fn inputs(ids: &Arc<Vec<String>>, opts: &RunOptions) -> Inputs {
+    let talkover = switchboard::demo::default_accounts()
+        .get("talkover")
+        .and_then(|a| a.first().cloned());
+    Inputs {
+        create: CreateBody {
+            provider: "talkover".into(),
+            account: talkover,
+            event: "call.ended".into(),
+        },
+        ids: ids.clone(),
+        owned: Vec::new(),
+        walk_from: None,
+        walk_pages: opts.walk_pages,
+        page_size: PAGE as u32,
+    }
 }
 
 fn label(scenario: Scenario) -> String {
@@ -215,10 +234,12 @@ fn walks(ids: &[String], depth: usize, walk: usize) -> Vec<(String, Option<Strin
 /// One backend's results as Markdown: the start-up table, then the
 /// figures, then the first error of each run that had one.
 pub fn table(report: &BackendReport) -> String {
-    let mut out = format!(
-        "\n### {}\n\n| subscriptions | seed s | start-up s | idle RSS MiB |\n|---:|---:|---:|---:|\n",
-        report.backend
-    );
+    let mut out = format!("\n### {}\n\n", report.backend);
+    if !report.sizes.is_empty() {
+        out.push_str(
+            "| subscriptions | seed s | start-up s | idle RSS MiB |\n|---:|---:|---:|---:|\n",
+        );
+    }
     for (size, seed, startup, idle) in &report.sizes {
         let idle = idle.map_or("–".into(), |m| format!("{m:.0}"));
         out.push_str(&format!(
@@ -227,7 +248,9 @@ pub fn table(report: &BackendReport) -> String {
             startup.as_secs_f64()
         ));
     }
-    out.push('\n');
+    if !report.sizes.is_empty() {
+        out.push('\n');
+    }
     out.push_str(&report::header());
     out.push('\n');
     for row in &report.rows {
