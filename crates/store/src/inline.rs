@@ -61,13 +61,14 @@ impl std::fmt::Debug for InlineReads {
     }
 }
 
-/// The subscription columns, in [`subscription_at`]'s order.
-const SUBSCRIPTION: &str = "s.id, s.tenant, s.provider, s.account, s.status, s.spec, s.warnings, \
+/// The subscription columns, in [`subscription_at`]'s order (and
+/// `pg_reads`').
+pub(crate) const SUBSCRIPTION: &str = "s.id, s.tenant, s.provider, s.account, s.status, s.spec, s.warnings, \
      s.last_error, s.version, s.created_at, s.updated_at, s.last_reconciled_at, s.findings, s.key";
 /// How many there are: the natives' columns follow.
-const SUBSCRIPTION_COLUMNS: usize = 14;
+pub(crate) const SUBSCRIPTION_COLUMNS: usize = 14;
 /// The native columns, in [`native_at`]'s order.
-const NATIVE: &str =
+pub(crate) const NATIVE: &str =
     "n.subscription_id, n.key, n.tenant, n.native_id, n.events, n.status, n.created_at";
 
 impl InlineReads {
@@ -96,12 +97,8 @@ impl InlineReads {
         filter: &str,
         values: &[&dyn rusqlite::ToSql],
     ) -> Result<Option<WithNatives>, Error> {
-        let sql = format!(
-            "SELECT {SUBSCRIPTION}, {NATIVE} FROM subscriptions s \
-             LEFT JOIN native_resources n ON n.subscription_id = s.id \
-             WHERE {filter} ORDER BY n.key"
-        );
-        self.rows(&sql, values).map(|rows| rows.into_iter().next())
+        self.rows(&one_sql(filter), values)
+            .map(|rows| rows.into_iter().next())
     }
 
     /// Up to `q.limit + 1` subscriptions past the cursor in id order, with
@@ -112,32 +109,14 @@ impl InlineReads {
         tenant: Option<&str>,
         q: &ListQuery,
     ) -> Result<Vec<WithNatives>, Error> {
-        let status = q.status.map(|s| s.as_str());
-        let (filters, bound): (Vec<&str>, Vec<&str>) = [
-            ("tenant = ?", tenant),
-            ("provider = ?", q.provider.as_deref()),
-            ("status = ?", status),
-            ("id > ?", q.after.as_deref()),
-        ]
-        .into_iter()
-        .filter_map(|(column, value)| Some((column, value?)))
-        .unzip();
-        let limit = i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let mut values: Vec<&dyn rusqlite::ToSql> =
-            bound.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
-        values.push(&limit);
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {SUBSCRIPTION}, {NATIVE} FROM \
-             (SELECT * FROM subscriptions {filter} ORDER BY id LIMIT ?) s \
-             LEFT JOIN native_resources n ON n.subscription_id = s.id \
-             ORDER BY s.id, n.key"
-        );
-        self.rows(&sql, &values)
+        let page = PageSql::new(tenant, q, |_| "?".to_owned());
+        let mut values: Vec<&dyn rusqlite::ToSql> = page
+            .bound
+            .iter()
+            .map(|v| v as &dyn rusqlite::ToSql)
+            .collect();
+        values.push(&page.limit);
+        self.rows(&page.sql, &values)
     }
 
     /// Runs `sql` and folds its rows (a subscription's columns, then one
@@ -149,14 +128,12 @@ impl InlineReads {
             let mut out: Vec<WithNatives> = Vec::new();
             while let Some(row) = rows.next()? {
                 let id = row.get_ref(0)?.as_str()?;
-                if out.last().is_none_or(|(s, _)| s.id != id) {
-                    out.push((subscription_at(row)?, Vec::new()));
-                }
-                if let Some(native) = native_at(row, SUBSCRIPTION_COLUMNS)?
-                    && let Some((_, natives)) = out.last_mut()
-                {
-                    natives.push(native);
-                }
+                fold(
+                    &mut out,
+                    id,
+                    || subscription_at(row),
+                    native_at(row, SUBSCRIPTION_COLUMNS)?,
+                )?;
             }
             Ok(out)
         })
@@ -204,6 +181,91 @@ impl InlineReads {
         )?;
         Ok(db)
     }
+}
+
+/// The statement of a single subscription's lookup; `filter` (on `s`)
+/// picks it by a unique index.
+pub(crate) fn one_sql(filter: &str) -> String {
+    format!(
+        "SELECT {SUBSCRIPTION}, {NATIVE} FROM subscriptions s \
+         LEFT JOIN native_resources n ON n.subscription_id = s.id \
+         WHERE {filter} ORDER BY n.key"
+    )
+}
+
+/// The statement of a list page: up to `q.limit + 1` subscriptions past the
+/// cursor in id order, joined with their natives.
+pub(crate) struct PageSql<'a> {
+    /// The statement; its placeholders are the filters' values, then the
+    /// limit.
+    pub(crate) sql: String,
+    /// The filters' values, in placeholder order.
+    pub(crate) bound: Vec<&'a str>,
+    /// The last placeholder's value.
+    pub(crate) limit: i64,
+}
+
+impl<'a> PageSql<'a> {
+    /// The page of `q` (and `tenant`, unless listing every tenant's), the
+    /// `n`-th placeholder (from 1) written by `placeholder`.
+    pub(crate) fn new(
+        tenant: Option<&'a str>,
+        q: &'a ListQuery,
+        placeholder: impl Fn(usize) -> String,
+    ) -> Self {
+        let status = q.status.map(|s| s.as_str());
+        let (columns, bound): (Vec<&str>, Vec<&str>) = [
+            ("tenant", tenant),
+            ("provider", q.provider.as_deref()),
+            ("status", status),
+            ("id", q.after.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(column, value)| Some((column, value?)))
+        .unzip();
+        let filters: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, &column)| {
+                let op = if column == "id" { ">" } else { "=" };
+                format!("{column} {op} {}", placeholder(i + 1))
+            })
+            .collect();
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        let limit_at = placeholder(bound.len() + 1);
+        let sql = format!(
+            "SELECT {SUBSCRIPTION}, {NATIVE} FROM \
+             (SELECT * FROM subscriptions {filter} ORDER BY id LIMIT {limit_at}) s \
+             LEFT JOIN native_resources n ON n.subscription_id = s.id \
+             ORDER BY s.id, n.key"
+        );
+        Self {
+            sql,
+            bound,
+            limit: i64::try_from(q.limit.saturating_add(1)).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// Adds one row of a lookup or page (a subscription's columns, then one
+/// native's or nulls; rows of one subscription are adjacent) to `out`.
+pub(crate) fn fold<E>(
+    out: &mut Vec<WithNatives>,
+    id: &str,
+    subscription: impl FnOnce() -> Result<subscription::Model, E>,
+    native: Option<native_resource::Model>,
+) -> Result<(), E> {
+    if out.last().is_none_or(|(s, _)| s.id != id) {
+        out.push((subscription()?, Vec::new()));
+    }
+    if let (Some(native), Some((_, natives))) = (native, out.last_mut()) {
+        natives.push(native);
+    }
+    Ok(())
 }
 
 fn read_err(e: rusqlite::Error) -> Error {

@@ -20,6 +20,7 @@ mod keys;
 mod keyset;
 mod locks;
 mod natives;
+mod pg_reads;
 pub mod reconciliation;
 mod records;
 pub mod relay;

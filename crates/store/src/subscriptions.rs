@@ -15,6 +15,7 @@ use crate::entity::{native_resource, subscription};
 use crate::inline::WithNatives;
 use crate::keyset::{Direction, page_of, page_select};
 use crate::natives::{native_from_row, upsert_native_into};
+use crate::pg_reads;
 use crate::script::Script;
 use crate::store::{Store, db_err, json_err};
 use crate::{ListQuery, Page, SubscriptionRecord};
@@ -72,15 +73,23 @@ impl Store {
 
     /// The subscription of `tenant` that `lookup` names, with its natives,
     /// in one statement (the row joined with them): on the calling thread
-    /// where the store has inline reads, else through sea-orm.
+    /// where the store has inline reads, through sqlx on Postgres, else
+    /// through sea-orm.
     async fn one_with_natives(
         &self,
         lookup: Lookup<'_>,
         tenant: &str,
     ) -> Result<Option<SubscriptionRecord>, Error> {
+        let postgres = self.postgres_reads();
         let found = match (&self.inline, lookup) {
             (Some(inline), Lookup::Id(id)) => inline.by_id(tenant, id)?,
             (Some(inline), Lookup::Key(key)) => inline.by_key(tenant, key)?,
+            (None, Lookup::Id(id)) if let Some(pool) = postgres => {
+                pg_reads::by_id(pool, tenant, id).await?
+            }
+            (None, Lookup::Key(key)) if let Some(pool) = postgres => {
+                pg_reads::by_key(pool, tenant, key).await?
+            }
             (None, lookup) => {
                 let select = match lookup {
                     Lookup::Id(id) => subscription::Entity::find_by_id(id.to_owned()),
@@ -107,9 +116,10 @@ impl Store {
     /// A page of `tenant`'s subscriptions ordered by id (creation time);
     /// `None` lists every tenant's (admin tokens only).
     pub async fn list(&self, tenant: Option<&str>, q: &ListQuery) -> Result<Page, Error> {
-        let rows = match &self.inline {
-            Some(inline) => inline.page(tenant, q)?,
-            None => self.page_through_sqlx(tenant, q).await?,
+        let rows = match (&self.inline, self.postgres_reads()) {
+            (Some(inline), _) => inline.page(tenant, q)?,
+            (None, Some(pool)) => pg_reads::page(pool, tenant, q).await?,
+            (None, None) => self.page_through_sqlx(tenant, q).await?,
         };
         let (rows, next_cursor) = page_of(rows, q.limit, |(row, _)| &row.id);
         let data = rows
@@ -119,7 +129,14 @@ impl Store {
         Ok(Page { data, next_cursor })
     }
 
-    /// The rows of a list page (one more than its limit) through sea-orm.
+    /// The pool the hot reads take on Postgres ([`pg_reads`]).
+    fn postgres_reads(&self) -> Option<&sea_orm::sqlx::PgPool> {
+        (self.read.get_database_backend() == sea_orm::DbBackend::Postgres)
+            .then(|| self.read.get_postgres_connection_pool())
+    }
+
+    /// The rows of a list page (one more than its limit) through sea-orm
+    /// (an in-memory SQLite database).
     async fn page_through_sqlx(
         &self,
         tenant: Option<&str>,
