@@ -54,20 +54,9 @@ pub async fn measure(opts: &RunOptions, inputs: &Inputs) -> Result<Vec<Row>, Str
         Command::new(exe).args(["echo", "--listen", "127.0.0.1:0"]),
         &log,
     )?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = loop {
-        if let Some(url) = child
-            .try_line()
-            .and_then(|l| l.strip_prefix(READY).map(str::to_owned))
-        {
-            break url;
-        }
-        child.check_running()?;
-        if Instant::now() > deadline {
-            return Err(format!("the echo did not start:\n{}", child.log_tail()));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let url = child
+        .announced(READY, Instant::now() + Duration::from_secs(30))
+        .await?;
     let target = Target::new(&url, "unused").await?;
     let mut rows = Vec::new();
     for &connections in &opts.connections {

@@ -44,7 +44,7 @@ impl Child {
         let (tx, lines) = mpsc::sync_channel(256);
         // Drains stdout for the child's whole life, so it never blocks on
         // a full pipe: every line goes to the log (the server logs to
-        // stdout), the first ones also to `try_line`.
+        // stdout), the first ones also to `announced`.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = writeln!(copy, "{line}");
@@ -65,10 +65,26 @@ impl Child {
         self.inner.id()
     }
 
-    /// The next line the child printed, if any yet (only the first
-    /// lines are kept for this).
-    pub fn try_line(&self) -> Option<String> {
-        self.lines.try_recv().ok()
+    /// What follows `prefix` on the first line the child prints that
+    /// starts with it (how a child says where it listens); an error with
+    /// the end of its log if it exits first or `deadline` passes.
+    pub async fn announced(&mut self, prefix: &str, deadline: Instant) -> Result<String, String> {
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return Ok(rest.to_owned());
+                }
+            }
+            self.check_running()?;
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not print `{prefix}…`:\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// An error naming the child, with the end of its log, when it has

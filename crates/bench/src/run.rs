@@ -235,20 +235,19 @@ fn walks(ids: &[String], depth: usize, walk: usize) -> Vec<(String, Option<Strin
 /// figures, then the first error of each run that had one.
 pub fn table(report: &BackendReport) -> String {
     let mut out = format!("\n### {}\n\n", report.backend);
+    // The ceiling has no database, so no start-up table.
     if !report.sizes.is_empty() {
         out.push_str(
             "| subscriptions | seed s | start-up s | idle RSS MiB |\n|---:|---:|---:|---:|\n",
         );
-    }
-    for (size, seed, startup, idle) in &report.sizes {
-        let idle = idle.map_or("–".into(), |m| format!("{m:.0}"));
-        out.push_str(&format!(
-            "| {size} | {:.1} | {:.2} | {idle} |\n",
-            seed.as_secs_f64(),
-            startup.as_secs_f64()
-        ));
-    }
-    if !report.sizes.is_empty() {
+        for (size, seed, startup, idle) in &report.sizes {
+            let idle = idle.map_or("–".into(), |m| format!("{m:.0}"));
+            out.push_str(&format!(
+                "| {size} | {:.1} | {:.2} | {idle} |\n",
+                seed.as_secs_f64(),
+                startup.as_secs_f64()
+            ));
+        }
         out.push('\n');
     }
     out.push_str(&report::header());

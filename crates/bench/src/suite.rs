@@ -261,19 +261,9 @@ level = "info"
             &self.path("server.log"),
         )?;
         let deadline = started + Duration::from_secs(300);
-        let base = loop {
-            if let Some(addr) = child.try_line().and_then(|l| {
-                l.strip_prefix("Switchboard listening on ")
-                    .map(str::to_owned)
-            }) {
-                break addr;
-            }
-            child.check_running()?;
-            if Instant::now() > deadline {
-                return Err(format!("the server did not start:\n{}", child.log_tail()));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
+        let base = child
+            .announced("Switchboard listening on ", deadline)
+            .await?;
         let target = Target::new(&base, TOKEN).await?;
         let mut conn = Conn::new(target.clone());
         loop {

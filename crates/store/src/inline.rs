@@ -214,22 +214,19 @@ impl<'a> PageSql<'a> {
         placeholder: impl Fn(usize) -> String,
     ) -> Self {
         let status = q.status.map(|s| s.as_str());
-        let (columns, bound): (Vec<&str>, Vec<&str>) = [
-            ("tenant", tenant),
-            ("provider", q.provider.as_deref()),
-            ("status", status),
-            ("id", q.after.as_deref()),
+        let (conditions, bound): (Vec<&str>, Vec<&str>) = [
+            ("tenant =", tenant),
+            ("provider =", q.provider.as_deref()),
+            ("status =", status),
+            ("id >", q.after.as_deref()),
         ]
         .into_iter()
-        .filter_map(|(column, value)| Some((column, value?)))
+        .filter_map(|(condition, value)| Some((condition, value?)))
         .unzip();
-        let filters: Vec<String> = columns
+        let filters: Vec<String> = conditions
             .iter()
             .enumerate()
-            .map(|(i, &column)| {
-                let op = if column == "id" { ">" } else { "=" };
-                format!("{column} {op} {}", placeholder(i + 1))
-            })
+            .map(|(i, condition)| format!("{condition} {}", placeholder(i + 1)))
             .collect();
         let filter = if filters.is_empty() {
             String::new()

@@ -80,17 +80,12 @@ impl Store {
         lookup: Lookup<'_>,
         tenant: &str,
     ) -> Result<Option<SubscriptionRecord>, Error> {
-        let postgres = self.postgres_reads();
-        let found = match (&self.inline, lookup) {
-            (Some(inline), Lookup::Id(id)) => inline.by_id(tenant, id)?,
-            (Some(inline), Lookup::Key(key)) => inline.by_key(tenant, key)?,
-            (None, Lookup::Id(id)) if let Some(pool) = postgres => {
-                pg_reads::by_id(pool, tenant, id).await?
-            }
-            (None, Lookup::Key(key)) if let Some(pool) = postgres => {
-                pg_reads::by_key(pool, tenant, key).await?
-            }
-            (None, lookup) => {
+        let found = match (&self.inline, self.postgres_reads(), lookup) {
+            (Some(inline), _, Lookup::Id(id)) => inline.by_id(tenant, id)?,
+            (Some(inline), _, Lookup::Key(key)) => inline.by_key(tenant, key)?,
+            (None, Some(pool), Lookup::Id(id)) => pg_reads::by_id(pool, tenant, id).await?,
+            (None, Some(pool), Lookup::Key(key)) => pg_reads::by_key(pool, tenant, key).await?,
+            (None, None, lookup) => {
                 let select = match lookup {
                     Lookup::Id(id) => subscription::Entity::find_by_id(id.to_owned()),
                     Lookup::Key(key) => {
