@@ -21,6 +21,7 @@ mod keyset;
 mod locks;
 mod natives;
 mod pg_reads;
+mod pg_warm;
 pub mod reconciliation;
 mod records;
 pub mod relay;

@@ -9,48 +9,50 @@
 //! profile on Postgres, more than opening the page's 50 sealed specs
 //! (docs/benchmarks.md). The statements are the same one-statement joins
 //! as on SQLite, so each lookup still reads one snapshot; sqlx prepares
-//! each once per connection.
+//! each once per connection, and the connection is kept warm between
+//! reads ([`crate::pg_warm`]).
 
-use sea_orm::sqlx::postgres::{PgPool, PgRow};
+use sea_orm::sqlx::postgres::PgRow;
 use sea_orm::sqlx::{self, Row};
 use switchboard_core::Error;
 
 use crate::ListQuery;
 use crate::entity::{native_resource, subscription};
 use crate::inline::{self, PageSql, SUBSCRIPTION_COLUMNS, WithNatives};
+use crate::pg_warm::Warm;
 
 /// The subscription `id` of `tenant`, with its natives.
 pub(crate) async fn by_id(
-    pool: &PgPool,
+    warm: &Warm,
     tenant: &str,
     id: &str,
 ) -> Result<Option<WithNatives>, Error> {
-    one(pool, "s.id = $1 AND s.tenant = $2", [id, tenant]).await
+    one(warm, "s.id = $1 AND s.tenant = $2", [id, tenant]).await
 }
 
 /// The subscription of `tenant` whose key is `key`, with its natives.
 pub(crate) async fn by_key(
-    pool: &PgPool,
+    warm: &Warm,
     tenant: &str,
     key: &str,
 ) -> Result<Option<WithNatives>, Error> {
-    one(pool, "s.tenant = $1 AND s.key = $2", [tenant, key]).await
+    one(warm, "s.tenant = $1 AND s.key = $2", [tenant, key]).await
 }
 
 /// The one subscription `filter` admits (a unique index), with its
 /// natives; `values` are its placeholders' in order.
-async fn one(pool: &PgPool, filter: &str, values: [&str; 2]) -> Result<Option<WithNatives>, Error> {
+async fn one(warm: &Warm, filter: &str, values: [&str; 2]) -> Result<Option<WithNatives>, Error> {
     let mut query = sqlx::query(sqlx::AssertSqlSafe(inline::one_sql(filter)));
     for value in values {
         query = query.bind(value);
     }
-    Ok(rows(query, pool).await?.into_iter().next())
+    Ok(rows(query, warm).await?.into_iter().next())
 }
 
 /// Up to `q.limit + 1` subscriptions past the cursor in id order, with
 /// their natives.
 pub(crate) async fn page(
-    pool: &PgPool,
+    warm: &Warm,
     tenant: Option<&str>,
     q: &ListQuery,
 ) -> Result<Vec<WithNatives>, Error> {
@@ -59,15 +61,17 @@ pub(crate) async fn page(
     for value in page.bound {
         query = query.bind(value);
     }
-    rows(query.bind(page.limit), pool).await
+    rows(query.bind(page.limit), warm).await
 }
 
 async fn rows(
     query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    pool: &PgPool,
+    warm: &Warm,
 ) -> Result<Vec<WithNatives>, Error> {
     let read_err = |e: sqlx::Error| Error::Store(e.to_string());
-    let fetched = query.fetch_all(pool).await.map_err(read_err)?;
+    let mut held = warm.take().await.map_err(read_err)?;
+    let fetched = query.fetch_all(held.conn()).await.map_err(read_err)?;
+    held.finished();
     let mut out = Vec::new();
     for row in &fetched {
         let id: &str = row.try_get(0).map_err(read_err)?;

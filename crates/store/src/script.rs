@@ -15,16 +15,17 @@
 //! statement (the version check, the claim) whose row count is not 1 rolls
 //! its script back.
 //!
-//! On Postgres the same statements run one by one in a transaction, as
-//! sea-orm would run them; a script of one unguarded statement runs
-//! without `BEGIN` and `COMMIT`.
+//! On Postgres the same statements run one by one in a transaction
+//! through sqlx, on a connection kept warm between uses
+//! ([`crate::pg_warm`]); a script of one unguarded statement runs without
+//! `BEGIN` and `COMMIT`.
 
 use sea_orm::sqlx::{self, SqliteConnection};
-use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
+use sea_orm::{DbBackend, QueryTrait, Statement};
 use switchboard_core::Error;
 
 use crate::direct;
-use crate::store::{Store, db_err, key_taken, violates_key_index};
+use crate::store::{Store, key_taken, violates_key_index};
 
 /// Most scripts one batched commit takes.
 const BATCH: usize = 64;
@@ -276,19 +277,34 @@ impl Store {
         &self,
         mut steps: Vec<(Statement, Option<Error>)>,
     ) -> Result<Counts, Error> {
+        let Some(warm) = &self.warm else {
+            return Err(Error::Internal(
+                "a script for a backend without a writer".into(),
+            ));
+        };
+        let mut held = warm.take().await.map_err(sqlx_err)?;
         // One statement is a transaction of its own: without `BEGIN` and
         // `COMMIT` it is one round trip, not three. A guarded one keeps
         // them, so that a count other than 1 is rolled back.
         if let [(_, None)] = steps.as_slice()
             && let Some((stmt, _)) = steps.pop()
         {
-            let done = self.db.execute_raw(stmt).await.map_err(db_err)?;
+            let done = pg_query(&stmt)
+                .execute(held.conn())
+                .await
+                .map_err(sqlx_err)?;
+            held.finished();
             return Ok(vec![done.rows_affected()]);
         }
-        let txn = self.db.begin().await.map_err(db_err)?;
+        // Dropped without a commit (a refused guard, an error, a
+        // cancelled caller), sqlx queues its rollback, and the connection
+        // goes back to sqlx's pool, whose ping sends it.
+        let mut txn = sqlx::Connection::begin(held.conn())
+            .await
+            .map_err(sqlx_err)?;
         let mut counts = Vec::with_capacity(steps.len());
         for (stmt, guard) in steps {
-            let done = txn.execute_raw(stmt).await.map_err(db_err)?;
+            let done = pg_query(&stmt).execute(&mut *txn).await.map_err(sqlx_err)?;
             if let Some(refusal) = guard
                 && done.rows_affected() != 1
             {
@@ -296,7 +312,19 @@ impl Store {
             }
             counts.push(done.rows_affected());
         }
-        txn.commit().await.map_err(db_err)?;
+        txn.commit().await.map_err(sqlx_err)?;
+        held.finished();
         Ok(counts)
     }
+}
+
+/// `stmt` as a sqlx query on Postgres, its values bound in order.
+fn pg_query(
+    stmt: &Statement,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sea_query_sqlx::SqlxValues> {
+    let values = stmt.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(
+        sqlx::AssertSqlSafe(stmt.sql.as_str()),
+        sea_query_sqlx::SqlxValues(values),
+    )
 }

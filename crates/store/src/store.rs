@@ -18,6 +18,7 @@ use switchboard_migration::{Migrator, MigratorTrait};
 
 use crate::Cipher;
 use crate::inline::InlineReads;
+use crate::pg_warm::Warm;
 use crate::script::{CHECKPOINT_BACKSTOP_PAGES, Writer};
 
 /// Connection settings.
@@ -77,6 +78,9 @@ pub struct Pools {
     /// The hottest API reads, on the calling thread (SQLite files only;
     /// see `inline.rs`).
     pub(crate) inline: Option<InlineReads>,
+    /// Connections kept between the scripts and hot reads that run
+    /// through sqlx directly (Postgres only; see `pg_warm.rs`).
+    pub(crate) warm: Option<Warm>,
     pub(crate) cipher: Arc<Cipher>,
     /// This process's identity in the journal (`op.owner`).
     pub(crate) replica_id: String,
@@ -205,11 +209,20 @@ impl Store {
         opts: &StoreOptions,
     ) -> Self {
         let (writer, inline) = sqlite_file.unzip();
+        // Three quarters of the pool at most, so the rest stays free for
+        // the work that goes through sea-orm (claims, relay deliveries,
+        // reconciliation).
+        let warm = (db.get_database_backend() == DbBackend::Postgres).then(|| {
+            let max = opts.max_connections as usize;
+            let keep = (max - max / 4).min(max.saturating_sub(1)).max(1);
+            Warm::new(db.get_postgres_connection_pool().clone(), keep)
+        });
         Self(Arc::new(Pools {
             db,
             read,
             writer,
             inline,
+            warm,
             cipher: Arc::new(opts.cipher.clone()),
             replica_id: format!("rep_{}", ulid::Ulid::new()),
         }))

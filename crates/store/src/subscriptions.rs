@@ -83,8 +83,8 @@ impl Store {
         let found = match (&self.inline, self.postgres_reads(), lookup) {
             (Some(inline), _, Lookup::Id(id)) => inline.by_id(tenant, id)?,
             (Some(inline), _, Lookup::Key(key)) => inline.by_key(tenant, key)?,
-            (None, Some(pool), Lookup::Id(id)) => pg_reads::by_id(pool, tenant, id).await?,
-            (None, Some(pool), Lookup::Key(key)) => pg_reads::by_key(pool, tenant, key).await?,
+            (None, Some(warm), Lookup::Id(id)) => pg_reads::by_id(warm, tenant, id).await?,
+            (None, Some(warm), Lookup::Key(key)) => pg_reads::by_key(warm, tenant, key).await?,
             (None, None, lookup) => {
                 let select = match lookup {
                     Lookup::Id(id) => subscription::Entity::find_by_id(id.to_owned()),
@@ -113,7 +113,7 @@ impl Store {
     pub async fn list(&self, tenant: Option<&str>, q: &ListQuery) -> Result<Page, Error> {
         let rows = match (&self.inline, self.postgres_reads()) {
             (Some(inline), _) => inline.page(tenant, q)?,
-            (None, Some(pool)) => pg_reads::page(pool, tenant, q).await?,
+            (None, Some(warm)) => pg_reads::page(warm, tenant, q).await?,
             (None, None) => self.page_through_sqlx(tenant, q).await?,
         };
         let (rows, next_cursor) = page_of(rows, q.limit, |(row, _)| &row.id);
@@ -125,9 +125,8 @@ impl Store {
     }
 
     /// The pool the hot reads take on Postgres ([`pg_reads`]).
-    fn postgres_reads(&self) -> Option<&sea_orm::sqlx::PgPool> {
-        (self.read.get_database_backend() == sea_orm::DbBackend::Postgres)
-            .then(|| self.read.get_postgres_connection_pool())
+    fn postgres_reads(&self) -> Option<&crate::pg_warm::Warm> {
+        self.warm.as_ref()
     }
 
     /// The rows of a list page (one more than its limit) through sea-orm

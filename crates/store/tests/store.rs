@@ -656,3 +656,73 @@ async fn a_refused_guard_undoes_the_whole_script() {
     })
     .await;
 }
+
+/// Writes cut off at every point of their way (a request that timed out,
+/// a caller that went away) leave no connection inside a transaction:
+/// the writes after them are committed, as a second store on the same
+/// database sees, and each cut-off write happened whole or not at all.
+#[tokio::test]
+async fn writes_cut_off_midway_leave_no_transaction_behind() {
+    use std::time::Duration;
+    for (name, opts) in testing::backends() {
+        let store = Store::connect(&opts).await.unwrap();
+        let mut cut = Vec::new();
+        for i in 0..200u64 {
+            let rec = record("t", "talkover");
+            let budget = Duration::from_micros(i * 25);
+            if tokio::time::timeout(budget, store.insert(&rec))
+                .await
+                .is_err()
+            {
+                cut.push(rec.id);
+            }
+        }
+        assert!(!cut.is_empty(), "{name}: no write was cut off");
+        let after: Vec<_> = (0..20).map(|_| record("t", "talkover")).collect();
+        for rec in &after {
+            store.insert(rec).await.unwrap();
+        }
+        let other = Store::connect(&opts).await.unwrap();
+        for rec in &after {
+            let got = other.get("t", &rec.id).await;
+            assert!(got.is_ok(), "{name}: a later write is not visible: {got:?}");
+        }
+        for id in cut {
+            match other.get("t", &id).await {
+                Ok(got) => assert_eq!(got.natives.len(), 1, "{name}: {id} half written"),
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+    }
+}
+
+/// Postgres: connections the hot reads keep between uses go back to the
+/// pool once idle, so work that takes its connection from the pool alone
+/// (here two account locks, each holding one) is not left waiting for
+/// them. With a pool of 4, the reads keep 3; without the give-back the
+/// second lock waits out the pool's acquire timeout and fails.
+#[tokio::test]
+async fn kept_connections_go_back_to_the_pool_when_idle() {
+    let Some(opts) = testing::postgres() else {
+        return;
+    };
+    assert_eq!(opts.max_connections, 4);
+    let store = Store::connect(&opts).await.unwrap();
+    let rec = record("t", "talkover");
+    store.insert(&rec).await.unwrap();
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (store, id) = (store.clone(), rec.id.clone());
+        reads.spawn(async move { store.get("t", &id).await });
+    }
+    while let Some(got) = reads.join_next().await {
+        assert_eq!(got.unwrap().unwrap().id, rec.id);
+    }
+    let a = store.lock_account("sendblue/acct-1").await.unwrap();
+    let b = store.lock_account("sendblue/acct-2").await.unwrap();
+    b.release().await;
+    a.release().await;
+    // The reads still work after the locks.
+    assert_eq!(store.get("t", &rec.id).await.unwrap().id, rec.id);
+}
