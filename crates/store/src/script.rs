@@ -18,7 +18,8 @@
 //! On Postgres the same statements run one by one in a transaction
 //! through sqlx, on a connection kept warm between uses
 //! ([`crate::pg_warm`]); a script of one unguarded statement runs without
-//! `BEGIN` and `COMMIT`.
+//! `BEGIN` and `COMMIT`, and one of unguarded inserts into distinct tables
+//! as one statement ([`inserts_as_one`]).
 
 use sea_orm::sqlx::{self, SqliteConnection};
 use sea_orm::{DbBackend, QueryTrait, Statement};
@@ -283,6 +284,18 @@ impl Store {
             ));
         };
         let mut held = warm.take().await.map_err(sqlx_err)?;
+        if let Some(one) = inserts_as_one(&steps) {
+            let row = pg_query(&one)
+                .fetch_one(held.conn())
+                .await
+                .map_err(sqlx_err)?;
+            let counts = (0..steps.len())
+                .map(|i| sqlx::Row::try_get::<i64, _>(&row, i).map(|n| n as u64))
+                .collect::<Result<Counts, _>>()
+                .map_err(sqlx_err)?;
+            held.finished();
+            return Ok(counts);
+        }
         // One statement is a transaction of its own: without `BEGIN` and
         // `COMMIT` it is one round trip, not three. A guarded one keeps
         // them, so that a count other than 1 is rolled back.
@@ -318,6 +331,72 @@ impl Store {
     }
 }
 
+/// A Postgres script of two or more unguarded inserts as one statement,
+/// each insert a data-modifying `WITH` part and the statement's one row
+/// their counts; `None` for any other script.
+///
+/// One statement is one transaction and one round trip, where `BEGIN`,
+/// each insert and `COMMIT` were one each: a create's opening (its journal
+/// entry and its row) went from four to one. The parts of one statement
+/// run on one snapshot and cannot see each other's rows, so a script only
+/// qualifies when no insert names a table that an earlier one writes
+/// (which also rules out two into one table). Foreign keys are checked at
+/// the end of the statement, so a row may still refer to one inserted
+/// before it. Parts carry no literal text, whose `$` could be mistaken
+/// for a placeholder when renumbering.
+fn inserts_as_one(steps: &[(Statement, Option<Error>)]) -> Option<Statement> {
+    if steps.len() < 2 {
+        return None;
+    }
+    let mut written: Vec<&str> = Vec::with_capacity(steps.len());
+    let mut sql = String::from("WITH ");
+    let mut values = Vec::new();
+    for (i, (stmt, guard)) in steps.iter().enumerate() {
+        let text = stmt.sql.as_str();
+        if guard.is_some() || text.contains('\'') || text.contains("RETURNING") {
+            return None;
+        }
+        let table = text.strip_prefix("INSERT INTO \"")?.split('"').next()?;
+        if written.iter().any(|t| text.contains(&format!("\"{t}\""))) {
+            return None;
+        }
+        written.push(table);
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("s{i} AS ("));
+        renumber_into(&mut sql, text, values.len());
+        sql.push_str(" RETURNING 1)");
+        values.extend(stmt.values.iter().flat_map(|v| v.0.iter().cloned()));
+    }
+    let counts: Vec<String> = (0..steps.len())
+        .map(|i| format!("(SELECT count(*) FROM s{i})"))
+        .collect();
+    sql.push_str(" SELECT ");
+    sql.push_str(&counts.join(", "));
+    Some(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+}
+
+/// Appends `text` to `sql` with each placeholder `$n` written `$(n + by)`.
+fn renumber_into(sql: &mut String, text: &str, by: usize) {
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        sql.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => sql.push_str(&(n + by).to_string()),
+            Err(_) => sql.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    sql.push_str(rest);
+}
+
 /// `stmt` as a sqlx query on Postgres, its values bound in order.
 fn pg_query(
     stmt: &Statement,
@@ -327,4 +406,80 @@ fn pg_query(
         sqlx::AssertSqlSafe(stmt.sql.as_str()),
         sea_query_sqlx::SqlxValues(values),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::Value;
+
+    use super::*;
+
+    fn pg(sql: &str, values: &[&str]) -> Statement {
+        let values = values.iter().map(|v| Value::from(*v));
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    }
+
+    fn unguarded(statements: Vec<Statement>) -> Vec<(Statement, Option<Error>)> {
+        statements.into_iter().map(|s| (s, None)).collect()
+    }
+
+    #[test]
+    fn inserts_into_distinct_tables_become_one_statement() {
+        let steps = unguarded(vec![
+            pg(
+                r#"INSERT INTO "ops" ("a", "b") VALUES ($1, $2)"#,
+                &["1", "2"],
+            ),
+            pg(
+                r#"INSERT INTO "subs" ("a", "b") VALUES ($1, $2), ($3, $4)"#,
+                &["3", "4", "5", "6"],
+            ),
+        ]);
+        let one = inserts_as_one(&steps).unwrap();
+        assert_eq!(
+            one.sql,
+            r#"WITH s0 AS (INSERT INTO "ops" ("a", "b") VALUES ($1, $2) RETURNING 1), s1 AS (INSERT INTO "subs" ("a", "b") VALUES ($3, $4), ($5, $6) RETURNING 1) SELECT (SELECT count(*) FROM s0), (SELECT count(*) FROM s1)"#
+        );
+        let bound: Vec<Value> = ["1", "2", "3", "4", "5", "6"].map(Value::from).into();
+        assert_eq!(one.values.unwrap().0, bound);
+    }
+
+    #[test]
+    fn placeholders_past_nine_are_renumbered_whole() {
+        let mut sql = String::new();
+        renumber_into(&mut sql, "VALUES ($1, $10, $2)", 9);
+        assert_eq!(sql, "VALUES ($10, $19, $11)");
+    }
+
+    #[test]
+    fn other_scripts_keep_their_statements() {
+        let ops = || pg(r#"INSERT INTO "ops" ("a") VALUES ($1)"#, &["1"]);
+        let alone = unguarded(vec![ops()]);
+        assert!(inserts_as_one(&alone).is_none(), "one statement");
+        let guarded = vec![
+            (ops(), None),
+            (
+                pg(r#"INSERT INTO "subs" ("a") VALUES ($1)"#, &["2"]),
+                Some(Error::Conflict("taken".into())),
+            ),
+        ];
+        assert!(inserts_as_one(&guarded).is_none(), "a guard");
+        let twice = unguarded(vec![ops(), ops()]);
+        assert!(inserts_as_one(&twice).is_none(), "one table twice");
+        let reads_earlier = unguarded(vec![
+            ops(),
+            pg(r#"INSERT INTO "subs" ("a") SELECT "a" FROM "ops""#, &[]),
+        ]);
+        assert!(
+            inserts_as_one(&reads_earlier).is_none(),
+            "reads a table written before"
+        );
+        let update = unguarded(vec![ops(), pg(r#"UPDATE "subs" SET "a" = $1"#, &["2"])]);
+        assert!(inserts_as_one(&update).is_none(), "not an insert");
+        let literal = unguarded(vec![
+            ops(),
+            pg(r#"INSERT INTO "subs" ("a") VALUES ('$1')"#, &[]),
+        ]);
+        assert!(inserts_as_one(&literal).is_none(), "literal text");
+    }
 }
