@@ -80,7 +80,7 @@ impl Store {
         lookup: Lookup<'_>,
         tenant: &str,
     ) -> Result<Option<SubscriptionRecord>, Error> {
-        let found = match (&self.inline, self.postgres_reads(), lookup) {
+        let found = match (&self.inline, &self.warm, lookup) {
             (Some(inline), _, Lookup::Id(id)) => inline.by_id(tenant, id)?,
             (Some(inline), _, Lookup::Key(key)) => inline.by_key(tenant, key)?,
             (None, Some(warm), Lookup::Id(id)) => pg_reads::by_id(warm, tenant, id).await?,
@@ -111,7 +111,7 @@ impl Store {
     /// A page of `tenant`'s subscriptions ordered by id (creation time);
     /// `None` lists every tenant's (admin tokens only).
     pub async fn list(&self, tenant: Option<&str>, q: &ListQuery) -> Result<Page, Error> {
-        let rows = match (&self.inline, self.postgres_reads()) {
+        let rows = match (&self.inline, &self.warm) {
             (Some(inline), _) => inline.page(tenant, q)?,
             (None, Some(warm)) => pg_reads::page(warm, tenant, q).await?,
             (None, None) => self.page_through_sqlx(tenant, q).await?,
@@ -122,11 +122,6 @@ impl Store {
             .map(|(row, natives)| self.record_from_rows(row, natives))
             .collect::<Result<_, _>>()?;
         Ok(Page { data, next_cursor })
-    }
-
-    /// The pool the hot reads take on Postgres ([`pg_reads`]).
-    fn postgres_reads(&self) -> Option<&crate::pg_warm::Warm> {
-        self.warm.as_ref()
     }
 
     /// The rows of a list page (one more than its limit) through sea-orm
