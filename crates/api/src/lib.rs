@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod dto;
+pub mod edge;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
@@ -17,18 +18,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, header};
+use axum::http::HeaderName;
 use axum::response::IntoResponse;
 use switchboard_core::Error;
 use switchboard_engine::Engine;
 use switchboard_store::Store;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 pub use auth::TokenEntry;
+pub use edge::MAX_HEADER_FIELDS;
 
 /// Request limits (`[limits]` in config).
 #[derive(Debug, Clone)]
@@ -128,18 +125,6 @@ impl AppState {
 /// Header carrying the request id in both directions.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// `req_<ulid>` for requests that arrive without an id.
-#[derive(Clone, Copy, Default)]
-struct MakeUlid;
-
-impl MakeRequestId for MakeUlid {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        axum::http::HeaderValue::from_str(&format!("req_{}", ulid::Ulid::new()))
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
 async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
     problem::ApiError::Domain(Error::NotFound {
         what: "route",
@@ -149,47 +134,6 @@ async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
 
 async fn method_not_allowed() -> impl IntoResponse {
     problem::ApiError::MethodNotAllowed
-}
-
-/// The most header fields a request may have (hyper's own default, which
-/// the server's HTTP/1 parser is set above so that this answers).
-/// `x-request-id` is not counted: Switchboard adds it when it is missing.
-pub const MAX_HEADER_FIELDS: usize = 100;
-
-/// Refuses requests with more than [`MAX_HEADER_FIELDS`] header fields or
-/// whose headers are larger than the limit (431).
-async fn header_limit(
-    axum::extract::State(limit): axum::extract::State<usize>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let headers = req.headers();
-    let fields = headers.len() - usize::from(headers.contains_key(REQUEST_ID));
-    if fields > MAX_HEADER_FIELDS {
-        return problem::ApiError::TooManyHeaders {
-            limit: MAX_HEADER_FIELDS,
-        }
-        .into_response();
-    }
-    let size: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if size > limit {
-        return problem::ApiError::HeadersTooLarge { limit }.into_response();
-    }
-    next.run(req).await
-}
-
-/// Maps the load-shedding and timeout layers' errors to problems. Both
-/// are 503 with `Retry-After`: the server is busy or slow, the request was
-/// well-formed. A change cut off by the timeout still completes in the
-/// background (handlers run engine work detached).
-async fn overload_or_timeout(err: tower::BoxError) -> axum::response::Response {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        tracing::warn!("request timed out");
-    }
-    problem::ApiError::Overloaded.into_response()
 }
 
 /// The whole application with its middleware.
@@ -207,37 +151,14 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
-        // Outside the idempotency layer, so a replayed answer has its route.
-        .route_layer(axum::middleware::from_fn(metrics::mark_route))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(overload_or_timeout))
-                .load_shed()
-                .concurrency_limit(limits.max_concurrent_requests)
-                .timeout(limits.request_timeout),
-        )
-        .layer(axum::middleware::from_fn_with_state(limits.header_bytes, header_limit))
-        .layer(axum::middleware::from_fn(metrics::track))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                // Failures are logged once, with their cause, by problem.rs.
-                .on_failure(())
-                .make_span_with(|req: &Request<_>| {
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                // The path only: query strings are not logged, nor route tokens.
-                let path = routes::ingress::loggable_path(req.uri().path());
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path)
-            }),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeUlid))
-        // Marked before tracing sees the request, so no layer prints it.
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(axum::middleware::from_fn_with_state(
+            edge::Edge::new(&limits),
+            edge::edge,
+        ))
 }

@@ -1,21 +1,20 @@
-//! The API's side of the metrics: the middleware that counts and times
-//! every request by route template, method and status class, and
-//! `GET /metrics`, which renders the process's recorder in the Prometheus
-//! text format after refreshing the subscription counts (at most once per
-//! refresh interval, so a scrape costs one grouped query at most).
+//! The API's side of the metrics: `GET /metrics`, which renders the
+//! process's recorder in the Prometheus text format after refreshing the
+//! subscription counts (at most once per refresh interval, so a scrape
+//! costs one grouped query at most). Requests are counted at the edge
+//! ([`crate::edge`]).
 //!
 //! `/metrics` is served on the API listener to admin tokens, or, when the
 //! operator gives it a listener of its own, there without authentication
 //! ([`open_router`]) and not on the API listener.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use switchboard_core::SubscriptionStatus;
@@ -26,35 +25,6 @@ use tokio::time::Instant;
 use crate::AppState;
 use crate::auth::{ADMIN, Caller};
 use crate::problem::{ApiError, Problem};
-
-/// Where the route-level middleware leaves the matched route template for
-/// [`track`], which runs outside routing and so never sees it itself.
-#[derive(Clone, Default)]
-struct RouteSlot(Arc<OnceLock<MatchedPath>>);
-
-/// Counts and times every request, answered by a handler or by a layer
-/// (401, 404, 413, 431, 503 included). The route label is the matched
-/// template (`/v1/subscriptions/{id}`), never the path, or `unmatched`.
-pub async fn track(mut req: Request, next: Next) -> Response {
-    let slot = RouteSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let method = req.method().clone();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let route = slot.0.get().map_or("unmatched", MatchedPath::as_str);
-    let status = resp.status().as_u16();
-    record::http_request(route, method.as_str(), status, started.elapsed());
-    resp
-}
-
-/// Route-level middleware: hands the matched template to [`track`].
-pub async fn mark_route(req: Request, next: Next) -> Response {
-    let ext = req.extensions();
-    if let (Some(slot), Some(path)) = (ext.get::<RouteSlot>(), ext.get::<MatchedPath>()) {
-        let _ = slot.0.set(path.clone());
-    }
-    next.run(req).await
-}
 
 /// What `/metrics` serves: the recorder, and the subscription counts
 /// refreshed from the store.

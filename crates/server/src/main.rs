@@ -3,6 +3,7 @@
 //! `switchboard-client` (`subscriptions`, `providers`, `events`,
 //! `healthcheck`, `plan`, `apply`).
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,13 +85,15 @@ enum ConfigAction {
 }
 
 fn init_tracing(cfg: &Config) -> Option<TraceExport> {
-    init_tracing_to(cfg, std::io::stdout)
+    init_tracing_to(cfg, std::io::stdout, std::io::stdout().is_terminal())
 }
 
-/// Logs to `writer` (`simulate` keeps stdout for its provider lines) and,
-/// with `[telemetry] otlp_endpoint`, exports spans; the export is returned
-/// to be shut down (flushed) once the runtime's work is done.
-fn init_tracing_to<W>(cfg: &Config, writer: W) -> Option<TraceExport>
+/// Logs to `writer` (`simulate` keeps stdout for its provider lines),
+/// coloured only when `terminal` (a file or a pipe gets plain text, which
+/// is also cheaper to format) and, with `[telemetry] otlp_endpoint`,
+/// exports spans; the export is returned to be shut down (flushed) once
+/// the runtime's work is done.
+fn init_tracing_to<W>(cfg: &Config, writer: W, terminal: bool) -> Option<TraceExport>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -101,6 +104,7 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(terminal)
         .with_writer(writer);
     let export = switchboard::app::trace_export(cfg);
     if cfg.log.format == "json" {
@@ -177,7 +181,7 @@ fn main() -> ExitCode {
             code
         }
         Command::Simulate { listen, urls_file } => {
-            init_tracing_to(&config, std::io::stderr);
+            init_tracing_to(&config, std::io::stderr, std::io::stderr().is_terminal());
             runtime.block_on(simulate(config, listen, urls_file))
         }
     }

@@ -2,9 +2,11 @@
 //! key is written here once and every fixed label vocabulary is an enum.
 //! Without an installed recorder (unit tests, tools) these do nothing.
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 
 use crate::names::*;
 
@@ -26,16 +28,59 @@ pub fn method_label(method: &str) -> &'static str {
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
 }
 
-/// One API request answered. `route` is the matched route template, or
-/// `unmatched`.
-pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+/// The labelled handles of one (route, method, status class).
+fn http_request_handles(route: &str, method: &str, class: &str) -> RequestHandles {
     let labels = [
         ("route", route.to_owned()),
-        ("method", method_label(method).to_owned()),
-        ("status_class", status_class(status).to_owned()),
+        ("method", method.to_owned()),
+        ("status_class", class.to_owned()),
     ];
-    counter!(HTTP_REQUESTS.name, &labels).increment(1);
-    histogram!(HTTP_REQUEST_DURATION.name, &labels).record(elapsed);
+    (
+        counter!(HTTP_REQUESTS.name, &labels),
+        histogram!(HTTP_REQUEST_DURATION.name, &labels),
+    )
+}
+
+/// The API's request count and duration. Each (route, method, status
+/// class) is looked up in the recorder once and its handles kept: building
+/// the labelled key and finding it in the registry on every request cost
+/// about 3% of a cheap request (docs/benchmarks.md). Make it once the
+/// recorder is installed: handles found before stay with the recorder of
+/// that time.
+#[derive(Default)]
+pub struct HttpRequests {
+    /// By route template, then by method and status class label.
+    handles: RwLock<HashMap<String, RouteHandles>>,
+}
+
+/// One route's handles, by method and status class label.
+type RouteHandles = HashMap<(&'static str, &'static str), RequestHandles>;
+
+/// The request counter and duration histogram of one label set.
+type RequestHandles = (Counter, Histogram);
+
+impl HttpRequests {
+    /// One API request answered. `route` is the matched route template,
+    /// or `unmatched`.
+    pub fn record(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let key = (method_label(method), status_class(status));
+        {
+            let handles = self.handles.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((count, duration)) = handles.get(route).and_then(|by| by.get(&key)) {
+                count.increment(1);
+                duration.record(elapsed);
+                return;
+            }
+        }
+        let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        let (count, duration) = handles
+            .entry(route.to_owned())
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| http_request_handles(route, key.0, key.1));
+        count.increment(1);
+        duration.record(elapsed);
+    }
 }
 
 /// How an adapter call to a provider ended.
@@ -420,7 +465,12 @@ mod tests {
         let text = rendered(|| {
             // prometheus-parse reads no `}` inside a label value, so the
             // route here has no parameter.
-            http_request("/v1/subscriptions", "GET", 200, Duration::from_millis(3));
+            HttpRequests::default().record(
+                "/v1/subscriptions",
+                "GET",
+                200,
+                Duration::from_millis(3),
+            );
             upstream_call("tk", "talkover", "create", Outcome::Ok, Duration::ZERO);
             upstream_request("tk", Ok(201));
             upstream_retry("tk", RetryLayer::Step);
@@ -482,5 +532,40 @@ mod tests {
         }
         assert!(text.contains("switchboard_unknown_outcomes_open{provider=\"tk\"} 0"));
         assert!(text.contains("switchboard_http_request_duration_seconds_bucket{"));
+    }
+
+    #[test]
+    fn kept_request_handles_count_each_route_method_and_class_apart() {
+        let text = rendered(|| {
+            let requests = HttpRequests::default();
+            for status in [200, 201, 404, 200] {
+                requests.record("/v1/subscriptions", "POST", status, Duration::ZERO);
+            }
+            requests.record("/v1/subscriptions", "GET", 200, Duration::ZERO);
+            requests.record("/healthz", "GET", 200, Duration::ZERO);
+        });
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+        let mut counted: Vec<(String, String, String, f64)> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == HTTP_REQUESTS.name)
+            .map(|s| {
+                let label = |k: &str| s.labels.get(k).unwrap_or_default().to_owned();
+                let prometheus_parse::Value::Counter(n) = s.value else {
+                    panic!("{} is not a counter", s.metric);
+                };
+                (label("route"), label("method"), label("status_class"), n)
+            })
+            .collect();
+        counted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let expected = [
+            ("/healthz", "GET", "2xx", 1.0),
+            ("/v1/subscriptions", "GET", "2xx", 1.0),
+            ("/v1/subscriptions", "POST", "2xx", 3.0),
+            ("/v1/subscriptions", "POST", "4xx", 1.0),
+        ]
+        .map(|(r, m, c, n)| (r.to_owned(), m.to_owned(), c.to_owned(), n));
+        assert_eq!(counted, expected, "{text}");
     }
 }
