@@ -187,7 +187,12 @@ impl Store {
     ) -> Result<Option<SubscriptionRecord>, Error> {
         let mut script = self.script();
         let stored = match close {
-            Close::Store(rec) => Some(self.update_into(&mut script, rec)?),
+            Close::Store(rec) => {
+                // The row (guarded, first), its natives (deleted, then
+                // inserted again) and the entry below: each written once.
+                script.rows_written_once();
+                Some(self.update_into(&mut script, rec)?)
+            }
             Close::Delete => {
                 Self::delete_into(&mut script, tenant, sub_id);
                 None

@@ -18,8 +18,9 @@
 //! On Postgres the same statements run one by one in a transaction
 //! through sqlx, on a connection kept warm between uses
 //! ([`crate::pg_warm`]); a script of one unguarded statement runs without
-//! `BEGIN` and `COMMIT`, and one of unguarded inserts into distinct tables
-//! as one statement ([`inserts_as_one`]).
+//! `BEGIN` and `COMMIT`, and one of unguarded inserts into distinct tables,
+//! or one whose builder declares that it writes each row once, as one
+//! statement ([`as_one`]).
 
 use sea_orm::sqlx::{self, SqliteConnection};
 use sea_orm::{DbBackend, QueryTrait, Statement};
@@ -43,6 +44,9 @@ pub(crate) const CHECKPOINT_BACKSTOP_PAGES: u32 = 20_000;
 pub(crate) struct Script {
     backend: DbBackend,
     steps: Vec<(Statement, Option<Error>)>,
+    /// Set by [`Script::rows_written_once`]: on Postgres the script may
+    /// run as one statement.
+    written_once: bool,
 }
 
 impl Script {
@@ -61,6 +65,16 @@ impl Script {
     /// transaction is rolled back and fails with `refusal`.
     pub(crate) fn guard(&mut self, query: &impl QueryTrait, refusal: Error) {
         self.steps.push((query.build(self.backend), Some(refusal)));
+    }
+
+    /// Declares that no statement of the script reads or writes a row
+    /// that another one writes, except that a row one deletes may be
+    /// inserted again by a later one: then, on Postgres, a script whose
+    /// first statement is its only guard may run as one statement
+    /// ([`as_one`]), whose parts share one snapshot and cannot see each
+    /// other's changes.
+    pub(crate) fn rows_written_once(&mut self) {
+        self.written_once = true;
     }
 }
 
@@ -249,6 +263,7 @@ impl Store {
         Script {
             backend: self.db.get_database_backend(),
             steps: Vec::new(),
+            written_once: false,
         }
     }
 
@@ -270,13 +285,14 @@ impl Store {
                     run_on(&mut conn, &script.steps).await
                 }
             },
-            _ => self.run_statements(script.steps).await,
+            _ => self.run_statements(script.steps, script.written_once).await,
         }
     }
 
     async fn run_statements(
         &self,
         mut steps: Vec<(Statement, Option<Error>)>,
+        written_once: bool,
     ) -> Result<Counts, Error> {
         let Some(warm) = &self.warm else {
             return Err(Error::Internal(
@@ -284,11 +300,11 @@ impl Store {
             ));
         };
         let mut held = warm.take().await.map_err(sqlx_err)?;
-        if let Some(one) = inserts_as_one(&steps) {
-            let row = pg_query(&one)
-                .fetch_one(held.conn())
-                .await
-                .map_err(sqlx_err)?;
+        if let Some(one) = as_one(&steps, written_once) {
+            let row = match pg_query(&one).fetch_one(held.conn()).await {
+                Ok(row) => row,
+                Err(e) => return Err(guard_refused(&steps, &e).unwrap_or_else(|| sqlx_err(e))),
+            };
             let counts = (0..steps.len())
                 .map(|i| sqlx::Row::try_get::<i64, _>(&row, i).map(|n| n as u64))
                 .collect::<Result<Counts, _>>()
@@ -331,20 +347,27 @@ impl Store {
     }
 }
 
-/// A Postgres script of two or more unguarded inserts as one statement,
-/// each insert a data-modifying `WITH` part and the statement's one row
-/// their counts; `None` for any other script.
+/// A Postgres script of two or more statements as one statement, each a
+/// data-modifying `WITH` part and the statement's one row their counts;
+/// `None` for a script that does not qualify.
 ///
 /// One statement is one transaction and one round trip, where `BEGIN`,
-/// each insert and `COMMIT` were one each: a create's opening (its journal
-/// entry and its row) went from four to one. The parts of one statement
-/// run on one snapshot and cannot see each other's rows, so a script only
-/// qualifies when no insert names a table that an earlier one writes
-/// (which also rules out two into one table). Foreign keys are checked at
-/// the end of the statement, so a row may still refer to one inserted
-/// before it. Parts carry no literal text, whose `$` could be mistaken
-/// for a placeholder when renumbering.
-fn inserts_as_one(steps: &[(Statement, Option<Error>)]) -> Option<Statement> {
+/// each statement and `COMMIT` were one each: a create's opening (its
+/// journal entry and its row) went from four to one, its close from six
+/// to one. The parts of one statement run on one snapshot and cannot see
+/// each other's changes, so a script qualifies when it is
+/// - inserts only, none naming a table that an earlier one writes (which
+///   also rules out two into one table), or
+/// - declared [`Script::rows_written_once`] by its builder, with at most
+///   one guard, on its first statement. The guard's count is checked in
+///   the statement itself: any other count than 1 divides by zero, which
+///   fails the whole statement, so nothing of it is written
+///   ([`guard_refused`] turns that back into the guard's refusal).
+///
+/// Foreign keys are checked at the end of the statement, so a row may
+/// still refer to one inserted before it. Parts carry no literal text,
+/// whose `$` could be mistaken for a placeholder when renumbering.
+fn as_one(steps: &[(Statement, Option<Error>)], written_once: bool) -> Option<Statement> {
     if steps.len() < 2 {
         return None;
     }
@@ -353,14 +376,21 @@ fn inserts_as_one(steps: &[(Statement, Option<Error>)]) -> Option<Statement> {
     let mut values = Vec::new();
     for (i, (stmt, guard)) in steps.iter().enumerate() {
         let text = stmt.sql.as_str();
-        if guard.is_some() || text.contains('\'') || text.contains("RETURNING") {
+        if text.contains('\'') || text.contains("RETURNING") {
             return None;
         }
-        let table = text.strip_prefix("INSERT INTO \"")?.split('"').next()?;
-        if written.iter().any(|t| text.contains(&format!("\"{t}\""))) {
-            return None;
+        if written_once {
+            let writes = ["INSERT INTO ", "UPDATE ", "DELETE FROM "];
+            if (guard.is_some() && i > 0) || !writes.iter().any(|w| text.starts_with(w)) {
+                return None;
+            }
+        } else {
+            let table = text.strip_prefix("INSERT INTO \"")?.split('"').next()?;
+            if guard.is_some() || written.iter().any(|t| text.contains(&format!("\"{t}\""))) {
+                return None;
+            }
+            written.push(table);
         }
-        written.push(table);
         if i > 0 {
             sql.push_str(", ");
         }
@@ -369,16 +399,32 @@ fn inserts_as_one(steps: &[(Statement, Option<Error>)]) -> Option<Statement> {
         sql.push_str(" RETURNING 1)");
         values.extend(stmt.values.iter().flat_map(|v| v.0.iter().cloned()));
     }
-    let counts: Vec<String> = (0..steps.len())
+    let mut columns: Vec<String> = (0..steps.len())
         .map(|i| format!("(SELECT count(*) FROM s{i})"))
         .collect();
+    if steps[0].1.is_some() {
+        columns.push("1 / ((SELECT count(*) FROM s0) = 1)::int".to_owned());
+    }
     sql.push_str(" SELECT ");
-    sql.push_str(&counts.join(", "));
+    sql.push_str(&columns.join(", "));
     Some(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql,
         values,
     ))
+}
+
+/// The refusal of the guard of `steps` when `e` is the division by zero
+/// with which [`as_one`]'s statement fails a guard; `None` for any other
+/// error.
+fn guard_refused(steps: &[(Statement, Option<Error>)], e: &sqlx::Error) -> Option<Error> {
+    const DIVISION_BY_ZERO: &str = "22012";
+    match e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some(DIVISION_BY_ZERO) => {
+            steps.first()?.1.clone()
+        }
+        _ => None,
+    }
 }
 
 /// Appends `text` to `sql` with each placeholder `$n` written `$(n + by)`.
@@ -435,7 +481,7 @@ mod tests {
                 &["3", "4", "5", "6"],
             ),
         ]);
-        let one = inserts_as_one(&steps).unwrap();
+        let one = as_one(&steps, false).unwrap();
         assert_eq!(
             one.sql,
             r#"WITH s0 AS (INSERT INTO "ops" ("a", "b") VALUES ($1, $2) RETURNING 1), s1 AS (INSERT INTO "subs" ("a", "b") VALUES ($3, $4), ($5, $6) RETURNING 1) SELECT (SELECT count(*) FROM s0), (SELECT count(*) FROM s1)"#
@@ -455,7 +501,7 @@ mod tests {
     fn other_scripts_keep_their_statements() {
         let ops = || pg(r#"INSERT INTO "ops" ("a") VALUES ($1)"#, &["1"]);
         let alone = unguarded(vec![ops()]);
-        assert!(inserts_as_one(&alone).is_none(), "one statement");
+        assert!(as_one(&alone, false).is_none(), "one statement");
         let guarded = vec![
             (ops(), None),
             (
@@ -463,23 +509,69 @@ mod tests {
                 Some(Error::Conflict("taken".into())),
             ),
         ];
-        assert!(inserts_as_one(&guarded).is_none(), "a guard");
+        assert!(as_one(&guarded, false).is_none(), "a guard");
         let twice = unguarded(vec![ops(), ops()]);
-        assert!(inserts_as_one(&twice).is_none(), "one table twice");
+        assert!(as_one(&twice, false).is_none(), "one table twice");
         let reads_earlier = unguarded(vec![
             ops(),
             pg(r#"INSERT INTO "subs" ("a") SELECT "a" FROM "ops""#, &[]),
         ]);
         assert!(
-            inserts_as_one(&reads_earlier).is_none(),
+            as_one(&reads_earlier, false).is_none(),
             "reads a table written before"
         );
         let update = unguarded(vec![ops(), pg(r#"UPDATE "subs" SET "a" = $1"#, &["2"])]);
-        assert!(inserts_as_one(&update).is_none(), "not an insert");
+        assert!(as_one(&update, false).is_none(), "not an insert");
         let literal = unguarded(vec![
             ops(),
             pg(r#"INSERT INTO "subs" ("a") VALUES ('$1')"#, &[]),
         ]);
-        assert!(inserts_as_one(&literal).is_none(), "literal text");
+        assert!(as_one(&literal, false).is_none(), "literal text");
+    }
+
+    #[test]
+    fn a_script_writing_rows_once_is_one_statement_that_checks_its_guard() {
+        let steps = vec![
+            (
+                pg(
+                    r#"UPDATE "subs" SET "v" = $1 WHERE "id" = $2 AND "v" = $3"#,
+                    &["2", "s", "1"],
+                ),
+                Some(Error::Conflict("moved on".into())),
+            ),
+            (
+                pg(r#"DELETE FROM "natives" WHERE "sub" = $1"#, &["s"]),
+                None,
+            ),
+            (
+                pg(
+                    r#"INSERT INTO "natives" ("sub", "key") VALUES ($1, $2) ON CONFLICT ("sub", "key") DO UPDATE SET "key" = "excluded"."key""#,
+                    &["s", "k"],
+                ),
+                None,
+            ),
+        ];
+        assert!(as_one(&steps, false).is_none(), "not declared");
+        let one = as_one(&steps, true).unwrap();
+        assert_eq!(
+            one.sql,
+            r#"WITH s0 AS (UPDATE "subs" SET "v" = $1 WHERE "id" = $2 AND "v" = $3 RETURNING 1), s1 AS (DELETE FROM "natives" WHERE "sub" = $4 RETURNING 1), s2 AS (INSERT INTO "natives" ("sub", "key") VALUES ($5, $6) ON CONFLICT ("sub", "key") DO UPDATE SET "key" = "excluded"."key" RETURNING 1) SELECT (SELECT count(*) FROM s0), (SELECT count(*) FROM s1), (SELECT count(*) FROM s2), 1 / ((SELECT count(*) FROM s0) = 1)::int"#
+        );
+        assert_eq!(one.values.unwrap().0.len(), 6);
+
+        let mut late_guard = steps.clone();
+        late_guard.swap(0, 1);
+        assert!(
+            as_one(&late_guard, true).is_none(),
+            "a guard after the first statement"
+        );
+        let read = vec![
+            (
+                pg(r#"DELETE FROM "natives" WHERE "sub" = $1"#, &["s"]),
+                None,
+            ),
+            (pg(r#"SELECT 1"#, &[]), None),
+        ];
+        assert!(as_one(&read, true).is_none(), "not a write");
     }
 }

@@ -162,6 +162,7 @@ impl Store {
     /// A concurrent writer makes this a 409 rather than a lost update.
     pub async fn update(&self, rec: &SubscriptionRecord) -> Result<SubscriptionRecord, Error> {
         let mut script = self.script();
+        script.rows_written_once();
         let out = self.update_into(&mut script, rec)?;
         self.run(script).await?;
         Ok(out)
