@@ -154,12 +154,17 @@ impl NativeRequest {
                 (h.name.clone(), Value::String(v))
             })
             .collect();
-        serde_json::json!({
-            "method": self.method.as_str(),
-            "url": url,
-            "headers": headers,
-            "body": self.body.as_ref().map(|b| redact_body(b, &self.secret_pointers)),
-        })
+        // Built field by field: `json!` would turn the redacted body
+        // into a value once more through the serializer, a second deep
+        // copy of it.
+        let mut shown = serde_json::Map::new();
+        shown.insert("method".into(), Value::from(self.method.as_str()));
+        shown.insert("url".into(), Value::String(url));
+        shown.insert("headers".into(), Value::Object(headers));
+        let body = self.body.as_ref();
+        let body = body.map_or(Value::Null, |b| redact_body(b, &self.secret_pointers));
+        shown.insert("body".into(), body);
+        Value::Object(shown)
     }
 }
 

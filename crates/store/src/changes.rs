@@ -24,6 +24,7 @@ use crate::journal::{EntryWrite, Settle, lease_end, new_operation_id};
 use crate::natives::{forget_native_into, upsert_native_into};
 use crate::script::Script;
 use crate::store::Store;
+use crate::subscriptions::natives_written_once;
 use crate::{NativeRecord, NewOperation, SubscriptionRecord};
 
 /// How a change's row becomes `pending` in its opening transaction.
@@ -188,9 +189,11 @@ impl Store {
         let mut script = self.script();
         let stored = match close {
             Close::Store(rec) => {
-                // The row (guarded, first), its natives (deleted, then
-                // inserted again) and the entry below: each written once.
-                script.rows_written_once();
+                // The row (guarded, first), its natives and the entry
+                // below: each written once.
+                if natives_written_once(rec) {
+                    script.rows_written_once();
+                }
                 Some(self.update_into(&mut script, rec)?)
             }
             Close::Delete => {

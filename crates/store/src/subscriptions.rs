@@ -162,7 +162,9 @@ impl Store {
     /// A concurrent writer makes this a 409 rather than a lost update.
     pub async fn update(&self, rec: &SubscriptionRecord) -> Result<SubscriptionRecord, Error> {
         let mut script = self.script();
-        script.rows_written_once();
+        if natives_written_once(rec) {
+            script.rows_written_once();
+        }
         let out = self.update_into(&mut script, rec)?;
         self.run(script).await?;
         Ok(out)
@@ -260,6 +262,16 @@ impl Store {
                 id: id.to_owned(),
             })
     }
+}
+
+/// Whether the natives of `rec` have distinct keys: then the script of
+/// [`Store::update_into`] writes each row once (the natives deleted, then
+/// inserted again), as [`Script::rows_written_once`] asks. Two natives
+/// with one key would have the second insert rewrite the first's row.
+pub(crate) fn natives_written_once(rec: &SubscriptionRecord) -> bool {
+    let mut keys: Vec<&str> = rec.natives.iter().map(|n| n.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|pair| pair[0] != pair[1])
 }
 
 /// Associated data of a row's sealed spec: it opens only on that row.

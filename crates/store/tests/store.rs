@@ -657,6 +657,43 @@ async fn a_refused_guard_undoes_the_whole_script() {
     .await;
 }
 
+/// An update rewrites the natives it keeps, drops the ones it lost and
+/// adds new ones, in one write; two natives given with one key leave the
+/// last (on Postgres such a script is not run as one statement, whose
+/// second insert could not rewrite the first's row).
+#[tokio::test]
+async fn an_update_rewrites_keeps_drops_and_adds_natives() {
+    each_backend(|store| async move {
+        let mut rec = record("t", "talkover");
+        let first = rec.natives[0].clone();
+        let native = |key: &str, id: &str| NativeRecord {
+            key: key.into(),
+            native_id: id.into(),
+            ..first.clone()
+        };
+        rec.natives = vec![native("a", "n1"), native("b", "n2")];
+        store.insert(&rec).await.unwrap();
+
+        rec.natives = vec![native("a", "n1-new"), native("c", "n3")];
+        let rec = store.update(&rec).await.unwrap();
+        let got = store.get("t", &rec.id).await.unwrap();
+        let ids: Vec<(&str, &str)> = got
+            .natives
+            .iter()
+            .map(|n| (n.key.as_str(), n.native_id.as_str()))
+            .collect();
+        assert_eq!(ids, [("a", "n1-new"), ("c", "n3")]);
+
+        let mut twice = got.clone();
+        twice.natives = vec![native("d", "n4"), native("d", "n5")];
+        store.update(&twice).await.unwrap();
+        let got = store.get("t", &rec.id).await.unwrap();
+        assert_eq!(got.natives.len(), 1);
+        assert_eq!(got.natives[0].native_id, "n5");
+    })
+    .await;
+}
+
 /// Writes cut off at every point of their way (a request that timed out,
 /// a caller that went away) leave no connection inside a transaction:
 /// the writes after them are committed, as a second store on the same
