@@ -694,24 +694,49 @@ async fn an_update_rewrites_keeps_drops_and_adds_natives() {
     .await;
 }
 
-/// Writes cut off at every point of their way (a request that timed out,
-/// a caller that went away) leave no connection inside a transaction:
-/// the writes after them are committed, as a second store on the same
-/// database sees, and each cut-off write happened whole or not at all.
+/// `fut` polled at most `polls` times, the runtime given a turn between
+/// polls; `None` when it was not done by then and was dropped (cut off,
+/// as a request that timed out or a caller that went away cuts it).
+async fn cut_after<F: std::future::Future>(polls: usize, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..polls {
+        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let std::task::Poll::Ready(out) = polled {
+            return Some(out);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
+/// Writes cut off at every point of their way leave no connection inside
+/// a transaction: the writes after them are committed, as a second store
+/// on the same database sees, and each cut-off write happened whole or
+/// not at all. Cut after a number of polls, not a time, so that some are
+/// cut on any machine: a write is never done at its first poll (it waits
+/// for the writer thread or for Postgres).
 #[tokio::test]
 async fn writes_cut_off_midway_leave_no_transaction_behind() {
-    use std::time::Duration;
     for (name, opts) in testing::backends() {
         let store = Store::connect(&opts).await.unwrap();
         let mut cut = Vec::new();
-        for i in 0..200u64 {
+        let mut kept = Vec::new();
+        for i in 0..200 {
             let rec = record("t", "talkover");
-            let budget = Duration::from_micros(i * 25);
-            if tokio::time::timeout(budget, store.insert(&rec))
+            match cut_after(1 + i % 16, store.insert(&rec)).await {
+                Some(done) => done.unwrap(),
+                None => cut.push(rec.id.clone()),
+            }
+            kept.push(rec.id);
+        }
+        // A delete is a transaction of two statements (the natives, then
+        // the guarded row) on either backend.
+        for (i, id) in kept.into_iter().enumerate() {
+            if cut_after(1 + i % 16, store.delete("t", &id))
                 .await
-                .is_err()
+                .is_none()
             {
-                cut.push(rec.id);
+                cut.push(id);
             }
         }
         assert!(!cut.is_empty(), "{name}: no write was cut off");
